@@ -1,0 +1,127 @@
+"""scipion-em-cryotiger: cryoTIGER tilt interpolation (FILM), CTF estimation and
+3D-CTF-corrected reconstruction for Scipion.
+
+This module holds the Scipion Plugin class only.  The science lives in
+``cryotiger_scipion.engine``, which runs inside the managed environment (a venv
+with TensorFlow) where Scipion is not installed: there this module defines no
+Plugin and imports nothing from Scipion.
+"""
+import os
+
+from .constants import (CRYOTIGER_CUDA, CRYOTIGER_ENV_ACTIVATION, CRYOTIGER_ENV_HOME,
+                        CRYOTIGER_ENV_NAME, CRYOTIGER_MODELS, GCTF_BIN, GCTF_HOME, NOVACTF_BIN,
+                        NOVACTF_HOME, VERSION)
+
+__version__ = VERSION
+
+try:
+    import pwem
+    import pyworkflow.utils as pwutils
+except ImportError:  # engine-only environment
+    pwem = None
+
+_references = ["Majtner2025", "Reda2022"]
+
+if pwem is not None:
+
+    class Plugin(pwem.Plugin):
+        _homeVar = CRYOTIGER_ENV_HOME
+        _pathVars = [CRYOTIGER_ENV_HOME]
+        _url = "https://github.com/scipion-em/scipion-em-cryotiger"
+        _supportedVersions = [VERSION]
+
+        @classmethod
+        def _defineVariables(cls):
+            cls._defineEmVar(CRYOTIGER_ENV_HOME, CRYOTIGER_ENV_NAME)
+            cls._defineVar(CRYOTIGER_ENV_ACTIVATION, "")
+            cls._defineVar(CRYOTIGER_CUDA, "False")
+            cls._defineEmVar(CRYOTIGER_MODELS, "cryotiger-models")
+            cls._defineVar(GCTF_BIN, "")
+            cls._defineVar(NOVACTF_BIN, "")
+
+        # --- managed environment ------------------------------------------
+        @classmethod
+        def getActivationCmd(cls):
+            """Shell command that activates the managed environment."""
+            custom = cls.getVar(CRYOTIGER_ENV_ACTIVATION)
+            if custom:
+                return custom
+            return ". %s" % os.path.join(cls.getHome(), "bin", "activate")
+
+        @classmethod
+        def getEngineCommand(cls):
+            """The program string for runJob: activate, then the ``cryotiger`` CLI."""
+            return "%s && cryotiger" % cls.getActivationCmd()
+
+        @classmethod
+        def getEnviron(cls):
+            environ = pwutils.Environ(os.environ)
+            environ.update({"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"},
+                           position=pwutils.Environ.REPLACE)
+            return environ
+
+        @classmethod
+        def useCuda(cls):
+            return str(cls.getVar(CRYOTIGER_CUDA)).lower() in ("1", "true", "yes")
+
+        # --- models and external programs ------------------------------------
+        @classmethod
+        def getModelsDir(cls):
+            return cls.getVar(CRYOTIGER_MODELS)
+
+        @classmethod
+        def getGctfBinary(cls):
+            """Gctf binary from CRYOTIGER_GCTF_BIN, else from scipion-em-gctf's
+            GCTF_HOME (bin/Gctf*), else None."""
+            return _find_binary(cls.getVar(GCTF_BIN), os.environ.get(GCTF_HOME) or _em_var(GCTF_HOME),
+                                ("Gctf", "gctf", "Gctf-v1.18_sm_30_cu10.1_x86_64",
+                                 "Gctf-v1.06_sm_30_cu8.0_x86_64"))
+
+        @classmethod
+        def getNovaCtfBinary(cls):
+            """novaCTF binary from CRYOTIGER_NOVACTF_BIN, else NOVACTF_HOME/novaCTF."""
+            return _find_binary(cls.getVar(NOVACTF_BIN),
+                                os.environ.get(NOVACTF_HOME) or _em_var(NOVACTF_HOME),
+                                ("novaCTF",))
+
+        @classmethod
+        def defineBinaries(cls, env):
+            from .environment import install_commands
+            prefix = os.path.join(pwem.Config.EM_ROOT, CRYOTIGER_ENV_NAME)
+            cmds = install_commands(prefix, gpu=cls.useCuda(), editable=False)
+            target = os.path.join(prefix, "bin", "cryotiger")
+            commands = [(" && ".join(cmds), target)]
+            env.addPackage(CRYOTIGER_ENV_NAME.split("-")[0], version=VERSION, tar="void.tgz",
+                           commands=commands, neededProgs=[], default=True)
+
+        @classmethod
+        def getPluginTemplateDir(cls):
+            """Templates ship in <package>/templates (a link to the top-level
+            templates/ of the source tree)."""
+            here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+            if os.path.isdir(here):
+                return here
+            return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "templates")
+
+    def _em_var(name):
+        try:
+            return pwem.Config.__dict__.get(name) or None
+        except Exception:
+            return None
+
+    def _find_binary(explicit, home, names):
+        if explicit:
+            return explicit if os.path.exists(explicit) else None
+        if home:
+            for folder in (home, os.path.join(home, "bin")):
+                for n in names:
+                    p = os.path.join(folder, n)
+                    if os.path.isfile(p) and os.access(p, os.X_OK):
+                        return p
+        import shutil
+        for n in names:
+            p = shutil.which(n)
+            if p:
+                return p
+        return None

@@ -1,0 +1,55 @@
+"""Constants shared by the Scipion layer and the engine.
+
+Nothing here imports Scipion or TensorFlow: the engine reads it too.
+"""
+VERSION = "0.1.0"
+
+# --- Plugin variables (set in scipion.conf or the environment) ---------------
+# Command that activates the managed environment (a venv with TensorFlow and
+# this package's engine).  Default: source <EM_ROOT>/cryotiger-<VERSION>/bin/activate
+CRYOTIGER_ENV_ACTIVATION = "CRYOTIGER_ENV_ACTIVATION"
+# Folder of the managed environment (used to build the default activation).
+CRYOTIGER_ENV_HOME = "CRYOTIGER_ENV_HOME"
+CRYOTIGER_ENV_NAME = "cryotiger-%s" % VERSION
+# Build the managed environment with the CUDA build of TensorFlow.
+CRYOTIGER_CUDA = "CRYOTIGER_CUDA"
+# Folder that holds published models (cryoTIGER_model/, pre-trained_Vimeo-90K_data_model/).
+CRYOTIGER_MODELS = "CRYOTIGER_MODELS"
+# External binaries.
+GCTF_BIN = "CRYOTIGER_GCTF_BIN"
+GCTF_HOME = "GCTF_HOME"            # as defined by scipion-em-gctf
+NOVACTF_BIN = "CRYOTIGER_NOVACTF_BIN"
+NOVACTF_HOME = "NOVACTF_HOME"      # as defined by scipion-em-novactf
+
+# --- Methods and modes --------------------------------------------------------
+METHOD_LINEAR = "linear"
+METHOD_FILM = "film"
+METHODS = (METHOD_LINEAR, METHOD_FILM)
+
+MODE_ADD = "add"
+MODE_RESTORE = "restore"
+MODES = (MODE_ADD, MODE_RESTORE)
+
+# --- Published models (looked up inside CRYOTIGER_MODELS) --------------------
+MODEL_CRYOTIGER = "cryoTIGER_model"
+MODEL_VIMEO = "pre-trained_Vimeo-90K_data_model"
+PUBLISHED_MODELS = {
+    MODEL_CRYOTIGER: "cryoTIGER cryo-ET model (Majtner et al. 2025), published with "
+                     "the cryoTIGER paper (Communications Biology, "
+                     "doi 10.1038/s42003-025-08961-5) and its code repository",
+    MODEL_VIMEO: "FILM Vimeo-90K model (Reda et al., ECCV 2022), published by the "
+                 "FILM project (google-research/frame-interpolation) as "
+                 "pretrained_models/film_net/Style/saved_model",
+}
+
+# --- Scipion attribute names ---------------------------------------------------
+# Set on EVERY output TiltImage: True for tilts made by the plugin.
+ATTR_SYNTHETIC = "_cryotigerSynthetic"
+# Input stack indices (1-based, comma separated) the tilt was made from.
+ATTR_SOURCES = "_cryotigerSources"
+
+# --- Output names ---------------------------------------------------------------
+OUT_TILTSERIES = "TiltSeries"
+OUT_MODEL = "Model"
+OUT_CTFS = "CTFTomoSeries"
+OUT_TOMOGRAMS = "Tomograms"

@@ -1,0 +1,1 @@
+"""Sub-commands of ``cryotiger`` (one module each, see engine/cli.py)."""

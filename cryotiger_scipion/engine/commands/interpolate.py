@@ -1,0 +1,91 @@
+"""``cryotiger interpolate``: synthesise tilts between the acquired ones.
+
+Contract (kept stable, used by checks outside the repository):
+  cryotiger interpolate --input TS.mrc --angles TS.tlt --output OUT.mrc
+      --method linear|film [--per-gap K] [--mode add|restore]
+      [--model DIR --tile-size N --tile-overlap N --max-memory GiB --device cpu|gpu]
+writes OUT.mrc, OUT.tlt and OUT.json (one entry per output slice).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "interpolate", help="synthesise tilts between acquired ones (linear or FILM)",
+        description="Synthesise new tilts between the acquired tilts of an ALIGNED tilt series. "
+                    "Writes OUT.mrc (sorted by angle, pixel size kept), OUT.tlt and OUT.json.")
+    p.add_argument("--input", required=True, help="aligned tilt-series stack (.mrc/.mrcs/.st/.ali)")
+    p.add_argument("--angles", help="tilt angles, one per image in stack order (.tlt/.rawtlt)")
+    p.add_argument("--mdoc", help="SerialEM .mdoc: acquisition order and dose per tilt (optional)")
+    p.add_argument("--output", required=True, help="output stack; .tlt and .json are written beside it")
+    p.add_argument("--method", default="linear", choices=["linear", "film"])
+    p.add_argument("--per-gap", type=int, default=1,
+                   help="new tilts per gap (FILM: 1, 3 or 7; recursive midpoints)")
+    p.add_argument("--mode", default="add", choices=["add", "restore"],
+                   help="add: between all acquired tilts; restore: drop every second tilt and "
+                        "synthesise it back (for comparison with the real one)")
+    p.add_argument("--exclude", default="", help="views to exclude, numbered from 1 (e.g. '1,40-41')")
+    p.add_argument("--xf", help="IMOD .xf transforms to apply first (if the stack is not aligned)")
+    p.add_argument("--pixel-size", type=float, default=None,
+                   help="pixel size in Angstrom (default: from the input header)")
+    film = p.add_argument_group("FILM options")
+    film.add_argument("--model", help="FILM SavedModel folder (published, trained, or 'cryotiger model init')")
+    film.add_argument("--tile-size", type=int, default=None, help="tile size in pixels (default: from --max-memory)")
+    film.add_argument("--tile-overlap", type=int, default=None, help="tile overlap in pixels")
+    film.add_argument("--max-memory", type=float, default=None, help="memory budget in GiB for tiling")
+    film.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    film.add_argument("--gpu-ids", default=None, help="GPU ids to use, e.g. '0,1'")
+    film.add_argument("--batch-size", type=int, default=None, help="pairs (tiles) per network call")
+    film.add_argument("--normalization", default="robust", choices=["robust", "notebook"],
+                      help="robust: percentile scaling per pair, float; notebook: the public "
+                           "notebook's global min/max + uint8 path (for comparison)")
+    film.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed", "bfloat16"],
+                      help="compute precision (auto: mixed float16 on GPU, float32 on CPU)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def film_options(args) -> dict:
+    return {k: getattr(args, k) for k in ("model", "tile_size", "tile_overlap", "max_memory", "device",
+                                          "gpu_ids", "batch_size", "normalization", "precision")
+            if getattr(args, k, None) is not None}
+
+
+def run(args) -> int:
+    from .. import InputError
+    from ..interpolate import describe_input, get_interpolator, parse_view_list, run_interpolation
+
+    if not os.path.exists(args.input):
+        raise InputError(f"{args.input}: input stack not found")
+    if not args.angles and not args.mdoc:
+        raise InputError("no tilt angles: give --angles TS.tlt (or --mdoc TS.mdoc)")
+    angles = None
+    if not args.angles:
+        from ..io import read_mdoc
+        angles = [t.angle for t in read_mdoc(args.mdoc).tilts]
+    xf = None
+    if args.xf:
+        from ..align import read_xf
+        xf = read_xf(args.xf)
+    tilts = describe_input(args.input, angles_path=args.angles, angles=angles, mdoc_path=args.mdoc,
+                           exclude=parse_view_list(args.exclude))
+    if args.method == "film":
+        if not args.model:
+            raise InputError("--method film needs --model DIR (a FILM SavedModel folder; "
+                             "'cryotiger model init' makes a random one for testing)")
+        interpolator = get_interpolator("film", **film_options(args))
+    else:
+        interpolator = get_interpolator(args.method)
+    t0 = time.monotonic()
+    plan = run_interpolation(args.input, args.output, tilts, interpolator, per_gap=args.per_gap,
+                             mode=args.mode, xf=xf, progress=not args.quiet,
+                             pixel_size=args.pixel_size)
+    if not args.quiet:
+        n_syn = sum(o.synthetic for o in plan)
+        print(f"wrote {args.output}: {len(plan)} tilts ({n_syn} synthetic) in "
+              f"{time.monotonic() - t0:.1f} s")
+    return 0

@@ -1,0 +1,211 @@
+"""Tilt interpolation: the plan, the interpolators and the driver.
+
+The driver works pair by pair (gap by gap): memory does not grow with the
+number of tilts.  Every array is float32 in the input's intensity units.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from . import InputError
+from .io import (atomic_path, check_angles_match, check_finite_array, open_stack, read_angles,
+                 read_mdoc, StackWriter, write_angles)
+from .plan import InputTilt, OutputTilt, gaps_of, make_input_tilts, make_plan
+from .progress import Progress
+
+LINEAR = "linear"
+FILM = "film"
+
+
+class Interpolator:
+    """Makes the synthetic images of gaps.  Subclasses override ``interpolate_gaps``."""
+    name = "base"
+    # How many gaps the driver hands over at once (FILM batches pairs).
+    gaps_per_call = 1
+
+    def interpolate_gaps(self, gaps: Sequence[tuple]) -> List[np.ndarray]:
+        """``gaps``: list of (image_a, image_b, fractions); returns one (K, y, x)
+        float32 array per gap, image k at fraction fractions[k] from a to b."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"method": self.name}
+
+
+class LinearInterpolator(Interpolator):
+    """Pixel-wise weighted mean by angular distance: (1 - t) a + t b."""
+    name = LINEAR
+
+    def interpolate_gaps(self, gaps):
+        out = []
+        for a, b, fractions in gaps:
+            a = np.asarray(a, dtype=np.float32)
+            b = np.asarray(b, dtype=np.float32)
+            res = np.empty((len(fractions),) + a.shape, dtype=np.float32)
+            for k, t in enumerate(fractions):
+                t = np.float32(t)
+                np.multiply(a, np.float32(1.0) - t, out=res[k])
+                res[k] += t * b
+            out.append(res)
+        return out
+
+
+def get_interpolator(method: str, **options) -> Interpolator:
+    """Build the interpolator for ``method`` ('linear' or 'film').
+
+    FILM options (model, tile_size, ...) are passed to
+    :class:`cryotiger_scipion.engine.film.interpolator.FilmInterpolator`;
+    TensorFlow is imported only then.
+    """
+    if method == LINEAR:
+        return LinearInterpolator()
+    if method == FILM:
+        try:
+            from .film.interpolator import FilmInterpolator
+        except ImportError as exc:
+            raise InputError(f"method 'film' needs TensorFlow, which is not importable here ({exc}); "
+                             "run inside the managed environment (see README: 'Managed environment') "
+                             "or install tensorflow-cpu") from exc
+        return FilmInterpolator(**options)
+    raise InputError(f"unknown method '{method}'; use 'linear' or 'film'")
+
+
+def parse_view_list(text: Optional[str]) -> List[int]:
+    """'1,4-6' -> [0, 3, 4, 5] (views numbered from 1, as IMOD's EXCLUDELIST)."""
+    if not text:
+        return []
+    out = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                out.extend(range(int(lo) - 1, int(hi)))
+            else:
+                out.append(int(part) - 1)
+        except ValueError:
+            raise InputError(f"'{text}' is not a list of view numbers; write e.g. '1,4-6'") from None
+    return out
+
+
+def describe_input(stack_path: str, angles_path: Optional[str] = None,
+                   angles: Optional[Sequence[float]] = None, mdoc_path: Optional[str] = None,
+                   exclude: Sequence[int] = (), orders: Optional[Sequence[int]] = None,
+                   doses: Optional[Sequence[float]] = None,
+                   accum_doses: Optional[Sequence[float]] = None) -> List[InputTilt]:
+    """Check the stack against its metadata and return the input tilts.
+
+    Angles come from ``angles`` or ``angles_path``; order and dose from the
+    .mdoc when given (its sections must match the stack's angles), else from
+    ``orders``/``doses`` or the stack order with no dose.
+    """
+    with open_stack(stack_path) as m:
+        n = 1 if m.data.ndim == 2 else m.data.shape[0]
+    if angles is None:
+        if angles_path is None:
+            raise InputError(f"{stack_path}: no tilt angles; give --angles TS.tlt")
+        angles = read_angles(angles_path)
+    angles = np.asarray(angles, dtype=float)
+    check_angles_match(angles, n, stack_path, angles_path or "the angle list")
+    if mdoc_path:
+        mdoc = read_mdoc(mdoc_path)
+        if len(mdoc.tilts) != n:
+            raise InputError(f"{mdoc_path}: {len(mdoc.tilts)} sections but {n} images in "
+                             f"{stack_path}; give the .mdoc of this stack")
+        mdoc_angles = np.array([t.angle for t in mdoc.tilts])
+        if np.max(np.abs(mdoc_angles - angles)) > 0.5:
+            # The stack may be sorted by angle while the .mdoc is not: match by angle.
+            match = [int(np.argmin(np.abs(mdoc_angles - a))) for a in angles]
+            if len(set(match)) != n or np.max(np.abs(mdoc_angles[match] - angles)) > 0.5:
+                raise InputError(f"{mdoc_path}: its tilt angles do not match {angles_path or 'the angles'}"
+                                 " (differences over 0.5 degree); give the .mdoc of this stack")
+        else:
+            match = list(range(n))
+        order_all = mdoc.acquisition_order
+        orders = [int(order_all[j]) for j in match]
+        doses = [mdoc.tilts[j].dose for j in match]
+        accum_all = mdoc.accumulated_dose
+        accum_doses = [float(accum_all[j]) for j in match]
+    return make_input_tilts(angles, orders=orders, doses=doses, accum_doses=accum_doses,
+                            excluded=exclude)
+
+
+def _output_paths(output: str) -> tuple:
+    stem, _ = os.path.splitext(output)
+    return stem + ".tlt", stem + ".json"
+
+
+def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTilt],
+                      interpolator: Interpolator, per_gap: int = 1, mode: str = "add",
+                      xf: Optional[np.ndarray] = None, label: str = "",
+                      progress: bool = True, pixel_size: Optional[float] = None,
+                      extra_metadata: Optional[dict] = None) -> List[OutputTilt]:
+    """Interpolate one tilt series.
+
+    Writes ``output_path`` (MRC stack sorted by angle, pixel size kept), the
+    .tlt and the .json beside it (same stem).  ``xf`` (n, 2, 3): per-view
+    transforms applied to the input first (see align.py).  Returns the plan.
+    """
+    from .align import apply_xf
+
+    plan = make_plan(tilts, per_gap=per_gap, mode=mode)
+    gaps = gaps_of(plan)
+    label = label or os.path.basename(input_path)
+    tlt_path, json_path = _output_paths(output_path)
+    if os.path.abspath(output_path) == os.path.abspath(input_path):
+        raise InputError(f"{output_path}: the output would overwrite the input; choose another name")
+    with open_stack(input_path) as m:
+        data = m.data if m.data.ndim == 3 else m.data[None]
+        if pixel_size is None or pixel_size <= 0:
+            pixel_size = float(m.voxel_size.x)
+        if xf is not None and len(xf) != data.shape[0]:
+            raise InputError(f"{len(xf)} transforms for {data.shape[0]} images; give one per image")
+        cache: dict = {}
+
+        def image(i: int) -> np.ndarray:
+            if i not in cache:
+                img = np.asarray(data[i], dtype=np.float32)
+                check_finite_array(img[None], f"{label}: image {i + 1}")
+                if xf is not None:
+                    img = apply_xf(img, xf[i])
+                if len(cache) > 4:
+                    cache.pop(next(iter(cache)))
+                cache[i] = img
+            return cache[i]
+
+        prog = Progress(len(gaps), label, unit="pair", enabled=progress)
+        prog.log(f"{len(plan)} output tilts ({sum(o.synthetic for o in plan)} synthetic) "
+                 f"from {data.shape[0]} inputs, method {interpolator.name}, mode {mode}")
+        with StackWriter(output_path, len(plan), data.shape[1:], pixel_size) as writer:
+            for o in plan:
+                if not o.synthetic:
+                    writer[o.index] = image(o.input_index)
+            step = max(1, int(interpolator.gaps_per_call))
+            for start in range(0, len(gaps), step):
+                chunk = gaps[start:start + step]
+                results = interpolator.interpolate_gaps(
+                    [(image(g["a"]), image(g["b"]), g["fractions"]) for g in chunk])
+                for g, res in zip(chunk, results):
+                    for pos, img in zip(g["outputs"], res):
+                        if not np.all(np.isfinite(img)):
+                            raise RuntimeError(f"{label}: the {interpolator.name} interpolator "
+                                               "produced NaN/inf values")
+                        writer[pos] = img
+                    prog.update(1, f"views {g['a'] + 1}-{g['b'] + 1}")
+            # Metadata is written before the stack is renamed into place, and the
+            # .json (the record of what each slice is) last.
+            write_angles(tlt_path, [o.angle for o in plan])
+        with atomic_path(json_path) as tmp:
+            with open(tmp, "w") as f:
+                json.dump([o.to_json() for o in plan], f, indent=1)
+    return plan
+
+
+def read_plan_json(path: str) -> List[dict]:
+    with open(path) as f:
+        return json.load(f)

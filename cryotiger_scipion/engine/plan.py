@@ -1,0 +1,171 @@
+"""Insertion plans: which output tilts exist, and from which inputs they come.
+
+A plan is computed from the input tilts (angle, acquisition order, dose,
+excluded flag) alone; it never touches pixels.  Rules (documented in the
+README, section "What the output tilts are"):
+
+* Tilts are sorted by angle.  Excluded views are never used as anchors.
+* ``add`` mode: between every two neighbouring anchors, K new tilts at evenly
+  spaced angles (fractions k/(K+1), k = 1..K).  All input tilts are kept;
+  excluded ones stay in the output, still flagged excluded.
+* ``restore`` mode: of the anchors (sorted by angle) keep one in every K+1,
+  starting with the first, and synthesise the K dropped in between at their
+  own (real) angles, each recording which real tilt it ``replaces``.  Dropped
+  tilts after the last kept one cannot be interpolated and are left out;
+  excluded views are left out too (restore is an evaluation mode).
+* Each synthetic tilt: ``synthetic`` True, ``sources`` = the two anchors'
+  0-based input stack indices, ``weights`` = linear weights by angular
+  distance, a unique acquisition order after every real one (max + 1, + 2, ...
+  in angle order), and dose by the same weights as its pixels:
+  dose = (1-t) dose_a + t dose_b, accumulated dose likewise.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from . import InputError
+
+ADD = "add"
+RESTORE = "restore"
+
+
+@dataclass
+class InputTilt:
+    """One image of the input stack."""
+    index: int                  # 0-based position in the input stack
+    angle: float                # degrees
+    order: int                  # 1-based acquisition order
+    dose: float = 0.0           # exposure of this image, e/A^2
+    accum_dose: float = 0.0     # dose received before this image, e/A^2
+    excluded: bool = False
+
+
+@dataclass
+class OutputTilt:
+    """One image of the output stack."""
+    angle: float
+    synthetic: bool
+    sources: List[int]                  # 0-based input stack indices
+    weights: List[float]                # linear weights of the sources
+    acquisition_order: int
+    dose: float
+    accum_dose: float
+    excluded: bool = False
+    input_index: Optional[int] = None   # for real tilts: their input index
+    fraction: float = 0.0               # synthetic: position between sources (0..1)
+    replaces: Optional[int] = None      # restore mode: input index of the real tilt
+    index: int = 0                      # 0-based position in the output stack
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["angle"] = round(float(self.angle), 4)
+        d["weights"] = [round(float(w), 6) for w in self.weights]
+        d["fraction"] = round(float(self.fraction), 6)
+        return d
+
+
+def make_input_tilts(angles: Sequence[float], orders: Optional[Sequence[int]] = None,
+                     doses: Optional[Sequence[float]] = None,
+                     accum_doses: Optional[Sequence[float]] = None,
+                     excluded: Sequence[int] = ()) -> List[InputTilt]:
+    """Build the input description.  ``excluded`` holds 0-based stack indices.
+
+    Without ``orders``, acquisition order is the stack order.  Without
+    ``accum_doses``, it is the cumulative sum of ``doses`` in acquisition order.
+    """
+    n = len(angles)
+    angles = np.asarray(angles, dtype=float)
+    if orders is None:
+        orders = np.arange(1, n + 1)
+    orders = np.asarray(orders, dtype=int)
+    if len(orders) != n:
+        raise InputError(f"{len(orders)} acquisition orders for {n} tilts; give one per tilt")
+    if len(set(orders.tolist())) != n:
+        raise InputError("acquisition orders are not unique; every tilt needs its own")
+    doses = np.zeros(n) if doses is None else np.asarray(doses, dtype=float)
+    if len(doses) != n:
+        raise InputError(f"{len(doses)} doses for {n} tilts; give one per tilt")
+    if accum_doses is None:
+        by_time = np.argsort(orders, kind="stable")
+        accum = np.zeros(n)
+        accum[by_time] = np.concatenate([[0.0], np.cumsum(doses[by_time])[:-1]])
+    else:
+        accum = np.asarray(accum_doses, dtype=float)
+    bad = [i for i in excluded if not 0 <= i < n]
+    if bad:
+        raise InputError(f"excluded view {bad[0] + 1} does not exist: the stack has {n} "
+                         "images (views are numbered from 1)")
+    excl = set(int(i) for i in excluded)
+    return [InputTilt(index=i, angle=float(angles[i]), order=int(orders[i]), dose=float(doses[i]),
+                      accum_dose=float(accum[i]), excluded=i in excl) for i in range(n)]
+
+
+def _synthetic(a: InputTilt, b: InputTilt, angle: float) -> OutputTilt:
+    t = (angle - a.angle) / (b.angle - a.angle)
+    w = [1.0 - t, t]
+    return OutputTilt(angle=float(angle), synthetic=True, sources=[a.index, b.index], weights=w,
+                      acquisition_order=0, dose=w[0] * a.dose + w[1] * b.dose,
+                      accum_dose=w[0] * a.accum_dose + w[1] * b.accum_dose,
+                      fraction=float(t))
+
+
+def _real(t: InputTilt) -> OutputTilt:
+    return OutputTilt(angle=t.angle, synthetic=False, sources=[t.index], weights=[1.0],
+                      acquisition_order=t.order, dose=t.dose, accum_dose=t.accum_dose,
+                      excluded=t.excluded, input_index=t.index)
+
+
+def make_plan(tilts: Sequence[InputTilt], per_gap: int = 1, mode: str = ADD) -> List[OutputTilt]:
+    """Return the output tilts sorted by angle (see the module doc for the rules)."""
+    if per_gap < 1:
+        raise InputError(f"tilts per gap must be at least 1 (got {per_gap})")
+    if mode not in (ADD, RESTORE):
+        raise InputError(f"unknown mode '{mode}'; use 'add' or 'restore'")
+    angles = [t.angle for t in tilts]
+    if len(set(np.round(angles, 6))) != len(angles):
+        raise InputError("two tilts share the same angle; every image needs its own tilt angle")
+    anchors = sorted((t for t in tilts if not t.excluded), key=lambda t: t.angle)
+    need = 2 if mode == ADD else per_gap + 2
+    if len(anchors) < need:
+        raise InputError(f"{len(anchors)} usable (not excluded) tilts; {mode} mode with "
+                         f"{per_gap} per gap needs at least {need}")
+    out: List[OutputTilt] = []
+    if mode == ADD:
+        out.extend(_real(t) for t in tilts)
+        for a, b in zip(anchors[:-1], anchors[1:]):
+            for k in range(1, per_gap + 1):
+                out.append(_synthetic(a, b, a.angle + (b.angle - a.angle) * k / (per_gap + 1)))
+    else:
+        kept = anchors[::per_gap + 1]
+        out.extend(_real(t) for t in kept)
+        for j in range(len(kept) - 1):
+            a, b = kept[j], kept[j + 1]
+            for dropped in anchors[j * (per_gap + 1) + 1:(j + 1) * (per_gap + 1)]:
+                s = _synthetic(a, b, dropped.angle)
+                s.replaces = dropped.index
+                out.append(s)
+    # Stable: at equal angles, real before synthetic.
+    out.sort(key=lambda o: (o.angle, o.synthetic))
+    next_order = max(t.order for t in tilts) + 1
+    for i, o in enumerate(out):
+        o.index = i
+        if o.synthetic:
+            o.acquisition_order = next_order
+            next_order += 1
+    return out
+
+
+def gaps_of(plan: Sequence[OutputTilt]) -> List[dict]:
+    """Group synthetic tilts by their source pair: one entry per gap with the
+    two source indices, the fractions and the output positions (in order)."""
+    groups: dict = {}
+    for o in plan:
+        if o.synthetic:
+            key = (o.sources[0], o.sources[1])
+            g = groups.setdefault(key, {"a": key[0], "b": key[1], "fractions": [], "outputs": []})
+            g["fractions"].append(o.fraction)
+            g["outputs"].append(o.index)
+    return list(groups.values())

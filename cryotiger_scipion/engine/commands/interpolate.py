@@ -29,6 +29,11 @@ def register(subparsers):
                    help="add: between all acquired tilts; restore: drop every second tilt and "
                         "synthesise it back (for comparison with the real one)")
     p.add_argument("--exclude", default="", help="views to exclude, numbered from 1 (e.g. '1,40-41')")
+    p.add_argument("--acquisition-json", default=None,
+                   help="JSON object with per-image lists in stack order: 'order' (1-based "
+                        "acquisition order), 'dose' (e/A^2 of each image) and 'accum_dose' (e/A^2 "
+                        "received before each image); any may be left out. Alternative to --mdoc "
+                        "(written by the Scipion protocols from the tilt images' metadata)")
     p.add_argument("--xf", help="IMOD .xf transforms to apply first (if the stack is not aligned)")
     p.add_argument("--pixel-size", type=float, default=None,
                    help="pixel size in Angstrom (default: from the input header)")
@@ -55,6 +60,35 @@ def film_options(args) -> dict:
             if getattr(args, k, None) is not None}
 
 
+def read_acquisition_json(path: str, mdoc: str = None) -> dict:
+    """Read --acquisition-json -> keyword arguments of ``describe_input``
+    (orders, doses, accum_doses; lists in stack order)."""
+    from .. import InputError
+    if mdoc:
+        raise InputError("give either --mdoc or --acquisition-json, not both")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{path}: acquisition file not found") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); write an object with lists "
+                         "'order', 'dose', 'accum_dose'") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object with lists 'order', 'dose', 'accum_dose'")
+    out = {}
+    for key, name, cast in (("order", "orders", int), ("dose", "doses", float),
+                            ("accum_dose", "accum_doses", float)):
+        values = data.get(key)
+        if values is None:
+            continue
+        try:
+            out[name] = [cast(v) for v in values]
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: '{key}' must be a list of numbers, one per image") from None
+    return out
+
+
 def run(args) -> int:
     from .. import InputError
     from ..interpolate import describe_input, get_interpolator, parse_view_list, run_interpolation
@@ -71,8 +105,9 @@ def run(args) -> int:
     if args.xf:
         from ..align import read_xf
         xf = read_xf(args.xf)
+    acq = read_acquisition_json(args.acquisition_json, args.mdoc) if args.acquisition_json else {}
     tilts = describe_input(args.input, angles_path=args.angles, angles=angles, mdoc_path=args.mdoc,
-                           exclude=parse_view_list(args.exclude))
+                           exclude=parse_view_list(args.exclude), **acq)
     if args.method == "film":
         if not args.model:
             raise InputError("--method film needs --model DIR (a FILM SavedModel folder; "

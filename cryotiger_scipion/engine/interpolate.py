@@ -12,7 +12,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from . import InputError
-from .io import (atomic_path, check_angles_match, check_finite_array, open_stack, read_angles,
+from .io import (atomic_path, check_angles_match, open_stack, read_angles,
                  read_mdoc, StackWriter, write_angles)
 from .plan import InputTilt, OutputTilt, gaps_of, make_input_tilts, make_plan
 from .progress import Progress
@@ -165,12 +165,18 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
             pixel_size = float(m.voxel_size.x)
         if xf is not None and len(xf) != data.shape[0]:
             raise InputError(f"{len(xf)} transforms for {data.shape[0]} images; give one per image")
+        # Check every image used before writing anything (one read pass, slice by slice).
+        used = sorted({i for o in plan for i in o.sources})
+        bad = [i + 1 for i in used if not np.all(np.isfinite(data[i]))]
+        if bad:
+            raise InputError(f"{label}: NaN or infinite values in image(s) "
+                             f"{', '.join(map(str, bad[:10]))}{' ...' if len(bad) > 10 else ''} "
+                             "(numbered from 1); fix those images or exclude them (--exclude)")
         cache: dict = {}
 
         def image(i: int) -> np.ndarray:
             if i not in cache:
                 img = np.asarray(data[i], dtype=np.float32)
-                check_finite_array(img[None], f"{label}: image {i + 1}")
                 if xf is not None:
                     img = apply_xf(img, xf[i])
                 if len(cache) > 4:

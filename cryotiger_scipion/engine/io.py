@@ -132,6 +132,8 @@ class StackWriter:
         self._ctx = None
         self._mrc = None
         self.written = np.zeros(self.n, dtype=bool)
+        self._min, self._max = np.inf, -np.inf
+        self._sums = np.zeros((self.n, 2))
 
     def __enter__(self):
         self._ctx = atomic_path(self.path)
@@ -149,6 +151,11 @@ class StackWriter:
             raise ValueError(f"image shape {image.shape} != stack shape {self.shape[1:]}")
         self._mrc.data[index] = image
         self.written[index] = True
+        # Header statistics accumulated slice by slice (memory stays one image).
+        self._min = min(self._min, float(image.min()))
+        self._max = max(self._max, float(image.max()))
+        self._sums[index] = (float(image.sum(dtype=np.float64)),
+                             float(np.square(image, dtype=np.float64).sum()))
 
     def __exit__(self, exc_type, exc, tb):
         try:
@@ -160,7 +167,11 @@ class StackWriter:
                 else:
                     self._mrc.voxel_size = self.pixel_size
                     self._mrc.update_header_from_data()
-                    self._mrc.update_header_stats()
+                    count = float(np.prod(self.shape))
+                    mean = self._sums[:, 0].sum() / count
+                    var = max(self._sums[:, 1].sum() / count - mean ** 2, 0.0)
+                    h = self._mrc.header
+                    h.dmin, h.dmax, h.dmean, h.rms = self._min, self._max, mean, np.sqrt(var)
             self._mrc.close()
         finally:
             if exc_type is None:

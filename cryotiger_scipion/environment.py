@@ -30,11 +30,11 @@ def install_commands(prefix: str, gpu: bool = False, python: str = None, editabl
     tf = TF_GPU if gpu else TF_CPU
     pkgs = " ".join(shlex.quote(p) for p in ENGINE_PACKAGES + [tf] + list(extra))
     src = PACKAGE_ROOT if os.path.exists(os.path.join(PACKAGE_ROOT, "setup.py")) else "scipion-em-cryotiger"
-    own = f"{pip} install -q --no-deps {'-e ' if editable and src == PACKAGE_ROOT else ''}{shlex.quote(src)}"
+    own = f"{pip} install -qq --no-deps {'-e ' if editable and src == PACKAGE_ROOT else ''}{shlex.quote(src)}"
     return [
         f"{shlex.quote(python)} -m venv {shlex.quote(prefix)}",
-        f"{pip} install -q --upgrade pip",
-        f"{pip} install -q {pkgs}",
+        f"{pip} install -qq --upgrade pip",
+        f"{pip} install -qq {pkgs}",
         own,
     ]
 

@@ -30,8 +30,8 @@ if [[ ! -f .venv/.cryotiger-stamp || "$(cat .venv/.cryotiger-stamp)" != "$STAMP_
   echo "setup: creating .venv (Scipion side) with $PY"
   rm -rf .venv
   "$PY" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[test]"
+  .venv/bin/pip install -qq --upgrade pip
+  .venv/bin/pip install -qq -e ".[test]"
   echo "$STAMP_SRC" > .venv/.cryotiger-stamp
 fi
 if [[ ! -f .venv-engine/.cryotiger-stamp || "$(cat .venv-engine/.cryotiger-stamp)" != "$STAMP_SRC$GPU" ]]; then

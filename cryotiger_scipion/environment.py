@@ -32,6 +32,8 @@ def install_commands(prefix: str, gpu: bool = False, python: str = None, editabl
     src = PACKAGE_ROOT if os.path.exists(os.path.join(PACKAGE_ROOT, "setup.py")) else "scipion-em-cryotiger"
     own = f"{pip} install -qq --no-deps {'-e ' if editable and src == PACKAGE_ROOT else ''}{shlex.quote(src)}"
     return [
+        # (re)uses an existing venv: installs are idempotent
+        f"test -x {shlex.quote(os.path.join(prefix, 'bin', 'python'))} || "
         f"{shlex.quote(python)} -m venv {shlex.quote(prefix)}",
         f"{pip} install -qq --upgrade pip",
         f"{pip} install -qq {pkgs}",

@@ -27,16 +27,14 @@ PY="$(find_python310)" || {
 
 STAMP_SRC="$(cat setup.py cryotiger_scipion/environment.py | sha1sum | cut -c1-12)"
 if [[ ! -f .venv/.cryotiger-stamp || "$(cat .venv/.cryotiger-stamp)" != "$STAMP_SRC" ]]; then
-  echo "setup: creating .venv (Scipion side) with $PY"
-  rm -rf .venv
-  "$PY" -m venv .venv
+  echo "setup: installing .venv (Scipion side) with $PY"
+  [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
   .venv/bin/pip install -qq --upgrade pip
   .venv/bin/pip install -qq -e ".[test]"
   echo "$STAMP_SRC" > .venv/.cryotiger-stamp
 fi
 if [[ ! -f .venv-engine/.cryotiger-stamp || "$(cat .venv-engine/.cryotiger-stamp)" != "$STAMP_SRC$GPU" ]]; then
-  echo "setup: creating .venv-engine (managed environment: TensorFlow + engine)"
-  rm -rf .venv-engine
+  echo "setup: installing .venv-engine (managed environment: TensorFlow + engine)"
   .venv/bin/python -m cryotiger_scipion.environment --prefix .venv-engine --python "$PY" $GPU \
       --extra pytest --extra scikit-image
   echo "$STAMP_SRC$GPU" > .venv-engine/.cryotiger-stamp

@@ -1,0 +1,4 @@
+"""cryoTIGER protocols.  Scipion discovers the protocols imported here: add
+one import line per protocol module (an import error drops the whole plugin;
+tests/scipion/test_discovery.py checks that every protocol is found)."""
+from .protocol_base import ProtCryoTigerBase

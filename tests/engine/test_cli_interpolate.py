@@ -91,3 +91,27 @@ def test_bad_input_one_line_message(series, case):
         lines = [l for l in r.stderr.splitlines() if l.strip() and "pair" not in l]
         assert len(lines) == 1, r.stderr
     assert not (d / "OUT.mrc").exists() and not (d / "OUT.json").exists()
+
+
+def test_mdoc_gives_orders_and_doses(tmp_path, shared_data):
+    """Real SerialEM metadata (cryocat TS_017: 60 tilts, dose-symmetric from +8 degrees)."""
+    meta = os.path.join(shared_data, "metadata", "cryocat_TS_017")
+    angles = [float(x) for x in open(os.path.join(meta, "017.tlt")).read().split()]
+    write_stack(str(tmp_path / "TS.mrc"), np.zeros((len(angles), 8, 8), np.float32), 1.971)
+    r = run("interpolate", "--input", str(tmp_path / "TS.mrc"),
+            "--angles", os.path.join(meta, "017.tlt"), "--mdoc", os.path.join(meta, "017.mdoc"),
+            "--output", str(tmp_path / "OUT.mrc"), "--method", "linear", "--quiet")
+    assert r.returncode == 0, r.stderr
+    record = json.load(open(tmp_path / "OUT.json"))
+    real = [e for e in record if not e["synthetic"]]
+    syn = [e for e in record if e["synthetic"]]
+    assert len(real) == 60 and len(syn) == 59
+    assert sorted(e["acquisition_order"] for e in real) == list(range(1, 61))
+    assert sorted(e["acquisition_order"] for e in syn) == list(range(61, 120))
+    first = min(real, key=lambda e: e["acquisition_order"])
+    assert first["angle"] == pytest.approx(7.977, abs=0.01)
+    by_index = {e["input_index"]: e for e in real}
+    for e in syn:
+        a, b = (by_index[i] for i in e["sources"])
+        assert e["accum_dose"] == pytest.approx(0.5 * (a["accum_dose"] + b["accum_dose"]), abs=1e-3)
+    assert max(e["accum_dose"] for e in real) > 100

@@ -1,11 +1,122 @@
-"""`cryotiger holdout` (not implemented yet)."""
+"""``cryotiger holdout``: restore-mode evaluation of interpolation methods.
+
+Contract (kept stable, used by checks outside the repository):
+  cryotiger holdout --input TS.mrc --angles TS.tlt --method linear
+      [--method film --model DIR [--name NAME] ...] --report R.json [--plot DIR]
+drops every second tilt, synthesises it back with each method and compares it
+with the real one.  R.json: ``methods`` -> name -> ``psnr``, ``rmse``, ``ssim``
+(per held-out tilt) and ``median_psnr``, ``median_rmse``, ``median_ssim``; plus
+``angles``, ``input_indices``, ``data_range`` and ``paired_tests``.
+
+--method may repeat.  --model and --name apply to the --method they follow.
+Default names: the method, then film-2, film-3 ... for repeats.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+
+class _Ordered(argparse.Action):
+    """Collects --method/--model/--name in command-line order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = getattr(namespace, "method_tokens", None) or []
+        items.append((self.dest, values))
+        setattr(namespace, "method_tokens", items)
 
 
 def register(subparsers):
-    p = subparsers.add_parser("holdout", help="(not implemented yet)")
-    p.set_defaults(func=_run)
+    p = subparsers.add_parser(
+        "holdout", help="evaluate methods by restoring held-out tilts (PSNR, RMSE, SSIM)",
+        description="Restore-mode evaluation: drop every second tilt of an ALIGNED tilt series, "
+                    "synthesise it back from its neighbours with each method and compare it "
+                    "with the real tilt (PSNR, RMSE, SSIM per tilt, medians, paired tests).")
+    p.add_argument("--input", required=True, help="aligned tilt-series stack (.mrc/.st/.ali)")
+    p.add_argument("--angles", help="tilt angles, one per image in stack order (.tlt)")
+    p.add_argument("--mdoc", help="SerialEM .mdoc (optional; angles when --angles is absent)")
+    p.add_argument("--method", action=_Ordered, dest="method", choices=["linear", "film"],
+                   help="method to evaluate; repeat for several (e.g. --method linear "
+                        "--method film --model DIR)")
+    p.add_argument("--model", action=_Ordered, dest="model",
+                   help="FILM SavedModel folder of the preceding --method film")
+    p.add_argument("--name", action=_Ordered, dest="name",
+                   help="name of the preceding --method in the report and plots "
+                        "(default: linear, film, film-2, ...)")
+    p.add_argument("--report", required=True, help="JSON report to write (R.json)")
+    p.add_argument("--plot", help="folder for box plots (holdout_boxplots.png, ...)")
+    p.add_argument("--data-range", default="tilt",
+                   help="data range for PSNR/SSIM: 'tilt' (max-min of the real tilt, default), "
+                        "'robust' (0.5-99.5 percentile of the real tilt), 'stack' (max-min of "
+                        "the whole input) or a number")
+    p.add_argument("--per-gap", type=int, default=1,
+                   help="tilts dropped between two kept ones (1: every second tilt)")
+    p.add_argument("--exclude", default="", help="views to exclude, numbered from 1 (e.g. '1,40-41')")
+    p.add_argument("--keep", help="folder to keep the restored stacks in (<name>.mrc/.tlt/.json)")
+    film = p.add_argument_group("FILM options (shared by every FILM method)")
+    film.add_argument("--tile-size", type=int, default=None)
+    film.add_argument("--tile-overlap", type=int, default=None)
+    film.add_argument("--max-memory", type=float, default=None)
+    film.add_argument("--device", default=None, choices=["cpu", "gpu"])
+    film.add_argument("--gpu-ids", default=None)
+    film.add_argument("--batch-size", type=int, default=None)
+    film.add_argument("--normalization", default=None, choices=["robust", "notebook"])
+    film.add_argument("--precision", default=None, choices=["auto", "float32", "mixed", "bfloat16"])
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run, method_tokens=None)
 
 
-def _run(args):
-    from .. import CryoTigerError
-    raise CryoTigerError("'cryotiger holdout' is not implemented yet")
+def method_entries(tokens) -> list:
+    """[(dest, value), ...] in command-line order -> [{'method', 'model', 'name'}, ...].
+
+    --model/--name attach to the latest --method; given before any --method they
+    attach to the next one.  A second --model (or --name) for the same method is
+    an error."""
+    from .. import InputError
+
+    entries, pending = [], {}
+    for dest, value in tokens or []:
+        if dest == "method":
+            entries.append({"method": value, **pending})
+            pending = {}
+        elif entries and not pending and dest not in entries[-1]:
+            entries[-1][dest] = value
+        elif dest in pending:
+            raise InputError(f"--{dest} {value}: two --{dest} options for one --method; "
+                             f"write --method film --{dest} X for each")
+        else:
+            pending[dest] = value
+    if pending:
+        dest, value = next(iter(pending.items()))
+        raise InputError(f"--{dest} {value} is not followed by a --method; "
+                         "write --method film --model DIR")
+    return entries
+
+
+def run(args) -> int:
+    from .. import InputError
+    from ..holdout import format_table, method_specs, run_holdout
+    from ..interpolate import parse_view_list
+    from .interpolate import film_options
+
+    if not args.angles and not args.mdoc:
+        raise InputError("no tilt angles: give --angles TS.tlt (or --mdoc TS.mdoc)")
+    angles = None
+    if not args.angles:
+        from ..io import read_mdoc
+        angles = [t.angle for t in read_mdoc(args.mdoc).tilts]
+    entries = method_entries(args.method_tokens)
+    shared = {k: v for k, v in film_options(args).items() if k != "model"}
+    for e in entries:
+        if e["method"] == "film":
+            e.update(shared)
+    specs = method_specs(entries)
+    report = run_holdout(args.input, specs, angles_path=args.angles, angles=angles,
+                         mdoc_path=args.mdoc, exclude=parse_view_list(args.exclude),
+                         per_gap=args.per_gap, data_range=args.data_range,
+                         report_path=args.report, plot_dir=args.plot, keep_dir=args.keep,
+                         progress=not args.quiet)
+    if not args.quiet:
+        print(format_table(report))
+        print(f"wrote {args.report}" + (f" and plots in {args.plot}" if args.plot else ""))
+    return 0

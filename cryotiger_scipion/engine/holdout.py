@@ -1,0 +1,248 @@
+"""Hold-out ("restore") evaluation: drop every second tilt, synthesise it back
+from its neighbours with each method, and compare with the real one.
+
+Each method runs the ordinary interpolation driver
+(:func:`interpolate.run_interpolation` with ``mode='restore'``); each synthetic
+output tilt records the input index of the real tilt it ``replaces``.  For each
+such tilt the report holds PSNR, RMSE and SSIM of synthetic against real.
+
+Data range (PSNR and SSIM), decided from the REAL tilt only, so that every
+method is scored on the same scale (``data_range`` argument):
+
+* ``tilt`` (default): max - min of the real tilt;
+* ``robust``: 99.5th - 0.5th percentile of the real tilt (ignores hot pixels,
+  gold beads);
+* ``stack``: max - min over all real input tilts used (one value for the
+  series, like the public notebook's global min/max scaling to 8 bits);
+* a number: that value for every tilt.
+
+Images are compared in the input's intensity units, without any rescaling.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import InputError
+from . import metrics as M
+from .io import atomic_path, open_stack
+from .interpolate import describe_input, get_interpolator, run_interpolation
+
+METRICS = ("psnr", "rmse", "ssim")
+RANGE_MODES = ("tilt", "robust", "stack")
+
+
+@dataclass
+class MethodSpec:
+    """One method to evaluate: a unique ``name``, the ``method`` ('linear' or
+    'film') and its interpolator options (FILM: model, tile_size, ...)."""
+    name: str
+    method: str
+    options: dict = field(default_factory=dict)
+
+
+def method_specs(entries: Sequence[dict]) -> List[MethodSpec]:
+    """Build named specs from ``[{'method': 'film', 'model': DIR, 'name': None}, ...]``.
+
+    Names: the ``name`` given, else the method name; a repeated default name
+    gets a suffix: film, film-2, film-3 ... (in command-line order).  Names
+    must be unique; FILM needs a model.
+    """
+    specs: List[MethodSpec] = []
+    used = set()
+    counts: Dict[str, int] = {}
+    explicit = [e.get("name") for e in entries if e.get("name")]
+    dup = {n for n in explicit if explicit.count(n) > 1}
+    if dup:
+        raise InputError(f"method name '{sorted(dup)[0]}' is given twice; give each --name once")
+    for e in entries:
+        method = e.get("method")
+        if method not in ("linear", "film"):
+            raise InputError(f"unknown method '{method}'; use 'linear' or 'film'")
+        options = {k: v for k, v in e.items() if k not in ("method", "name") and v is not None}
+        if method == "film" and not options.get("model"):
+            raise InputError("--method film needs --model DIR after it (a FILM SavedModel folder; "
+                             "'cryotiger model init' makes a random one for testing)")
+        if method == "linear" and options.get("model"):
+            raise InputError(f"--model {options['model']} follows --method linear; a model "
+                             "belongs after --method film")
+        name = e.get("name")
+        if not name:
+            counts[method] = counts.get(method, 0) + 1
+            name = method if counts[method] == 1 else f"{method}-{counts[method]}"
+            while name in used or name in explicit:
+                counts[method] += 1
+                name = f"{method}-{counts[method]}"
+        used.add(name)
+        specs.append(MethodSpec(name=name, method=method, options=options))
+    if not specs:
+        raise InputError("no method to evaluate; give --method linear and/or --method film --model DIR")
+    return specs
+
+
+def _data_ranges(real: np.ndarray, mode: Union[str, float], stack_range: float) -> float:
+    if isinstance(mode, (int, float)):
+        return float(mode)
+    if mode == "tilt":
+        return float(np.ptp(real))
+    if mode == "robust":
+        return M.robust_range(real)
+    if mode == "stack":
+        return stack_range
+    raise InputError(f"unknown data range '{mode}'; use tilt, robust, stack or a number")
+
+
+def parse_data_range(text: Union[str, float]) -> Union[str, float]:
+    if isinstance(text, (int, float)):
+        value = float(text)
+    elif str(text) in RANGE_MODES:
+        return str(text)
+    else:
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(f"--data-range '{text}' is neither a number nor one of "
+                             f"{', '.join(RANGE_MODES)}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise InputError(f"--data-range {value} must be a positive number")
+    return value
+
+
+def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Optional[str] = None,
+                angles: Optional[Sequence[float]] = None, mdoc_path: Optional[str] = None,
+                exclude: Sequence[int] = (), per_gap: int = 1,
+                data_range: Union[str, float] = "tilt", report_path: Optional[str] = None,
+                plot_dir: Optional[str] = None, keep_dir: Optional[str] = None,
+                progress: bool = True) -> dict:
+    """Evaluate ``methods`` on one tilt series; return (and write) the report.
+
+    ``input_path``: aligned stack (n, y, x); angles in degrees.  ``per_gap``:
+    tilts dropped between two kept ones (1 = every second tilt).  The restored
+    stacks go to a temporary folder, or to ``keep_dir`` (``<name>.mrc`` and its
+    .tlt/.json) when given.  Report keys: see the module doc and docs/evaluation.md.
+    """
+    data_range = parse_data_range(data_range)
+    if not os.path.exists(input_path):
+        raise InputError(f"{input_path}: input stack not found")
+    tilts = describe_input(input_path, angles_path=angles_path, angles=angles, mdoc_path=mdoc_path,
+                           exclude=exclude)
+    names = [s.name for s in methods]
+    if len(set(names)) != len(names):
+        raise InputError(f"method names {names} are not unique")
+    # Build every interpolator first: a bad model folder fails before any work.
+    interpolators = [get_interpolator(s.method, **s.options) for s in methods]
+    report: dict = {"input": os.path.abspath(input_path),
+                    "angles_file": os.path.abspath(angles_path) if angles_path else None,
+                    "mode": "restore", "per_gap": int(per_gap),
+                    "data_range_mode": data_range if isinstance(data_range, str) else "value",
+                    "methods": {}}
+    tmp_ctx = None
+    if keep_dir:
+        os.makedirs(keep_dir, exist_ok=True)
+        work = keep_dir
+    else:
+        tmp_ctx = tempfile.TemporaryDirectory(prefix="cryotiger-holdout-",
+                                              dir=os.path.dirname(os.path.abspath(report_path))
+                                              if report_path else None)
+        work = tmp_ctx.name
+    try:
+        with open_stack(input_path) as m:
+            data = m.data if m.data.ndim == 3 else m.data[None]
+            used = [t.index for t in tilts if not t.excluded]
+            stack_range = float(max(np.max(data[i]) for i in used) - min(np.min(data[i]) for i in used))
+            reference: Optional[List[int]] = None
+            ranges: List[float] = []
+            for spec, interp in zip(methods, interpolators):
+                out = os.path.join(work, f"{spec.name}.mrc")
+                t0 = time.monotonic()
+                plan = run_interpolation(input_path, out, tilts, interp, per_gap=per_gap,
+                                         mode="restore", label=f"holdout {spec.name}",
+                                         progress=progress)
+                seconds = time.monotonic() - t0
+                synth = [o for o in plan if o.synthetic and o.replaces is not None]
+                if reference is None:
+                    reference = [o.replaces for o in synth]
+                    report["input_indices"] = reference
+                    report["angles"] = [round(float(o.angle), 4) for o in synth]
+                    ranges = [_data_ranges(np.asarray(data[i], dtype=np.float64), data_range,
+                                           stack_range) for i in reference]
+                    bad = [i for i, r in zip(reference, ranges) if not r > 0]
+                    if bad:
+                        raise InputError(f"{input_path}: image {bad[0] + 1} is constant (data range 0); "
+                                         "exclude it (--exclude) or give --data-range VALUE")
+                    report["data_range"] = ranges
+                res = {k: [] for k in METRICS}
+                with open_stack(out) as r:
+                    for o, rng in zip(synth, ranges):
+                        real = np.asarray(data[o.replaces], dtype=np.float64)
+                        syn = np.asarray(r.data[o.index], dtype=np.float64)
+                        res["psnr"].append(M.psnr(syn, real, rng))
+                        res["rmse"].append(M.rmse(syn, real))
+                        res["ssim"].append(M.ssim(syn, real, rng))
+                entry = {"method": spec.method,
+                         "model": os.path.abspath(spec.options["model"]) if spec.options.get("model")
+                         else None,
+                         "angles": report["angles"], "seconds": round(seconds, 3)}
+                for k in METRICS:
+                    entry[k] = res[k]
+                    s = M.summarize(res[k])
+                    entry[f"median_{k}"] = float(np.median(res[k])) if res[k] else float("nan")
+                    entry[f"mean_{k}"] = s["mean"]
+                report["methods"][spec.name] = entry
+                if not keep_dir:
+                    for suffix in (".mrc", ".tlt", ".json"):
+                        p = os.path.splitext(out)[0] + suffix
+                        if os.path.exists(p):
+                            os.remove(p)
+    finally:
+        if tmp_ctx is not None:
+            tmp_ctx.cleanup()
+    report["n_tilts"] = len(report.get("input_indices", []))
+    tests = []
+    for a, b in itertools.combinations(names, 2):
+        for k in METRICS:
+            t = M.paired_tests(report["methods"][a][k], report["methods"][b][k])
+            tests.append({"a": a, "b": b, "metric": k, **t})
+    report["paired_tests"] = tests
+    report = M.json_safe(report)
+    if report_path:
+        write_report(report, report_path)
+    if plot_dir:
+        from .plots import holdout_figures
+        report["plots"] = holdout_figures(report, plot_dir,
+                                          title=os.path.basename(input_path))
+        if report_path:
+            write_report(report, report_path)
+    return report
+
+
+def write_report(report: dict, path: str) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+def read_report(path: str) -> dict:
+    if not os.path.exists(path):
+        raise InputError(f"{path}: hold-out report not found")
+    with open(path) as f:
+        return json.load(f)
+
+
+def format_table(report: dict) -> str:
+    """A plain-text table: one row per method with medians (and means)."""
+    lines = [f"{'method':<16} {'n':>4} {'median PSNR':>12} {'median RMSE':>12} {'median SSIM':>12}"]
+    for name, e in report["methods"].items():
+        lines.append(f"{name:<16} {len(e['psnr']):>4} {float(e['median_psnr']):>12.3f} "
+                     f"{float(e['median_rmse']):>12.4g} {float(e['median_ssim']):>12.4f}")
+    for t in report.get("paired_tests", []):
+        lines.append(f"{t['a']} vs {t['b']} {t['metric']}: n={t['n']} mean diff {float(t['mean_diff']):.4g}, "
+                     f"t-test p={float(t['t_pvalue']):.3g}, Wilcoxon p={float(t['wilcoxon_pvalue']):.3g}")
+    return "\n".join(lines)

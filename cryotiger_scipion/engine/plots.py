@@ -1,0 +1,161 @@
+"""Evaluation figures (matplotlib, headless).
+
+Figures are drawn on ``matplotlib.figure.Figure`` with the Agg canvas, never
+through pyplot, so nothing here changes the process's matplotlib backend (the
+Scipion GUI process imports this module too).  Every function writes a PNG
+atomically and returns its path.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .io import atomic_path
+
+METRIC_LABELS = {"psnr": "PSNR (dB)", "rmse": "RMSE (input units)", "ssim": "SSIM",
+                 "std": "std contrast", "gradient": "gradient contrast",
+                 "defocus_diff": "|defocus difference| (A)"}
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str) -> str:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    return path
+
+
+def _finite(values) -> np.ndarray:
+    v = np.asarray([float(x) for x in values], dtype=np.float64)
+    return v[np.isfinite(v)]
+
+
+def _boxplot(ax, groups: Dict[str, Sequence[float]], ylabel: str, title: str = "") -> None:
+    names = list(groups)
+    data = [_finite(groups[n]) for n in names]
+    # matplotlib cannot draw an empty box: use a NaN placeholder.
+    data = [d if d.size else np.array([np.nan]) for d in data]
+    ax.boxplot(data, showmeans=False)
+    ax.set_xticks(range(1, len(names) + 1))
+    ax.set_xticklabels(names, rotation=20 if len(names) > 3 else 0)
+    rng = np.random.default_rng(0)
+    for k, d in enumerate(data, 1):
+        ax.plot(k + rng.uniform(-0.12, 0.12, d.size), d, ".", alpha=0.5, ms=4)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def boxplot_figure(groups: Dict[str, Sequence[float]], path: str, ylabel: str,
+                   title: str = "") -> str:
+    """One box plot (one box per group, points overlaid); non-finite values are left out."""
+    fig = _figure(max(3.5, 1.2 * len(groups) + 1.5), 4)
+    _boxplot(fig.add_subplot(1, 1, 1), groups, ylabel, title)
+    return _save(fig, path)
+
+
+def holdout_figures(report: dict, out_dir: str, metrics: Sequence[str] = ("psnr", "rmse", "ssim"),
+                    title: str = "") -> List[str]:
+    """Figures of a hold-out report (the ``cryotiger holdout`` R.json dict):
+
+    * ``holdout_boxplots.png``: one panel per metric, one box per method (as
+      the paper's Fig. 2);
+    * ``holdout_<metric>.png``: each panel alone;
+    * ``holdout_per_tilt.png``: each metric against the tilt angle.
+
+    Returns the paths written.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    methods = report["methods"]
+    names = list(methods)
+    paths = []
+    fig = _figure(4.0 * len(metrics), 4.2)
+    for k, m in enumerate(metrics):
+        _boxplot(fig.add_subplot(1, len(metrics), k + 1), {n: methods[n][m] for n in names},
+                 METRIC_LABELS.get(m, m), m.upper())
+    if title:
+        fig.suptitle(title)
+    paths.append(_save(fig, os.path.join(out_dir, "holdout_boxplots.png")))
+    for m in metrics:
+        paths.append(boxplot_figure({n: methods[n][m] for n in names},
+                                    os.path.join(out_dir, f"holdout_{m}.png"),
+                                    METRIC_LABELS.get(m, m), title or m.upper()))
+    fig = _figure(4.0 * len(metrics), 3.8)
+    for k, m in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), k + 1)
+        for n in names:
+            ang = methods[n].get("angles", report.get("angles", []))
+            vals = np.asarray([float(v) for v in methods[n][m]])
+            ok = np.isfinite(vals)
+            ax.plot(np.asarray(ang)[ok], vals[ok], ".-", label=n)
+        ax.set_xlabel("tilt angle (degrees)")
+        ax.set_ylabel(METRIC_LABELS.get(m, m))
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(fontsize=8)
+    paths.append(_save(fig, os.path.join(out_dir, "holdout_per_tilt.png")))
+    return paths
+
+
+def pr_curve_figure(curves: Dict[str, dict], path: str, title: str = "") -> str:
+    """Precision-recall curves (dicts from ``metrics.detection_curve``), PR-AUC in the legend."""
+    fig = _figure(5, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, c in curves.items():
+        auc = c.get("pr_auc")
+        auc_txt = "" if auc is None or (isinstance(auc, float) and math.isnan(auc)) else f" AUC {auc:.3f}"
+        style = "o" if len(c["recall"]) == 1 else "-"
+        ax.plot(c["recall"], c["precision"], style,
+                label=f"{name}{auc_txt}, best F1 {c.get('best_f1', float('nan')):.3f}")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title or "precision-recall")
+    return _save(fig, path)
+
+
+def f1_threshold_figure(curves: Dict[str, dict], path: str, title: str = "") -> str:
+    """F1 against score threshold for each curve that has thresholds."""
+    fig = _figure(5, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, c in curves.items():
+        if c.get("thresholds"):
+            ax.plot(c["thresholds"], c["f1"], "-", label=name)
+    ax.set_xlabel("score threshold")
+    ax.set_ylabel("F1")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "F1 over score thresholds")
+    return _save(fig, path)
+
+
+def bar_figure(values: Dict[str, Dict[str, float]], path: str, title: str = "") -> str:
+    """Grouped bars: ``values[item][metric]`` (e.g. Dice, Jaccard per tomogram)."""
+    items = list(values)
+    metrics = sorted({m for v in values.values() for m in v})
+    fig = _figure(max(4, 1.0 * len(items) * max(1, len(metrics)) / 2 + 2), 4)
+    ax = fig.add_subplot(1, 1, 1)
+    w = 0.8 / max(1, len(metrics))
+    x = np.arange(len(items))
+    for k, m in enumerate(metrics):
+        ax.bar(x + k * w, [float(values[i].get(m, np.nan)) for i in items], w, label=m)
+    ax.set_xticks(x + w * (len(metrics) - 1) / 2)
+    ax.set_xticklabels(items, rotation=20 if len(items) > 3 else 0)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)

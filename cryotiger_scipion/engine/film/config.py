@@ -1,0 +1,120 @@
+"""FILM network options in one place (no TensorFlow import here).
+
+``FilmConfig.published()`` is the configuration of the published FILM /
+cryoTIGER SavedModels (34,436,667 parameters).  ``FilmConfig.small()`` is a
+tiny network for fast tests.  Image sizes given to the network must be
+multiples of ``FilmConfig.pad_multiple`` (64 for every model we read or write,
+see ``PAD_MULTIPLE``); the callers pad and crop.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import List
+
+from .. import InputError
+
+#: Every FILM SavedModel (published or ours) is fed images whose height and
+#: width are multiples of this; callers pad (pad//2 before, rest after).
+PAD_MULTIPLE = 64
+#: Name of the file, inside an exported SavedModel folder, that records our config.
+CONFIG_FILE = "cryotiger_film.json"
+
+
+@dataclass
+class FilmConfig:
+    """Hyper-parameters of the FILM network (names as in the FILM paper's gin files).
+
+    pyramid_levels: image pyramid depth (2x2 average pooling between levels).
+    fusion_pyramid_levels: levels used by the fusion decoder.
+    specialized_levels: finest levels with their own flow estimator; coarser
+        levels share one.
+    sub_levels: depth of the cascaded feature extractor.
+    flow_convs / flow_filters: 3x3 conv count and width of each flow estimator
+        (entries 0..specialized_levels-1, then the shared one).
+    filters: width of the first feature / fusion level (doubles per level).
+    """
+    pyramid_levels: int = 7
+    fusion_pyramid_levels: int = 5
+    specialized_levels: int = 3
+    sub_levels: int = 4
+    flow_convs: List[int] = field(default_factory=lambda: [3, 3, 3, 3])
+    flow_filters: List[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    filters: int = 64
+
+    @classmethod
+    def published(cls) -> "FilmConfig":
+        """The configuration of the published models (34,436,667 parameters)."""
+        return cls()
+
+    @classmethod
+    def small(cls) -> "FilmConfig":
+        """A tiny network (a few thousand parameters) for tests."""
+        return cls(pyramid_levels=4, fusion_pyramid_levels=3, specialized_levels=1, sub_levels=2,
+                   flow_convs=[1, 1], flow_filters=[8, 8], filters=4)
+
+    @classmethod
+    def named(cls, name: str) -> "FilmConfig":
+        if name == "published":
+            return cls.published()
+        if name == "small":
+            return cls.small()
+        raise InputError(f"unknown FILM configuration '{name}'; use 'published' or 'small'")
+
+    # -- derived sizes -------------------------------------------------------------
+    def feature_channels(self, level: int) -> int:
+        """Channels of the cascaded feature at pyramid ``level`` (0 = full resolution)."""
+        return sum(self.filters * 2 ** j for j in range(min(level + 1, self.sub_levels)))
+
+    def fusion_channels(self, level: int) -> int:
+        """Channels of the fusion input at ``level``: two warped (image+feature), two flows."""
+        return 2 * (3 + self.feature_channels(level)) + 4
+
+    def validate(self) -> "FilmConfig":
+        problems = []
+        if self.pyramid_levels < 2:
+            problems.append(f"pyramid_levels={self.pyramid_levels} (need >= 2)")
+        if not 2 <= self.fusion_pyramid_levels <= self.pyramid_levels:
+            problems.append(f"fusion_pyramid_levels={self.fusion_pyramid_levels} "
+                            f"(need 2..pyramid_levels={self.pyramid_levels})")
+        if not 1 <= self.specialized_levels < self.pyramid_levels:
+            problems.append(f"specialized_levels={self.specialized_levels} (need 1..pyramid_levels-1)")
+        if self.sub_levels < 1 or self.specialized_levels < self.sub_levels - 1:
+            problems.append(f"sub_levels={self.sub_levels} (need 1..specialized_levels+1, so that "
+                            "the shared flow estimator sees the same channel count at every level)")
+        if len(self.flow_convs) != self.specialized_levels + 1 or \
+                len(self.flow_filters) != self.specialized_levels + 1:
+            problems.append(f"flow_convs={self.flow_convs}, flow_filters={self.flow_filters} "
+                            f"(need specialized_levels+1 = {self.specialized_levels + 1} entries each)")
+        if 2 ** (self.pyramid_levels - 1) > PAD_MULTIPLE:
+            problems.append(f"pyramid_levels={self.pyramid_levels} needs images in multiples of "
+                            f"{2 ** (self.pyramid_levels - 1)} (at most {PAD_MULTIPLE} supported)")
+        if problems:
+            raise InputError("invalid FILM configuration: " + "; ".join(problems))
+        return self
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "FilmConfig":
+        known = {k: data[k] for k in cls().to_json() if k in data}
+        return cls(**known).validate()
+
+    def save(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(self.to_json(), f, indent=1)
+
+    @classmethod
+    def load(cls, path: str) -> "FilmConfig":
+        with open(path) as f:
+            return cls.from_json(json.load(f))
+
+    def describe(self) -> str:
+        if self == FilmConfig.published():
+            name = "published"
+        elif self == FilmConfig.small():
+            name = "small"
+        else:
+            name = "custom"
+        return f"{name} " + json.dumps(self.to_json())

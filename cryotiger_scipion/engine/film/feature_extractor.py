@@ -1,0 +1,48 @@
+"""Cascaded feature extractor: one set of weights for every scale and both images.
+
+Sub-level j = two 3x3 leaky convs of ``filters * 2**j`` channels (variables
+``feat_net/cfeat_conv_{2j}``, ``..._{2j+1}``), with 2x2 average pooling between
+sub-levels.  Pyramid level i runs min(levels - i, sub_levels) sub-levels; the
+feature at level i concatenates S_i[0], S_{i-1}[1], S_{i-2}[2], ... (those that
+exist), i.e. 64, 192, 448, 960, 960, ... channels in the published configuration.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from .config import FilmConfig
+from .layers import Conv2D, avg_pool2
+
+
+class FeatureExtractor(tf.Module):
+    def __init__(self, config: FilmConfig, rng: np.random.Generator):
+        super().__init__(name="feat_net")
+        self.config = config
+        self.convs = []
+        cin = 3
+        for k in range(2 * config.sub_levels):
+            cout = config.filters * 2 ** (k // 2)
+            self.convs.append(Conv2D(f"feat_net/cfeat_conv_{k}", 3, cin, cout, True, rng))
+            cin = cout
+
+    def __call__(self, pyramid: list) -> list:
+        """``pyramid``: list of (B, h_i, w_i, 3) images, finest first; returns one
+        feature map per level, (B, h_i, w_i, feature_channels(i))."""
+        levels = len(pyramid)
+        subs = []
+        for i, image in enumerate(pyramid):
+            x = image
+            s = []
+            for j in range(min(levels - i, self.config.sub_levels)):
+                if j > 0:
+                    x = avg_pool2(x)
+                x = self.convs[2 * j + 1](self.convs[2 * j](x))
+                s.append(x)
+            subs.append(s)
+        feats = []
+        for i in range(levels):
+            parts = [subs[i - j][j] for j in range(self.config.sub_levels)
+                     if i - j >= 0 and j < len(subs[i - j])]
+            feats.append(parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1))
+        return feats

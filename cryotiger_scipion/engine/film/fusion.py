@@ -1,0 +1,50 @@
+"""Fusion decoder: U-Net style decoder from the warped pyramids to the image.
+
+Start from the coarsest fusion level (no conv there); for each finer level i:
+nearest-neighbour 2x upsample, 2x2 linear conv of ``filters * 2**i`` (TF
+'same': pad 0 top/left, 1 bottom/right), concat(skip_i, up), two 3x3 leaky
+convs.  A final 1x1 linear conv gives 3 channels (not clipped).
+Variables are ``fusion/conv2d``, ``fusion/conv2d_1``, ... in creation order:
+level 0 (2x2, 3x3, 3x3), level 1, ..., then the output conv last, as Keras
+names them in the published models.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from .config import FilmConfig
+from .layers import Conv2D
+
+
+def _keras_name(k: int) -> str:
+    return "fusion/conv2d" if k == 0 else f"fusion/conv2d_{k}"
+
+
+class Fusion(tf.Module):
+    def __init__(self, config: FilmConfig, rng: np.random.Generator):
+        super().__init__(name="fusion")
+        n = config.fusion_pyramid_levels
+        self.levels = []
+        k = 0
+        for i in range(n - 1):
+            f = config.filters * 2 ** i
+            cin_up = config.fusion_channels(n - 1) if i == n - 2 else config.filters * 2 ** (i + 1)
+            up = Conv2D(_keras_name(k), 2, cin_up, f, False, rng)
+            c1 = Conv2D(_keras_name(k + 1), 3, config.fusion_channels(i) + f, f, True, rng)
+            c2 = Conv2D(_keras_name(k + 2), 3, f, f, True, rng)
+            self.levels.append([up, c1, c2])
+            k += 3
+        self.output_conv = Conv2D(_keras_name(k), 1, config.filters, 3, False, rng)
+
+    def __call__(self, pyramid: list) -> tf.Tensor:
+        """``pyramid``: fusion inputs finest first; returns (B, H, W, 3)."""
+        net = pyramid[-1]
+        for i in range(len(pyramid) - 2, -1, -1):
+            up, c1, c2 = self.levels[i]
+            size = tf.shape(pyramid[i])[1:3]
+            net = tf.image.resize(net, size, method="nearest")
+            net = up(net)
+            net = tf.concat([pyramid[i], net], axis=-1)
+            net = c2(c1(net))
+        return self.output_conv(net)

@@ -1,0 +1,82 @@
+"""The FILM network wired from its parts: pyramid -> features -> flows -> warp -> fusion.
+
+``FilmNet(config, seed)`` builds the variables (named as in the published
+models, see ``FilmNet.named_variables``); ``net(x0, x1)`` maps two (B, H, W, 3)
+images in [0, 1] (H, W multiples of 2**(pyramid_levels-1); callers pad to 64)
+to the mid-frame (B, H, W, 3).  Time is always 0.5, as in the published models.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from .config import FilmConfig
+from .feature_extractor import FeatureExtractor
+from .flow_estimator import PyramidFlowEstimator
+from .fusion import Fusion
+from .layers import image_pyramid
+from .warp import warp
+
+
+class FilmNet(tf.Module):
+    def __init__(self, config: Optional[FilmConfig] = None, seed: int = 0):
+        super().__init__(name="film_net")
+        self.config = (config or FilmConfig.published()).validate()
+        rng = np.random.default_rng(seed)
+        self.feature_extractor = FeatureExtractor(self.config, rng)
+        self.flow_estimator = PyramidFlowEstimator(self.config, rng)
+        self.fusion = Fusion(self.config, rng)
+
+    # -- variables -----------------------------------------------------------------
+    def named_variables(self) -> Dict[str, tf.Variable]:
+        """{'feat_net/cfeat_conv_0/kernel': var, ...} (names without ':0')."""
+        return {v.name.split(":")[0]: v for v in self.variables}
+
+    def count_params(self) -> int:
+        return int(sum(np.prod(v.shape) for v in self.variables))
+
+    # -- forward -------------------------------------------------------------------
+    def __call__(self, x0: tf.Tensor, x1: tf.Tensor, dtype=tf.float32, aux: bool = False):
+        """Mid-frame of ``x0`` and ``x1`` (B, H, W, 3) float; returns (B, H, W, 3) float32,
+        or a dict with 'image' and the auxiliary outputs when ``aux``.
+
+        ``dtype``: compute dtype of the convolutions (float32, float16, bfloat16);
+        flows and sampling coordinates stay float32.
+        """
+        cfg = self.config
+        n = tf.shape(x0)[0]
+        both = tf.cast(tf.concat([x0, x1], axis=0), dtype)
+        pyr = image_pyramid(both, cfg.pyramid_levels)
+        feats = self.feature_extractor(pyr)
+        # One pass for both directions: (a, b) = (f0, f1) then (f1, f0) along the batch.
+        swapped = [tf.concat([f[n:], f[:n]], axis=0) for f in feats]
+        flows, residuals = self.flow_estimator(feats, swapped)
+        levels = cfg.fusion_pyramid_levels
+        fusion_in = []
+        for i in range(levels):
+            half = 0.5 * flows[i]           # rows :n  = 0.5 F(0->1) = fw (warps image 1)
+            fw, bw = half[:n], half[n:]     # rows n:  = 0.5 F(1->0) = bw (warps image 0)
+            both_i = tf.concat([pyr[i], feats[i]], axis=-1)
+            w0 = warp(both_i[:n], bw)
+            w1 = warp(both_i[n:], fw)
+            fusion_in.append(tf.concat([w0, w1, tf.cast(bw, dtype), tf.cast(fw, dtype)], axis=-1))
+        image = tf.cast(self.fusion(fusion_in), tf.float32)
+        if not aux:
+            return image
+        return {
+            "image": image,
+            "x0_warped": tf.cast(fusion_in[0][..., :3], tf.float32),
+            "x1_warped": tf.cast(fusion_in[0][..., 3 + cfg.feature_channels(0):6 + cfg.feature_channels(0)],
+                                 tf.float32),
+            "forward_flow_pyramid": [f[:n] for f in flows[:levels]],
+            "backward_flow_pyramid": [f[n:] for f in flows[:levels]],
+            "forward_residual_flow_pyramid": [r[:n] for r in residuals],
+            "backward_residual_flow_pyramid": [r[n:] for r in residuals],
+        }
+
+
+def build_film(config: Optional[FilmConfig] = None, seed: int = 0) -> FilmNet:
+    """A FILM network with freshly initialised weights (Glorot uniform, zero bias)."""
+    return FilmNet(config, seed=seed)

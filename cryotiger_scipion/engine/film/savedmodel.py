@@ -1,0 +1,332 @@
+"""SavedModel I/O with the published FILM interface, and weight import by name.
+
+Interface (what we write and what we read)::
+
+    loaded = tf.saved_model.load(DIR)
+    out = loaded({'x0': (B,H,W,3) float32, 'x1': (B,H,W,3) float32,
+                  'time': (B,1) float32}, training=False)
+    out['image']  # (B,H,W,3) float32, values ~[0, 1]
+
+H and W must be multiples of 64 (``config.PAD_MULTIPLE``): the caller pads
+(pad//2 before, the rest after) and crops back (see ``pad_to_multiple``).
+``time`` is ignored (t = 0.5).  Our exports also return the auxiliary keys
+x0_warped, x1_warped, forward/backward_flow_pyramid and
+forward/backward_residual_flow_pyramid, have a 'serving_default' signature
+(x0, x1, time -> image), and record the network options in
+``cryotiger_film.json`` beside saved_model.pb.
+
+Accepted folders: DIR/saved_model.pb, DIR/saved_model/saved_model.pb and
+FILM's download layout DIR/film_net/<Style|L1|VGG>/saved_model (Style first).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from .. import InputError
+from .config import CONFIG_FILE, PAD_MULTIPLE, FilmConfig
+from .network import FilmNet
+
+PREFIXES = ("feat_net/", "predict_flow/", "fusion/")
+_NESTED = ("film_net/Style/saved_model", "film_net/L1/saved_model", "film_net/VGG/saved_model",
+           "saved_model", "Style/saved_model", "L1/saved_model", "VGG/saved_model")
+_HELP = ("give a FILM SavedModel folder (it holds saved_model.pb and variables/): the cryoTIGER "
+         "model or FILM's pre-trained Vimeo-90K model (film_net/Style/saved_model), a model "
+         "trained with 'cryotiger train', or a random one from 'cryotiger model init --output DIR'")
+
+
+# -- padding ----------------------------------------------------------------------------
+def pad_amounts(size: int, multiple: int = PAD_MULTIPLE) -> Tuple[int, int]:
+    """(before, after) zero padding that makes ``size`` a multiple of ``multiple``."""
+    pad = (-size) % multiple
+    return pad // 2, pad - pad // 2
+
+
+def pad_to_multiple(images: np.ndarray, multiple: int = PAD_MULTIPLE):
+    """Zero-pad (B, H, W, C) images; returns (padded, (top, left, H, W)) for ``crop``."""
+    h, w = images.shape[1:3]
+    (t, b), (l, r) = pad_amounts(h, multiple), pad_amounts(w, multiple)
+    if t == b == l == r == 0:
+        return images, (0, 0, h, w)
+    return np.pad(images, ((0, 0), (t, b), (l, r), (0, 0))), (t, l, h, w)
+
+
+def crop(images, box):
+    t, l, h, w = box
+    return images[:, t:t + h, l:l + w]
+
+
+# -- export -----------------------------------------------------------------------------
+class _Exported(tf.Module):
+    """What we save: the network plus a traced call with the published signature."""
+
+    def __init__(self, net: FilmNet):
+        super().__init__(name="film")
+        self.net = net
+        self.all_variables = list(net.variables)
+
+    @tf.function
+    def __call__(self, inputs, training=False):
+        return self.net(inputs["x0"], inputs["x1"], aux=True)
+
+    @tf.function
+    def serve(self, x0, x1, time):
+        return {"image": self.net(x0, x1)}
+
+
+def _specs():
+    img = tf.TensorSpec([None, None, None, 3], tf.float32)
+    return img, tf.TensorSpec([None, 1], tf.float32)
+
+
+def export_savedmodel(net: FilmNet, output_dir: str) -> str:
+    """Write ``net`` as a SavedModel with the published interface to ``output_dir``
+    (atomically: a temporary folder beside it is renamed into place).  Returns the path."""
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise InputError(f"{output_dir}: exists and is not a folder; choose another --output")
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and \
+            not os.path.exists(os.path.join(output_dir, "saved_model.pb")):
+        raise InputError(f"{output_dir}: folder exists, is not empty and holds no SavedModel; "
+                         "choose a new or empty folder")
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    module = _Exported(net)
+    img, tim = _specs()
+    inputs = {"x0": img, "x1": img, "time": tim}
+    module.__call__.get_concrete_function(inputs, training=False)
+    module.__call__.get_concrete_function(inputs, training=True)
+    serving = module.serve.get_concrete_function(img, img, tim)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.", suffix=".part", dir=parent)
+    try:
+        tf.saved_model.save(module, tmp, signatures={"serving_default": serving})
+        net.config.save(os.path.join(tmp, CONFIG_FILE))
+        os.chmod(tmp, 0o755)
+        if os.path.isdir(output_dir):
+            old = output_dir + ".old-" + os.path.basename(tmp)
+            os.replace(output_dir, old)
+            os.replace(tmp, output_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return output_dir
+
+
+# -- loading ----------------------------------------------------------------------------
+def find_saved_model_dir(path: str) -> str:
+    """The folder holding saved_model.pb for a user-given model folder; InputError if none."""
+    if not path:
+        raise InputError(f"no FILM model folder given; {_HELP}")
+    if not os.path.exists(path):
+        raise InputError(f"FILM model folder '{path}' does not exist; {_HELP}")
+    if not os.path.isdir(path):
+        raise InputError(f"FILM model '{path}' is a file, not a folder; {_HELP}")
+    candidates = [path] + [os.path.join(path, n) for n in _NESTED]
+    for c in candidates:
+        if os.path.isfile(os.path.join(c, "saved_model.pb")):
+            if not os.path.isdir(os.path.join(c, "variables")):
+                raise InputError(f"FILM model folder '{c}' has saved_model.pb but no variables/ "
+                                 "folder (incomplete copy?); copy the whole SavedModel folder")
+            return c
+    raise InputError(f"'{path}' holds no saved_model.pb (looked in it and in "
+                     f"{', '.join(_NESTED)}); {_HELP}")
+
+
+def load_savedmodel(path: str):
+    """``tf.saved_model.load`` of a FILM model folder (any accepted layout).
+    Returns (loaded object, the SavedModel folder)."""
+    folder = find_saved_model_dir(path)
+    try:
+        loaded = tf.saved_model.load(folder)
+    except Exception as exc:  # corrupt or foreign files: a user problem, say which
+        raise InputError(f"FILM model folder '{folder}' could not be loaded as a TensorFlow "
+                         f"SavedModel ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); "
+                         f"{_HELP}") from exc
+    if not callable(loaded):
+        raise InputError(f"'{folder}' is a SavedModel but not callable as "
+                         "model({'x0','x1','time'}); it is not a FILM model")
+    return loaded, folder
+
+
+def collect_variables(loaded) -> List[tf.Variable]:
+    """All variables of a loaded SavedModel: ``keras_api.variables`` when present
+    (published models), else ``all_variables`` (ours), else a walk over attributes."""
+    keras_api = getattr(loaded, "keras_api", None)
+    if keras_api is not None and getattr(keras_api, "variables", None):
+        return list(keras_api.variables)
+    if getattr(loaded, "all_variables", None):
+        return list(loaded.all_variables)
+    found, seen = [], set()
+
+    def walk(obj, depth):
+        if depth > 8 or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, tf.Variable):
+            found.append(obj)
+            return
+        if isinstance(obj, (list, tuple)):
+            for o in obj:
+                walk(o, depth + 1)
+        elif isinstance(obj, dict):
+            for o in obj.values():
+                walk(o, depth + 1)
+        elif hasattr(obj, "__dict__") and not callable(getattr(obj, "numpy", None)):
+            for k, o in vars(obj).items():
+                if not k.startswith("__"):
+                    walk(o, depth + 1)
+
+    walk(loaded, 0)
+    return found
+
+
+def canonical_name(name: str) -> Optional[str]:
+    """'film_net/fusion/conv2d_3/kernel:0' -> 'fusion/conv2d_3/kernel' (None if not FILM)."""
+    name = name.split(":")[0]
+    best = None
+    for p in PREFIXES:
+        i = name.find(p)
+        if i >= 0 and (best is None or i < best[0]):
+            best = (i, name[i:])
+    return best[1] if best else None
+
+
+def _weights_by_name(variables) -> Dict[str, np.ndarray]:
+    out = {}
+    for v in variables:
+        key = canonical_name(v.name)
+        if key is not None:
+            out[key] = v.numpy()
+    return out
+
+
+def _natural(key: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
+
+
+def infer_config(weights: Dict[str, np.ndarray], pyramid_levels: int = 7) -> FilmConfig:
+    """Network options from variable names and shapes.  ``pyramid_levels`` cannot be
+    seen in the weights (coarse levels share one estimator): 7 as published."""
+    try:
+        feat = sorted((k for k in weights if k.startswith("feat_net/") and k.endswith("/kernel")), key=_natural)
+        filters = int(weights["feat_net/cfeat_conv_0/kernel"].shape[-1])
+        sub_levels = len(feat) // 2
+        pred = {}
+        for k in weights:
+            m = re.match(r"predict_flow/flow_predictor_(\w+)/conv_(\d+)/kernel$", k)
+            if m:
+                pred.setdefault(m.group(1), []).append(int(m.group(2)))
+        specialized = sorted(int(p) for p in pred if p.isdigit())
+        order = [str(i) for i in specialized] + ["shared"]
+        flow_convs = [len(pred[p]) - 2 for p in order]
+        flow_filters = [int(weights[f"predict_flow/flow_predictor_{p}/conv_0/kernel"].shape[-1]) for p in order]
+        n_fusion = len([k for k in weights if k.startswith("fusion/") and k.endswith("/kernel")])
+        cfg = FilmConfig(pyramid_levels=pyramid_levels, fusion_pyramid_levels=(n_fusion - 1) // 3 + 1,
+                         specialized_levels=len(specialized), sub_levels=sub_levels,
+                         flow_convs=flow_convs, flow_filters=flow_filters, filters=filters)
+        return cfg.validate()
+    except (KeyError, IndexError, InputError) as exc:
+        raise InputError(f"the model's variables do not describe a FILM network ({exc}); "
+                         "expected feat_net/cfeat_conv_k, predict_flow/flow_predictor_*/conv_k "
+                         "and fusion/conv2d* variables") from exc
+
+
+def import_weights(net: FilmNet, weights) -> int:
+    """Copy weights into ``net`` by variable name ('feat_net/cfeat_conv_0/kernel', ...).
+
+    ``weights``: {name: array} or a list of tf.Variables (names may carry an outer
+    prefix and ':0').  Fusion variables whose names differ (Keras numbers its
+    automatic 'conv2d_N' names per session) are matched in creation order when
+    the shapes agree.  Raises InputError naming what is missing or mismatched.
+    Returns the number of variables assigned.
+    """
+    if not isinstance(weights, dict):
+        weights = _weights_by_name(weights)
+    else:
+        weights = {canonical_name(k) or k: np.asarray(v) for k, v in weights.items()}
+    mine = net.named_variables()
+    plan = {}
+    for name in mine:
+        if name in weights:
+            plan[name] = name
+    missing = [n for n in mine if n not in plan]
+    if missing:
+        # Fall back to creation order within the fusion decoder.
+        left_mine = sorted((n for n in missing if n.startswith("fusion/")), key=_natural)
+        used = set(plan.values())
+        left_theirs = sorted((n for n in weights if n.startswith("fusion/") and n not in used), key=_natural)
+        if len(left_mine) == len(left_theirs) == len(missing):
+            for a, b in zip(left_mine, left_theirs):
+                plan[a] = b
+            missing = []
+    if missing:
+        raise InputError(f"the model lacks {len(missing)} of the network's variables (e.g. "
+                         f"{', '.join(missing[:3])}); it is not a FILM model with this configuration")
+    bad = [f"{n}: model {weights[plan[n]].shape} vs network {tuple(mine[n].shape)}"
+           for n in mine if tuple(weights[plan[n]].shape) != tuple(mine[n].shape)]
+    if bad:
+        raise InputError("the model's weights do not fit the network (" + "; ".join(bad[:3]) +
+                         "); give the FILM configuration the model was trained with")
+    for n, v in mine.items():
+        v.assign(weights[plan[n]].astype(np.float32))
+    return len(mine)
+
+
+def read_config(folder: str) -> Optional[FilmConfig]:
+    path = os.path.join(folder, CONFIG_FILE)
+    return FilmConfig.load(path) if os.path.isfile(path) else None
+
+
+def load_network(path: str) -> Tuple[FilmNet, dict]:
+    """Load a model folder and import its weights into a native ``FilmNet``.
+
+    Returns (net, info) with info = {'folder', 'config', 'source': 'cryotiger'|'foreign'}.
+    The configuration comes from cryotiger_film.json when present, else from the
+    variables (published pyramid depth 7 assumed).
+    """
+    loaded, folder = load_savedmodel(path)
+    weights = _weights_by_name(collect_variables(loaded))
+    if not weights:
+        raise InputError(f"'{folder}': no FILM variables found (feat_net/, predict_flow/, fusion/); "
+                         "it is not a FILM model")
+    cfg = read_config(folder)
+    source = "cryotiger" if cfg is not None else "foreign"
+    if cfg is None:
+        cfg = infer_config(weights)
+    net = FilmNet(cfg)
+    import_weights(net, weights)
+    del loaded
+    return net, {"folder": folder, "config": cfg, "source": source}
+
+
+def savedmodel_call(loaded, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
+    """Run a loaded SavedModel on (B, H, W, 3) float32 inputs (H, W multiples of 64)."""
+    b = x0.shape[0]
+    out = loaded({"x0": tf.constant(x0, tf.float32), "x1": tf.constant(x1, tf.float32),
+                  "time": tf.fill([b, 1], 0.5)}, training=False)
+    return out["image"].numpy()
+
+
+def count_parameters(path: str) -> Tuple[int, Optional[FilmConfig]]:
+    """(number of FILM parameters, config if known) of a model folder."""
+    loaded, folder = load_savedmodel(path)
+    weights = _weights_by_name(collect_variables(loaded))
+    if not weights:
+        total = int(sum(np.prod(v.shape) for v in collect_variables(loaded)))
+        return total, None
+    cfg = read_config(folder)
+    if cfg is None:
+        try:
+            cfg = infer_config(weights)
+        except InputError:
+            cfg = None
+    return int(sum(np.prod(a.shape) for a in weights.values())), cfg

@@ -117,7 +117,8 @@ def parse_data_range(text: Union[str, float]) -> Union[str, float]:
 
 def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Optional[str] = None,
                 angles: Optional[Sequence[float]] = None, mdoc_path: Optional[str] = None,
-                exclude: Sequence[int] = (), per_gap: int = 1,
+                exclude: Sequence[int] = (), per_gap: int = 1, xf: Optional[np.ndarray] = None,
+                acquisition: Optional[dict] = None,
                 data_range: Union[str, float] = "tilt", report_path: Optional[str] = None,
                 plot_dir: Optional[str] = None, keep_dir: Optional[str] = None,
                 progress: bool = True) -> dict:
@@ -126,13 +127,15 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
     ``input_path``: aligned stack (n, y, x); angles in degrees.  ``per_gap``:
     tilts dropped between two kept ones (1 = every second tilt).  The restored
     stacks go to a temporary folder, or to ``keep_dir`` (``<name>.mrc`` and its
-    .tlt/.json) when given.  Report keys: see the module doc and docs/evaluation.md.
+    .tlt/.json) when given.  ``xf`` (n, 2, 3): IMOD transforms applied to every
+    input image first (the real tilts are aligned the same way before the
+    comparison).  ``acquisition``: orders/doses/accum_doses for describe_input.  Report keys: see the module doc and docs/evaluation.md.
     """
     data_range = parse_data_range(data_range)
     if not os.path.exists(input_path):
         raise InputError(f"{input_path}: input stack not found")
     tilts = describe_input(input_path, angles_path=angles_path, angles=angles, mdoc_path=mdoc_path,
-                           exclude=exclude)
+                           exclude=exclude, **(acquisition or {}))
     names = [s.name for s in methods]
     if len(set(names)) != len(names):
         raise InputError(f"method names {names} are not unique")
@@ -155,15 +158,30 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
     try:
         with open_stack(input_path) as m:
             data = m.data if m.data.ndim == 3 else m.data[None]
+            if xf is not None and len(xf) != data.shape[0]:
+                raise InputError(f"{len(xf)} transforms for {data.shape[0]} images; give one per image")
+
+            def real_image(i: int) -> np.ndarray:
+                img = np.asarray(data[i], dtype=np.float32)
+                if xf is not None:
+                    from .align import apply_xf
+                    img = apply_xf(img, xf[i])
+                return np.asarray(img, dtype=np.float64)
+
             used = [t.index for t in tilts if not t.excluded]
-            stack_range = float(max(np.max(data[i]) for i in used) - min(np.min(data[i]) for i in used))
+            if data_range == "stack":
+                imgs = [real_image(i) for i in used]
+                stack_range = float(max(im.max() for im in imgs) - min(im.min() for im in imgs))
+                del imgs
+            else:
+                stack_range = float("nan")
             reference: Optional[List[int]] = None
             ranges: List[float] = []
             for spec, interp in zip(methods, interpolators):
                 out = os.path.join(work, f"{spec.name}.mrc")
                 t0 = time.monotonic()
                 plan = run_interpolation(input_path, out, tilts, interp, per_gap=per_gap,
-                                         mode="restore", label=f"holdout {spec.name}",
+                                         mode="restore", xf=xf, label=f"holdout {spec.name}",
                                          progress=progress)
                 seconds = time.monotonic() - t0
                 synth = [o for o in plan if o.synthetic and o.replaces is not None]
@@ -171,8 +189,8 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                     reference = [o.replaces for o in synth]
                     report["input_indices"] = reference
                     report["angles"] = [round(float(o.angle), 4) for o in synth]
-                    ranges = [_data_ranges(np.asarray(data[i], dtype=np.float64), data_range,
-                                           stack_range) for i in reference]
+                    ranges = [_data_ranges(real_image(i), data_range, stack_range)
+                              for i in reference]
                     bad = [i for i, r in zip(reference, ranges) if not r > 0]
                     if bad:
                         raise InputError(f"{input_path}: image {bad[0] + 1} is constant (data range 0); "
@@ -181,7 +199,7 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                 res = {k: [] for k in METRICS}
                 with open_stack(out) as r:
                     for o, rng in zip(synth, ranges):
-                        real = np.asarray(data[o.replaces], dtype=np.float64)
+                        real = real_image(o.replaces)
                         syn = np.asarray(r.data[o.index], dtype=np.float64)
                         res["psnr"].append(M.psnr(syn, real, rng))
                         res["rmse"].append(M.rmse(syn, real))

@@ -44,7 +44,7 @@ def _boxplot(ax, groups: Dict[str, Sequence[float]], ylabel: str, title: str = "
     data = [_finite(groups[n]) for n in names]
     # matplotlib cannot draw an empty box: use a NaN placeholder.
     data = [d if d.size else np.array([np.nan]) for d in data]
-    ax.boxplot(data, showmeans=False)
+    ax.boxplot(data, showmeans=False, showfliers=False)
     ax.set_xticks(range(1, len(names) + 1))
     ax.set_xticklabels(names, rotation=20 if len(names) > 3 else 0)
     rng = np.random.default_rng(0)

@@ -155,3 +155,33 @@ def test_linear_and_random_film_side_by_side(ts, tmp_path):
     assert len(R["methods"]["film"]["psnr"]) == 5
     assert R["methods"]["film"]["model"] == str(model)
     assert any(t["a"] == "linear" and t["b"] == "film" for t in R["paired_tests"])
+
+
+def test_xf_aligns_real_tilts_before_comparison(tmp_path):
+    # Aligned tilts vary linearly with angle (linear restore is exact); the raw images
+    # are shifted by a different whole number of pixels each, undone by the .xf.
+    from cryotiger_scipion.engine.align import write_xf
+    rng = np.random.default_rng(7)
+    angles = np.arange(-8.0, 9.0, 2.0)
+    A = np.zeros((32, 32)); B = np.zeros((32, 32))  # noqa: E702
+    A[6:26, 6:26] = np.round(rng.normal(size=(20, 20)) * 16) / 16
+    B[6:26, 6:26] = np.round(rng.normal(size=(20, 20)) * 16) / 16
+    aligned = np.stack([A + (k / 4.0) * B for k in range(len(angles))]).astype(np.float32)
+    aligned[1::2] = 0.5 * aligned[0:-1:2] + 0.5 * aligned[2::2]
+    shifts = [0, 2, -3, 1, 3, -1, 2, -2, 0]
+    raw = np.stack([np.roll(im, -s, axis=1) for im, s in zip(aligned, shifts)])
+    write_stack(str(tmp_path / "raw.mrc"), raw, 5.0)
+    xf = np.array([[[1.0, 0.0, s], [0.0, 1.0, 0.0]] for s in shifts])
+    write_xf(str(tmp_path / "raw.xf"), xf)
+    write_angles(str(tmp_path / "raw.tlt"), angles)
+    report = tmp_path / "R.json"
+    r = run_cli(["--input", str(tmp_path / "raw.mrc"), "--angles", str(tmp_path / "raw.tlt"),
+                 "--xf", str(tmp_path / "raw.xf"), "--method", "linear", "--report", str(report),
+                 "--quiet"])
+    assert r.returncode == 0, r.stderr
+    lin = json.loads(report.read_text())["methods"]["linear"]
+    assert max(lin["rmse"]) < 1e-6
+    # without the transforms the shifted raw tilts do not match their neighbours' mean
+    R = run_holdout(str(tmp_path / "raw.mrc"), [MethodSpec("linear", "linear")], angles=angles,
+                    progress=False)
+    assert min(R["methods"]["linear"]["rmse"]) > 0.1

@@ -52,6 +52,10 @@ def register(subparsers):
     p.add_argument("--per-gap", type=int, default=1,
                    help="tilts dropped between two kept ones (1: every second tilt)")
     p.add_argument("--exclude", default="", help="views to exclude, numbered from 1 (e.g. '1,40-41')")
+    p.add_argument("--acquisition-json", help="per-image acquisition order and dose (as for "
+                   "'cryotiger interpolate'); optional")
+    p.add_argument("--xf", help="IMOD .xf transforms to apply first (real tilts are aligned the "
+                   "same way before the comparison)")
     p.add_argument("--keep", help="folder to keep the restored stacks in (<name>.mrc/.tlt/.json)")
     film = p.add_argument_group("FILM options (shared by every FILM method)")
     film.add_argument("--tile-size", type=int, default=None)
@@ -105,6 +109,12 @@ def run(args) -> int:
     if not args.angles:
         from ..io import read_mdoc
         angles = [t.angle for t in read_mdoc(args.mdoc).tilts]
+    from .interpolate import read_acquisition_json
+    xf = None
+    if args.xf:
+        from ..align import read_xf
+        xf = read_xf(args.xf)
+    acq = read_acquisition_json(args.acquisition_json, args.mdoc) if args.acquisition_json else {}
     entries = method_entries(args.method_tokens)
     shared = {k: v for k, v in film_options(args).items() if k != "model"}
     for e in entries:
@@ -113,7 +123,7 @@ def run(args) -> int:
     specs = method_specs(entries)
     report = run_holdout(args.input, specs, angles_path=args.angles, angles=angles,
                          mdoc_path=args.mdoc, exclude=parse_view_list(args.exclude),
-                         per_gap=args.per_gap, data_range=args.data_range,
+                         per_gap=args.per_gap, xf=xf, acquisition=acq, data_range=args.data_range,
                          report_path=args.report, plot_dir=args.plot, keep_dir=args.keep,
                          progress=not args.quiet)
     if not args.quiet:

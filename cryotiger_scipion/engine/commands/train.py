@@ -1,11 +1,150 @@
-"""`cryotiger train` (not implemented yet)."""
+"""``cryotiger train``: train or fine-tune FILM on aligned tilt series.
+
+Contract (kept stable, used by checks outside the repository):
+  cryotiger train --input TS.mrc --angles TS.tlt [--input TS2.mrc --angles TS2.tlt ...]
+      --output MODEL_DIR --config small|published [--steps N] [--minutes M]
+      [--init MODEL_DIR] [--spacing S]
+MODEL_DIR is a SavedModel that ``cryotiger interpolate --method film --model MODEL_DIR``
+accepts.  Running the same command again resumes from the last checkpoint in
+the work folder (default MODEL_DIR.work).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
 
 
 def register(subparsers):
-    p = subparsers.add_parser("train", help="(not implemented yet)")
-    p.set_defaults(func=_run)
+    p = subparsers.add_parser(
+        "train", help="train or fine-tune FILM on aligned tilt series",
+        description="Train (or fine-tune with --init) a FILM network on triplets of ALIGNED tilt "
+                    "series (tilts i-s, i, i+s: the outer two in, the middle one the target) and "
+                    "export a SavedModel for 'cryotiger interpolate --method film --model DIR'. "
+                    "Re-running the same command resumes from the last checkpoint. "
+                    "Self-supervised: train on the series to be interpolated with --spacing 2, "
+                    "then interpolate between neighbours.")
+    p.add_argument("--input", action="append", required=True,
+                   help="aligned tilt-series stack (.mrc/.st/.ali); repeat for more series")
+    p.add_argument("--angles", action="append", default=[],
+                   help="tilt angles of the preceding --input (.tlt), one per --input, same order")
+    p.add_argument("--exclude", action="append", default=None,
+                   help="views to exclude per --input, numbered from 1 ('1,40-41'; '' for none); "
+                        "give it once per --input or not at all")
+    p.add_argument("--output", required=True, help="model folder to write (SavedModel)")
+    p.add_argument("--config", default="small",
+                   help="FILM configuration: small, published, or a FilmConfig .json (default small)")
+    p.add_argument("--steps", type=int, default=2000, help="total training steps (default 2000)")
+    p.add_argument("--minutes", type=float, default=0.0,
+                   help="wall-clock budget of this run in minutes: stops, checkpoints and exports on time")
+    p.add_argument("--init", default=None,
+                   help="FILM SavedModel folder to start from (fine-tuning; same configuration)")
+    p.add_argument("--spacing", default="1",
+                   help="triplet spacing(s): 1 = neighbours, 2 = two tilts apart; list allowed ('1,2')")
+    p.add_argument("--self-supervised", action="store_true",
+                   help="train on the series to be interpolated: spacing 2 (pairs two tilts apart "
+                        "predict the middle one), then interpolate neighbours with the model")
+    d = p.add_argument_group("data")
+    d.add_argument("--patch-size", type=int, default=256, help="patch size in pixels (default 256)")
+    d.add_argument("--patch-stride", type=int, default=0, help="patch grid stride (default: patch size)")
+    d.add_argument("--max-patches", type=int, default=0,
+                   help="at most this many patches per triplet, chosen at random (default all)")
+    d.add_argument("--val-fraction", type=float, default=0.2,
+                   help="fraction of tilt series held out for validation (default 0.2)")
+    d.add_argument("--shards", type=int, default=4, help="TFRecord shards (default 4)")
+    d.add_argument("--workdir", default=None,
+                   help="work folder: database and checkpoints (default MODEL_DIR.work)")
+    d.add_argument("--database", default=None, help="existing training database folder to use")
+    t = p.add_argument_group("training")
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--lr", type=float, default=1e-4, help="initial learning rate (default 1e-4)")
+    t.add_argument("--decay-steps", type=int, default=750000, help="staircase decay period (steps)")
+    t.add_argument("--decay-rate", type=float, default=0.464158)
+    t.add_argument("--crop", type=int, default=0, help="random crop size in pixels (default: whole patch)")
+    t.add_argument("--no-augment", action="store_true", help="no rotations/flips/swaps")
+    t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--val-every", type=int, default=500)
+    t.add_argument("--val-batches", type=int, default=8)
+    t.add_argument("--log-every", type=int, default=10)
+    t.add_argument("--vgg-weights", default="",
+                   help="VGG-19 weights (.h5 without top, or a .keras network with layers "
+                        "block1_conv2..block5_conv2): enables the perceptual loss")
+    t.add_argument("--vgg-weight", type=float, default=1.0)
+    t.add_argument("--style-weight", type=float, default=0.0, help="Gram (style) loss weight (FILM: 40)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0, help="CPU threads for TensorFlow (0 = all)")
+    t.add_argument("--restart", action="store_true", help="discard checkpoints in the work folder")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
 
 
-def _run(args):
-    from .. import CryoTigerError
-    raise CryoTigerError("'cryotiger train' is not implemented yet")
+def parse_spacings(text) -> tuple:
+    from .. import InputError
+    try:
+        out = tuple(int(s) for s in str(text).replace(" ", "").split(",") if s)
+    except ValueError:
+        raise InputError(f"--spacing '{text}': give whole numbers, e.g. 1, 2 or '1,2'") from None
+    if not out or min(out) < 1:
+        raise InputError(f"--spacing '{text}': give 1 or more (1 = neighbours, 2 = two tilts apart)")
+    return out
+
+
+def series_from_args(args) -> list:
+    from .. import InputError
+    from ..interpolate import parse_view_list
+    from ..train.data import SeriesSpec
+    if len(args.angles) != len(args.input):
+        raise InputError(f"{len(args.input)} --input but {len(args.angles)} --angles; give one "
+                         "--angles TS.tlt after each --input TS.mrc")
+    excl = args.exclude or [""] * len(args.input)
+    if len(excl) != len(args.input):
+        raise InputError(f"{len(excl)} --exclude for {len(args.input)} --input; give one per input "
+                         "('' for none) or none at all")
+    return [SeriesSpec(stack=s, angles=a, exclude=parse_view_list(e)) for s, a, e in zip(args.input, args.angles, excl)]
+
+
+def run(args) -> int:
+    from .. import InputError
+    from ..train.data import DatabaseParams, build_database
+    from ..train.trainer import TrainConfig, train
+
+    t0 = time.monotonic()
+    spacings = (2,) if args.self_supervised and str(args.spacing) == "1" else parse_spacings(args.spacing)
+    series = series_from_args(args)
+    for sp in series:
+        if not os.path.exists(sp.stack):
+            raise InputError(f"{sp.stack}: input stack not found")
+    out = os.path.abspath(args.output)
+    workdir = os.path.abspath(args.workdir or out.rstrip("/") + ".work")
+    if args.restart and os.path.isdir(os.path.join(workdir, "checkpoints")):
+        shutil.rmtree(os.path.join(workdir, "checkpoints"))
+    if args.minutes < 0:
+        raise InputError(f"--minutes {args.minutes}: give a positive budget (or leave it out)")
+    if args.database:
+        database = args.database
+    else:
+        database = os.path.join(workdir, "database")
+        params = DatabaseParams(patch_size=args.patch_size, patch_stride=args.patch_stride,
+                                spacings=spacings, seed=args.seed, val_fraction=args.val_fraction,
+                                shards=args.shards, max_patches_per_triplet=args.max_patches)
+        man = build_database(series, database, params, progress=not args.quiet)
+        if not args.quiet:
+            print(f"training database {database}: {man['counts']['train']} training, "
+                  f"{man['counts'].get('val', 0)} validation patches "
+                  f"(validation split: {man['validation_split']})", flush=True)
+    cfg = TrainConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+                      learning_rate=args.lr, decay_steps=args.decay_steps, decay_rate=args.decay_rate,
+                      checkpoint_every=args.checkpoint_every, val_every=args.val_every,
+                      val_batches=args.val_batches, log_every=args.log_every, seed=args.seed,
+                      crop=args.crop, augment=not args.no_augment, vgg_weights=args.vgg_weights,
+                      vgg_weight=args.vgg_weight, style_weight=args.style_weight)
+    summary = train(database, workdir, out, config=args.config, train_config=cfg, init=args.init,
+                    progress=not args.quiet, threads=args.threads)
+    if not args.quiet:
+        val = summary.get("validation") or {}
+        vtxt = (f"; validation PSNR {val['psnr']:.2f} dB (linear {val['linear_psnr']:.2f}), "
+                f"SSIM {val['ssim']:.4f} (linear {val['linear_ssim']:.4f})") if val else ""
+        print(f"wrote {out}: step {summary['step']} (stopped on {summary['stopped']}) in "
+              f"{time.monotonic() - t0:.1f} s{vtxt}", flush=True)
+    return 0

@@ -1,0 +1,476 @@
+"""Training data for FILM: triplets of tilts, patches, an on-disk TFRecord database.
+
+A *triplet* is three views of one ALIGNED tilt series, sorted by angle:
+(i - s, i, i + s) in the angle-sorted list of usable (not excluded) views, for
+each spacing s (1 = neighbours, 2 = two tilts apart).  The outer two are the
+network inputs x0 and x1, the middle one is the target.
+
+Database layout (a folder)::
+
+    database.json                      manifest: parameters, series, record counts
+    train-00000-of-00004.tfrecord ...  training shards
+    val-00000-of-00001.tfrecord        validation shard(s) (whole tilt series)
+
+One record = one patch of one triplet, in FILM's layout: ``frame_0/encoded``,
+``frame_1/encoded`` (the MIDDLE, ground-truth frame), ``frame_2/encoded``, each
+with ``/format``, ``/height``, ``/width``, and a ``path`` string
+("<series>:<view a>,<view m>,<view b>:<y0>,<x0>", views numbered from 1).
+
+Format: ``raw_float32`` = the patch's pixels (y, x), one channel, as raw
+little-endian float32 bytes, in the ORIGINAL intensity units of the stack: no
+8-bit (or 16-bit) quantisation at all, the round trip is exact.  Each record
+also holds ``norm/lo`` and ``norm/hi`` (float): the robust intensity range of
+the triplet's two INPUT images (whole images, not the patch), the same
+per-pair normalisation the FILM interpolator applies at inference
+(:func:`pair_range`); the reader maps (x - lo) / (hi - lo) and copies grey to
+three channels, so training sees what inference sees.  Extra features:
+``angles`` (3 floats, degrees), ``series`` (int64 index into the manifest).
+
+Everything is reproducible: the record order (shuffled before sharding) and
+the validation split depend only on the inputs and ``seed``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import InputError
+from ..io import atomic_path, check_angles_match, open_stack, read_angles
+
+RAW_FLOAT32 = "raw_float32"
+MANIFEST = "database.json"
+DB_VERSION = 1
+
+# Robust range of a pair of images (percentiles, %): must match the FILM
+# interpolator's 'robust' normalisation (see film/ and :func:`pair_range`).
+LOW_PERCENTILE = 0.5
+HIGH_PERCENTILE = 99.5
+
+
+@dataclass
+class SeriesSpec:
+    """One aligned tilt series given for training."""
+    stack: str                          # MRC stack (n, y, x)
+    angles: str = ""                    # .tlt file (degrees, stack order); or give angle_values
+    exclude: List[int] = field(default_factory=list)   # 0-based stack indices of excluded views
+    name: str = ""
+    angle_values: Optional[List[float]] = None
+
+    def load_angles(self) -> np.ndarray:
+        if self.angle_values is not None:
+            return np.asarray(self.angle_values, dtype=float)
+        if not self.angles:
+            raise InputError(f"{self.stack}: no tilt angles; give --angles TS.tlt after --input")
+        return read_angles(self.angles)
+
+    def label(self) -> str:
+        return self.name or os.path.splitext(os.path.basename(self.stack))[0]
+
+
+def select_triplets(angles: Sequence[float], exclude: Sequence[int] = (),
+                    spacings: Sequence[int] = (1,), max_asymmetry: float = 0.25
+                    ) -> List[Tuple[int, int, int, int]]:
+    """Triplets of one tilt series: list of (a, m, b, s), 0-based STACK indices.
+
+    Views are sorted by angle; excluded views are dropped first (never an
+    input, never a target), so a triplet may span an excluded view.  For each
+    spacing s, every usable view m with s usable views on both sides gives
+    (m - s, m, m + s) in the sorted list.  The published FILM models assume
+    the target lies half way (t = 0.5): triplets whose middle angle is off
+    centre by more than ``max_asymmetry`` (fraction of the outer gap; 0.25 =
+    the middle sits between 25% and 75%) are skipped.
+    """
+    angles = np.asarray(angles, dtype=float)
+    n = len(angles)
+    bad = [int(i) for i in exclude if not 0 <= int(i) < n]
+    if bad:
+        raise InputError(f"excluded view {bad[0] + 1} does not exist: the series has {n} views "
+                         "(views are numbered from 1)")
+    excl = set(int(i) for i in exclude)
+    usable = sorted((i for i in range(n) if i not in excl), key=lambda i: angles[i])
+    out = []
+    for s in spacings:
+        s = int(s)
+        if s < 1:
+            raise InputError(f"spacing {s}: must be 1 or more (1 = neighbours, 2 = two tilts apart)")
+        for k in range(s, len(usable) - s):
+            a, m, b = usable[k - s], usable[k], usable[k + s]
+            gap = angles[b] - angles[a]
+            if gap <= 0:
+                continue
+            t = (angles[m] - angles[a]) / gap
+            if abs(t - 0.5) > max_asymmetry:
+                continue
+            out.append((a, m, b, s))
+    return out
+
+
+def pair_range(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
+    """Robust intensity range (lo, hi) of two images together: the 0.5th and
+    99.5th percentiles of their pixels.  Inputs mapped by (x - lo)/(hi - lo)
+    land in about [0, 1]; the target uses the same mapping."""
+    try:  # the FILM engine's own normalisation, when it exposes one
+        from ..film import pair_range as film_pair_range  # type: ignore
+        return tuple(float(v) for v in film_pair_range(a, b))
+    except (ImportError, AttributeError, TypeError):
+        pass
+    both = np.concatenate([np.ravel(a), np.ravel(b)])
+    if both.size > 4_000_000:  # percentiles of a regular subsample are as good
+        both = both[:: both.size // 2_000_000]
+    lo, hi = np.percentile(both, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    if not hi > lo:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def patch_origins(shape_yx: Sequence[int], patch: int, stride: Optional[int] = None
+                  ) -> List[Tuple[int, int]]:
+    """Top-left corners (y0, x0) of a regular grid of ``patch`` x ``patch``
+    patches covering an image of ``shape_yx``; the last row/column is moved
+    in so that it ends at the border (patches may overlap there)."""
+    ny, nx = int(shape_yx[0]), int(shape_yx[1])
+    stride = int(stride or patch)
+    if patch > ny or patch > nx:
+        raise InputError(f"patch size {patch} is larger than the images ({nx}x{ny} pixels); "
+                         f"give --patch-size {min(ny, nx) // 32 * 32 or min(ny, nx)} or less")
+    if stride < 1:
+        raise InputError(f"patch stride {stride}: must be 1 or more")
+
+    def starts(n):
+        s = list(range(0, n - patch + 1, stride))
+        if s[-1] != n - patch:
+            s.append(n - patch)
+        return s
+    return [(y, x) for y in starts(ny) for x in starts(nx)]
+
+
+# ----------------------------------------------------------------------------
+# TFRecord encoding (TensorFlow imported lazily)
+# ----------------------------------------------------------------------------
+def encode_example(frames: Sequence[np.ndarray], path: str, lo: float, hi: float,
+                   angles: Sequence[float] = (0.0, 0.0, 0.0), series: int = 0) -> bytes:
+    """Serialise one triplet patch (frame_0, frame_1 = middle, frame_2), each
+    (h, w) float32, as a tf.train.Example in FILM's layout (format raw_float32)."""
+    import tensorflow as tf
+
+    def b(v):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+    def i(v):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+
+    def f(vs):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=[float(x) for x in vs]))
+
+    feats = {"path": b(path.encode()), "norm/lo": f([lo]), "norm/hi": f([hi]),
+             "angles": f(angles), "series": i(series)}
+    for k, img in enumerate(frames):
+        img = np.ascontiguousarray(img, dtype="<f4")
+        if img.ndim != 2:
+            raise ValueError(f"frame {k}: expected a (h, w) image, got shape {img.shape}")
+        feats[f"frame_{k}/encoded"] = b(img.tobytes())
+        feats[f"frame_{k}/format"] = b(RAW_FLOAT32.encode())
+        feats[f"frame_{k}/height"] = i(img.shape[0])
+        feats[f"frame_{k}/width"] = i(img.shape[1])
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+
+def _feature_spec():
+    import tensorflow as tf
+    spec = {"path": tf.io.FixedLenFeature([], tf.string),
+            "norm/lo": tf.io.FixedLenFeature([1], tf.float32),
+            "norm/hi": tf.io.FixedLenFeature([1], tf.float32),
+            "angles": tf.io.FixedLenFeature([3], tf.float32),
+            "series": tf.io.FixedLenFeature([], tf.int64)}
+    for k in range(3):
+        spec[f"frame_{k}/encoded"] = tf.io.FixedLenFeature([], tf.string)
+        spec[f"frame_{k}/format"] = tf.io.FixedLenFeature([], tf.string)
+        spec[f"frame_{k}/height"] = tf.io.FixedLenFeature([], tf.int64)
+        spec[f"frame_{k}/width"] = tf.io.FixedLenFeature([], tf.int64)
+    return spec
+
+
+def parse_example(serialized, normalize: bool = True, channels: int = 3):
+    """tf.data map function: one serialized record -> dict with 'x0', 'x1'
+    (inputs) and 'y' (the middle frame), each (h, w, channels) float32, plus
+    'path', 'lo', 'hi'.  With ``normalize`` the pixels are mapped by the
+    record's (x - lo) / (hi - lo); otherwise they are the stored raw values."""
+    import tensorflow as tf
+    ex = tf.io.parse_single_example(serialized, _feature_spec())
+    lo, hi = ex["norm/lo"][0], ex["norm/hi"][0]
+    frames = []
+    for k in range(3):
+        h = tf.cast(ex[f"frame_{k}/height"], tf.int32)
+        w = tf.cast(ex[f"frame_{k}/width"], tf.int32)
+        img = tf.reshape(tf.io.decode_raw(ex[f"frame_{k}/encoded"], tf.float32, little_endian=True),
+                         tf.stack([h, w, 1]))
+        if normalize:
+            img = (img - lo) / (hi - lo)
+        if channels != 1:
+            img = tf.tile(img, [1, 1, channels])
+        frames.append(img)
+    return {"x0": frames[0], "y": frames[1], "x1": frames[2], "path": ex["path"],
+            "lo": lo, "hi": hi}
+
+
+# ----------------------------------------------------------------------------
+# Building the database
+# ----------------------------------------------------------------------------
+@dataclass
+class DatabaseParams:
+    patch_size: int = 256
+    patch_stride: int = 0               # 0 = patch_size (no overlap)
+    spacings: Tuple[int, ...] = (1,)
+    seed: int = 0
+    val_fraction: float = 0.2           # fraction of tilt SERIES held out (at least one if >= 2 series)
+    shards: int = 4
+    max_patches_per_triplet: int = 0    # 0 = all grid patches
+    max_asymmetry: float = 0.25
+    min_patch_std: float = 1e-6         # skip flat patches (padding, empty borders)
+
+    def key(self) -> dict:
+        d = asdict(self)
+        d["spacings"] = [int(s) for s in self.spacings]
+        return d
+
+
+def _shard_names(prefix: str, n: int) -> List[str]:
+    return [f"{prefix}-{k:05d}-of-{n:05d}.tfrecord" for k in range(n)]
+
+
+def split_series(n_series: int, val_fraction: float, seed: int) -> List[bool]:
+    """Which series are validation series: a seeded choice of
+    round(val_fraction * n) series (at least 1 when n >= 2 and val_fraction > 0,
+    never all of them)."""
+    if n_series < 2 or val_fraction <= 0:
+        return [False] * n_series
+    n_val = int(min(n_series - 1, max(1, round(val_fraction * n_series))))
+    rng = np.random.default_rng([int(seed), 7919])
+    chosen = set(rng.permutation(n_series)[:n_val].tolist())
+    return [i in chosen for i in range(n_series)]
+
+
+def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabaseParams,
+                   progress: bool = True, reuse: bool = True) -> dict:
+    """Write the training database for ``series`` into ``folder``; returns the manifest.
+
+    With ``reuse`` an existing database made from the same files and
+    parameters is kept as is (so an interrupted training resumes on the very
+    same data).  The folder is written beside and renamed into place, so a
+    crash never leaves a half database.
+
+    Validation: with two or more series, whole series are held out
+    (:func:`split_series`).  With a single series (self-supervised training on
+    the series to be interpolated) every 10th triplet (by middle angle) is held
+    out instead; those share views with training triplets, so that validation
+    measures fit, not generalisation (the manifest says which split was used).
+    """
+    import tensorflow as tf
+    from ..progress import Progress
+
+    if not series:
+        raise InputError("no training series; give --input TS.mrc --angles TS.tlt (repeatable)")
+    params = DatabaseParams(**{**asdict(params), "spacings": tuple(int(s) for s in params.spacings)})
+    if params.shards < 1:
+        raise InputError(f"--shards {params.shards}: must be 1 or more")
+    descr = []
+    for sp in series:
+        if not os.path.exists(sp.stack):
+            raise InputError(f"{sp.stack}: input stack not found")
+        st = os.stat(sp.stack)
+        descr.append({"stack": os.path.abspath(sp.stack), "angles": os.path.abspath(sp.angles) if sp.angles else "",
+                      "exclude": sorted(int(i) for i in sp.exclude), "name": sp.label(),
+                      "size": st.st_size, "mtime": int(st.st_mtime)})
+    request = {"version": DB_VERSION, "params": params.key(), "inputs": descr}
+    manifest_path = os.path.join(folder, MANIFEST)
+    if reuse and os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            old = json.load(f)
+        if old.get("request") == request:
+            return old
+
+    names = [d["name"] for d in descr]
+    if len(set(names)) != len(names):  # keep record paths unambiguous
+        names = [f"{n}_{k}" for k, n in enumerate(names)]
+    is_val = split_series(len(series), params.val_fraction, params.seed)
+    single = len(series) == 1
+
+    # 1. Triplets of every series, checked before any pixel is read.
+    plans = []
+    for k, sp in enumerate(series):
+        with open_stack(sp.stack) as m:
+            shape = (1,) + m.data.shape if m.data.ndim == 2 else tuple(m.data.shape)
+        angles = sp.load_angles()
+        check_angles_match(angles, shape[0], sp.stack, sp.angles or "the angle list")
+        trips = select_triplets(angles, sp.exclude, params.spacings, params.max_asymmetry)
+        origins = patch_origins(shape[1:], params.patch_size, params.patch_stride or params.patch_size)
+        plans.append((sp, angles, trips, origins, shape))
+    if sum(len(p[2]) for p in plans) == 0:
+        raise InputError(f"no triplets: every series has fewer than {2 * max(params.spacings) + 1} "
+                         f"usable views for spacing {max(params.spacings)}; give longer series or "
+                         "--spacing 1")
+
+    # 2. Record keys, shuffled reproducibly, assigned to shards round-robin.
+    rng = np.random.default_rng([int(params.seed), 104729])
+    keys = {"train": [], "val": []}
+    for k, (sp, angles, trips, origins, shape) in enumerate(plans):
+        by_mid = sorted(range(len(trips)), key=lambda j: (angles[trips[j][1]], trips[j][3]))
+        for rank, j in enumerate(by_mid):
+            split = "val" if (is_val[k] or (single and rank % 10 == 5)) else "train"
+            chosen = list(range(len(origins)))
+            if params.max_patches_per_triplet and len(chosen) > params.max_patches_per_triplet:
+                chosen = sorted(rng.choice(len(origins), params.max_patches_per_triplet,
+                                           replace=False).tolist())
+            for o in chosen:
+                keys[split].append((k, j, o))
+    if not keys["train"]:
+        raise InputError("every triplet went to validation; give more tilt series or --val-fraction 0")
+    n_shards = {"train": params.shards, "val": max(1, min(params.shards, len(keys["val"]) // 64 + 1))}
+    order = {s: rng.permutation(len(v)).tolist() for s, v in keys.items()}
+
+    parent = os.path.dirname(os.path.abspath(folder)) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.abspath(folder)) + ".", dir=parent)
+    try:
+        writers = {s: [tf.io.TFRecordWriter(os.path.join(tmp, n)) for n in _shard_names(s, n_shards[s])]
+                   for s in keys}
+        counts = {s: 0 for s in keys}
+        skipped_flat = 0
+        # Per-record slot: where it goes (split, shard).  Reading is done series by
+        # series, triplet by triplet (each image read once per triplet).
+        slot = {}
+        for s, klist in keys.items():
+            for pos, idx in enumerate(order[s]):
+                slot[klist[idx]] = (s, pos % n_shards[s], pos)
+        # Records are streamed (memory stays small): the shard of each record is
+        # drawn by the seeded permutation, so every shard holds a random subset;
+        # the reader interleaves the shards and shuffles.
+        total = sum(len(p[2]) for p in plans)
+        prog = Progress(total, "training database", unit="triplet", enabled=progress)
+        every = max(1, total // 10)
+        done = 0
+        for k, (sp, angles, trips, origins, shape) in enumerate(plans):
+            with open_stack(sp.stack) as m:
+                data = m.data if m.data.ndim == 3 else m.data[None]
+                for j, (a, mid, b, s_) in enumerate(trips):
+                    imgs = [np.asarray(data[v], dtype=np.float32) for v in (a, mid, b)]
+                    for v, img in zip((a, mid, b), imgs):
+                        if not np.all(np.isfinite(img)):
+                            raise InputError(f"{sp.stack}: NaN or infinite values in view {v + 1}; "
+                                             "fix the stack or exclude that view")
+                    lo, hi = pair_range(imgs[0], imgs[2])
+                    for o, (y0, x0) in enumerate(origins):
+                        key = (k, j, o)
+                        if key not in slot:
+                            continue
+                        split, shard, pos = slot[key]
+                        p = params.patch_size
+                        frames = [img[y0:y0 + p, x0:x0 + p] for img in imgs]
+                        if min(float(np.std(fr)) for fr in frames) <= params.min_patch_std * (hi - lo):
+                            skipped_flat += 1
+                            continue
+                        path = f"{names[k]}:{a + 1},{mid + 1},{b + 1}:{y0},{x0}"
+                        rec = encode_example(frames, path, lo, hi,
+                                             [angles[a], angles[mid], angles[b]], k)
+                        writers[split][shard].write(rec)
+                        counts[split] += 1
+                    done += 1
+                    if done % every == 0 or done == total:
+                        prog.update(done - prog.done, f"{names[k]} views {a + 1},{mid + 1},{b + 1}")
+        for ws in writers.values():
+            for w in ws:
+                w.close()
+        if counts["train"] == 0:
+            raise InputError("no usable training patches (all flat); check the stacks")
+        manifest = {
+            "request": request, "format": RAW_FLOAT32, "patch_size": params.patch_size,
+            "spacings": list(params.spacings), "seed": params.seed,
+            "series": [{"name": names[k], "stack": descr[k]["stack"], "validation": bool(is_val[k]),
+                        "triplets": len(plans[k][2]), "views": int(plans[k][4][0])}
+                       for k in range(len(plans))],
+            "validation_split": "series" if any(is_val) else ("triplets (every 10th)" if single else "none"),
+            "counts": counts, "skipped_flat": skipped_flat,
+            "shards": {s: _shard_names(s, n_shards[s]) for s in keys},
+            "normalization": {"low_percentile": LOW_PERCENTILE, "high_percentile": HIGH_PERCENTILE,
+                              "scope": "the triplet's two input images"},
+        }
+        with open(os.path.join(tmp, MANIFEST), "w") as f:
+            json.dump(manifest, f, indent=1)
+        if os.path.exists(folder):
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def read_manifest(folder: str) -> dict:
+    path = os.path.join(folder, MANIFEST)
+    if not os.path.exists(path):
+        raise InputError(f"{folder}: not a training database (no {MANIFEST}); build one with "
+                         "'cryotiger train' or build_database()")
+    with open(path) as f:
+        return json.load(f)
+
+
+def shard_paths(folder: str, split: str = "train") -> List[str]:
+    man = read_manifest(folder)
+    return [os.path.join(folder, n) for n in man["shards"][split]] if man["counts"].get(split) else []
+
+
+def make_dataset(folder: str, split: str = "train", batch_size: int = 8, shuffle: bool = True,
+                 repeat: bool = True, augment: bool = True, seed: int = 0, crop: int = 0,
+                 shuffle_buffer: int = 256, normalize: bool = True):
+    """tf.data pipeline over a database split: batches of dicts 'x0', 'x1', 'y'
+    (B, h, w, 3) float32 in [0, 1]-ish (normalised, see module doc) and 'time'
+    (B, 1) = 0.5.
+
+    Augmentation (training): a random 90-degree rotation, left-right and
+    up-down flips, and a random swap of x0 and x1, all applied to the three
+    frames together; ``crop`` > 0 takes a random crop of that size.  Random
+    numbers are stateless functions of (seed, record number), so the stream is
+    reproducible and an iterator restored from a checkpoint continues it.
+    """
+    import tensorflow as tf
+
+    files = shard_paths(folder, split)
+    if not files:
+        return None
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=len(files), block_length=1)
+    if repeat:
+        ds = ds.repeat()
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.enumerate()
+
+    def prepare(index, rec):
+        ex = parse_example(rec, normalize=normalize)
+        x0, y, x1 = ex["x0"], ex["y"], ex["x1"]
+        if augment or crop:
+            s = tf.stack([tf.cast(seed, tf.int64), index])
+            stack = tf.concat([x0, y, x1], axis=-1)          # (h, w, 9)
+            if crop:
+                stack = tf.image.stateless_random_crop(stack, [crop, crop, 9], seed=s)
+            if augment:
+                u = tf.random.stateless_uniform([4], seed=s + 1)
+                k = tf.cast(tf.floor(u[0] * 4.0), tf.int32)
+                stack = tf.image.rot90(stack, k)
+                stack = tf.cond(u[1] < 0.5, lambda: tf.reverse(stack, [1]), lambda: stack)
+                stack = tf.cond(u[2] < 0.5, lambda: tf.reverse(stack, [0]), lambda: stack)
+            c = tf.shape(x0)[-1]
+            x0, y, x1 = stack[..., :c], stack[..., c:2 * c], stack[..., 2 * c:]
+            if augment:
+                x0, x1 = tf.cond(u[3] < 0.5, lambda: (x1, x0), lambda: (x0, x1))
+        return {"x0": x0, "x1": x1, "y": y, "time": tf.constant([0.5], tf.float32)}
+
+    ds = ds.map(prepare, num_parallel_calls=1, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=repeat)
+    return ds.prefetch(2)

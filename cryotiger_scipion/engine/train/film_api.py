@@ -1,0 +1,86 @@
+"""The few calls the trainer makes into the FILM engine (engine/film, issue 3):
+configuration, building, weight import for fine-tuning, SavedModel export."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Tuple
+
+from .. import InputError
+
+TRAIN_INFO = "cryotiger_train.json"
+
+
+def resolve_config(config):
+    """'small' | 'published' | path of a FilmConfig .json | FilmConfig -> FilmConfig."""
+    from ..film.config import FilmConfig
+    if isinstance(config, FilmConfig):
+        return config.validate()
+    if isinstance(config, str) and config.endswith(".json"):
+        if not os.path.exists(config):
+            raise InputError(f"FILM configuration file '{config}' not found; give small, published "
+                             "or an existing .json")
+        return FilmConfig.load(config)
+    if isinstance(config, dict):
+        return FilmConfig.from_json(config)
+    return FilmConfig.named(str(config)).validate()
+
+
+def size_multiple(cfg) -> int:
+    """Patch sizes must be multiples of this for the network's image pyramid."""
+    return 2 ** (cfg.pyramid_levels - 1)
+
+
+def build(cfg, seed: int = 0):
+    from ..film.network import build_film
+    return build_film(cfg, seed=seed)
+
+
+def import_weights(net, model_dir: str) -> Tuple[int, int]:
+    """Copy the weights of a FILM SavedModel folder (published, ours, or an
+    earlier training) into ``net`` by variable name; returns (assigned, total)."""
+    from ..film.savedmodel import import_weights as film_import, load_network
+    src, info = load_network(model_dir)
+    if src.config != net.config:
+        raise InputError(f"--init {model_dir}: its FILM configuration ({src.config.describe()}) differs "
+                         f"from the one to train ({net.config.describe()}); give the model's "
+                         "configuration with --config (published for the published models)")
+    n = film_import(net, {k: v.numpy() for k, v in src.named_variables().items()})
+    return n, len(net.named_variables())
+
+
+def export(net, output: str, info: dict) -> str:
+    """SavedModel with the published FILM interface (engine/film export) plus
+    ``cryotiger_train.json``, placed at ``output`` atomically."""
+    from ..film.savedmodel import export_savedmodel
+    output = os.path.abspath(output)
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise InputError(f"{output}: exists and is not a folder; choose another --output")
+    if os.path.isdir(output) and os.listdir(output) and \
+            not os.path.exists(os.path.join(output, "saved_model.pb")):
+        raise InputError(f"{output}: folder exists, is not empty and holds no SavedModel; "
+                         "choose a new or empty folder")
+    parent = os.path.dirname(output)
+    os.makedirs(parent, exist_ok=True)
+    tmp_parent = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.", suffix=".export", dir=parent)
+    try:
+        tmp = export_savedmodel(net, os.path.join(tmp_parent, "model"))
+        with open(os.path.join(tmp, TRAIN_INFO), "w") as f:
+            json.dump(info, f, indent=1)
+        if os.path.isdir(output):
+            old = os.path.join(tmp_parent, "old")
+            os.replace(output, old)
+        os.replace(tmp, output)
+    finally:
+        shutil.rmtree(tmp_parent, ignore_errors=True)
+    return output
+
+
+def read_train_info(model_dir: str) -> dict:
+    path = os.path.join(model_dir, TRAIN_INFO)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)

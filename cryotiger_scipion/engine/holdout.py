@@ -21,6 +21,7 @@ Images are compared in the input's intensity units, without any rescaling.
 from __future__ import annotations
 
 import itertools
+import re
 import json
 import os
 import tempfile
@@ -126,7 +127,7 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
 
     ``input_path``: aligned stack (n, y, x); angles in degrees.  ``per_gap``:
     tilts dropped between two kept ones (1 = every second tilt).  The restored
-    stacks go to a temporary folder, or to ``keep_dir`` (``<name>.mrc`` and its
+    stacks go to a temporary folder, or to ``keep_dir`` (``NN_<name>.mrc`` and its
     .tlt/.json) when given.  ``xf`` (n, 2, 3): IMOD transforms applied to every
     input image first (the real tilts are aligned the same way before the
     comparison).  ``acquisition``: orders/doses/accum_doses for describe_input.  Report keys: see the module doc and docs/evaluation.md.
@@ -177,8 +178,9 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                 stack_range = float("nan")
             reference: Optional[List[int]] = None
             ranges: List[float] = []
-            for spec, interp in zip(methods, interpolators):
-                out = os.path.join(work, f"{spec.name}.mrc")
+            for k, (spec, interp) in enumerate(zip(methods, interpolators)):
+                safe = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name)
+                out = os.path.join(work, f"{k + 1:02d}_{safe}.mrc")
                 t0 = time.monotonic()
                 plan = run_interpolation(input_path, out, tilts, interp, per_gap=per_gap,
                                          mode="restore", xf=xf, label=f"holdout {spec.name}",

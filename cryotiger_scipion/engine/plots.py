@@ -56,12 +56,61 @@ def _boxplot(ax, groups: Dict[str, Sequence[float]], ylabel: str, title: str = "
     ax.grid(axis="y", alpha=0.3)
 
 
+def draw_boxplots(fig, panels: Dict[str, Dict[str, Sequence[float]]], title: str = "") -> None:
+    """One panel per entry of ``panels`` (panel label -> {group: values}) into ``fig``."""
+    for k, (label, groups) in enumerate(panels.items()):
+        _boxplot(fig.add_subplot(1, len(panels), k + 1), groups, METRIC_LABELS.get(label, label),
+                 label)
+    if title:
+        fig.suptitle(title)
+
+
 def boxplot_figure(groups: Dict[str, Sequence[float]], path: str, ylabel: str,
                    title: str = "") -> str:
     """One box plot (one box per group, points overlaid); non-finite values are left out."""
     fig = _figure(max(3.5, 1.2 * len(groups) + 1.5), 4)
     _boxplot(fig.add_subplot(1, 1, 1), groups, ylabel, title)
     return _save(fig, path)
+
+
+def boxplots_figure(panels: Dict[str, Dict[str, Sequence[float]]], path: str, title: str = "") -> str:
+    """Several box-plot panels side by side (see :func:`draw_boxplots`)."""
+    n = max(1, len(panels))
+    groups = max((len(g) for g in panels.values()), default=1)
+    fig = _figure(n * max(3.5, 1.2 * groups + 1.5), 4.2)
+    draw_boxplots(fig, panels, title)
+    return _save(fig, path)
+
+
+def draw_holdout_boxplots(fig, report: dict, metrics: Sequence[str] = ("psnr", "rmse", "ssim"),
+                          title: str = "") -> None:
+    """Draw one box-plot panel per metric (one box per method) into ``fig``
+    (a matplotlib Figure, e.g. a Scipion Plotter's)."""
+    methods = report["methods"]
+    for k, m in enumerate(metrics):
+        _boxplot(fig.add_subplot(1, len(metrics), k + 1), {n: methods[n][m] for n in methods},
+                 METRIC_LABELS.get(m, m), m.upper())
+    if title:
+        fig.suptitle(title)
+
+
+def draw_holdout_per_tilt(fig, report: dict, metrics: Sequence[str] = ("psnr", "rmse", "ssim")) -> None:
+    """Draw each metric against the tilt angle (one line per method) into ``fig``.
+    Reports that pool several tilt series (``series`` per value) are drawn as points."""
+    methods = report["methods"]
+    for k, m in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), k + 1)
+        for n in methods:
+            ang = np.asarray(methods[n].get("angles", report.get("angles", [])), dtype=float)
+            vals = np.asarray([float(v) for v in methods[n][m]])
+            ok = np.isfinite(vals)
+            style = "." if "series" in methods[n] else ".-"
+            ax.plot(ang[ok], vals[ok], style, label=n)
+        ax.set_xlabel("tilt angle (degrees)")
+        ax.set_ylabel(METRIC_LABELS.get(m, m))
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(fontsize=8)
 
 
 def holdout_figures(report: dict, out_dir: str, metrics: Sequence[str] = ("psnr", "rmse", "ssim"),
@@ -77,46 +126,30 @@ def holdout_figures(report: dict, out_dir: str, metrics: Sequence[str] = ("psnr"
     """
     os.makedirs(out_dir, exist_ok=True)
     methods = report["methods"]
-    names = list(methods)
     paths = []
     fig = _figure(4.0 * len(metrics), 4.2)
-    for k, m in enumerate(metrics):
-        _boxplot(fig.add_subplot(1, len(metrics), k + 1), {n: methods[n][m] for n in names},
-                 METRIC_LABELS.get(m, m), m.upper())
-    if title:
-        fig.suptitle(title)
+    draw_holdout_boxplots(fig, report, metrics, title)
     paths.append(_save(fig, os.path.join(out_dir, "holdout_boxplots.png")))
     for m in metrics:
-        paths.append(boxplot_figure({n: methods[n][m] for n in names},
+        paths.append(boxplot_figure({n: methods[n][m] for n in methods},
                                     os.path.join(out_dir, f"holdout_{m}.png"),
                                     METRIC_LABELS.get(m, m), title or m.upper()))
     fig = _figure(4.0 * len(metrics), 3.8)
-    for k, m in enumerate(metrics):
-        ax = fig.add_subplot(1, len(metrics), k + 1)
-        for n in names:
-            ang = methods[n].get("angles", report.get("angles", []))
-            vals = np.asarray([float(v) for v in methods[n][m]])
-            ok = np.isfinite(vals)
-            ax.plot(np.asarray(ang)[ok], vals[ok], ".-", label=n)
-        ax.set_xlabel("tilt angle (degrees)")
-        ax.set_ylabel(METRIC_LABELS.get(m, m))
-        ax.grid(alpha=0.3)
-        if k == 0:
-            ax.legend(fontsize=8)
+    draw_holdout_per_tilt(fig, report, metrics)
     paths.append(_save(fig, os.path.join(out_dir, "holdout_per_tilt.png")))
     return paths
 
 
-def pr_curve_figure(curves: Dict[str, dict], path: str, title: str = "") -> str:
-    """Precision-recall curves (dicts from ``metrics.detection_curve``), PR-AUC in the legend."""
-    fig = _figure(5, 4.5)
+def draw_pr_curves(fig, curves: Dict[str, dict], title: str = "") -> None:
+    """Precision-recall curves (dicts from ``metrics.detection_curve``) into ``fig``."""
     ax = fig.add_subplot(1, 1, 1)
     for name, c in curves.items():
         auc = c.get("pr_auc")
-        auc_txt = "" if auc is None or (isinstance(auc, float) and math.isnan(auc)) else f" AUC {auc:.3f}"
+        auc = None if auc is None else float(auc)
+        auc_txt = "" if auc is None or math.isnan(auc) else f" AUC {auc:.3f}"
         style = "o" if len(c["recall"]) == 1 else "-"
         ax.plot(c["recall"], c["precision"], style,
-                label=f"{name}{auc_txt}, best F1 {c.get('best_f1', float('nan')):.3f}")
+                label=f"{name}{auc_txt}, best F1 {float(c.get('best_f1', float('nan'))):.3f}")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall")
@@ -124,9 +157,13 @@ def pr_curve_figure(curves: Dict[str, dict], path: str, title: str = "") -> str:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(title or "precision-recall")
+
+
+def pr_curve_figure(curves: Dict[str, dict], path: str, title: str = "") -> str:
+    """Precision-recall curves (dicts from ``metrics.detection_curve``), PR-AUC in the legend."""
+    fig = _figure(5, 4.5)
+    draw_pr_curves(fig, curves, title)
     return _save(fig, path)
-
-
 def f1_threshold_figure(curves: Dict[str, dict], path: str, title: str = "") -> str:
     """F1 against score threshold for each curve that has thresholds."""
     fig = _figure(5, 4)
@@ -142,11 +179,10 @@ def f1_threshold_figure(curves: Dict[str, dict], path: str, title: str = "") -> 
     return _save(fig, path)
 
 
-def bar_figure(values: Dict[str, Dict[str, float]], path: str, title: str = "") -> str:
-    """Grouped bars: ``values[item][metric]`` (e.g. Dice, Jaccard per tomogram)."""
+def draw_bars(fig, values: Dict[str, Dict[str, float]], title: str = "") -> None:
+    """Grouped bars ``values[item][metric]`` into ``fig``."""
     items = list(values)
     metrics = sorted({m for v in values.values() for m in v})
-    fig = _figure(max(4, 1.0 * len(items) * max(1, len(metrics)) / 2 + 2), 4)
     ax = fig.add_subplot(1, 1, 1)
     w = 0.8 / max(1, len(metrics))
     x = np.arange(len(items))
@@ -158,4 +194,11 @@ def bar_figure(values: Dict[str, Dict[str, float]], path: str, title: str = "") 
     ax.grid(axis="y", alpha=0.3)
     if title:
         ax.set_title(title)
+
+
+def bar_figure(values: Dict[str, Dict[str, float]], path: str, title: str = "") -> str:
+    """Grouped bars: ``values[item][metric]`` (e.g. Dice, Jaccard per tomogram)."""
+    n = len(values) * max(1, len({m for v in values.values() for m in v}))
+    fig = _figure(max(4, n / 2 + 2), 4)
+    draw_bars(fig, values, title)
     return _save(fig, path)

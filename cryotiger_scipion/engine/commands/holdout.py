@@ -56,7 +56,7 @@ def register(subparsers):
                    "'cryotiger interpolate'); optional")
     p.add_argument("--xf", help="IMOD .xf transforms to apply first (real tilts are aligned the "
                    "same way before the comparison)")
-    p.add_argument("--keep", help="folder to keep the restored stacks in (<name>.mrc/.tlt/.json)")
+    p.add_argument("--keep", help="folder to keep the restored stacks in (NN_<name>.mrc/.tlt/.json)")
     film = p.add_argument_group("FILM options (shared by every FILM method)")
     film.add_argument("--tile-size", type=int, default=None)
     film.add_argument("--tile-overlap", type=int, default=None)

@@ -266,3 +266,52 @@ def format_table(report: dict) -> str:
         lines.append(f"{t['a']} vs {t['b']} {t['metric']}: n={t['n']} mean diff {float(t['mean_diff']):.4g}, "
                      f"t-test p={float(t['t_pvalue']):.3g}, Wilcoxon p={float(t['wilcoxon_pvalue']):.3g}")
     return "\n".join(lines)
+
+
+def combine_reports(reports: Dict[str, dict]) -> dict:
+    """Pool hold-out reports of several tilt series ({tsId: report}).
+
+    Returns a report of the same shape (``methods`` -> name -> ``psnr``,
+    ``rmse``, ``ssim`` lists and medians over ALL held-out tilts, plus
+    ``series``: the tsId of each value, and ``angles``), ``per_series``
+    (tsId -> name -> median_*), and ``paired_tests`` on the pooled values.
+    Methods missing from a series are left out of the pooling for that series;
+    paired tests use the series that have both methods.
+    """
+    names: List[str] = []
+    for r in reports.values():
+        for n in r["methods"]:
+            if n not in names:
+                names.append(n)
+    pooled = {n: {k: [] for k in METRICS} for n in names}
+    for n in names:
+        pooled[n].update({"series": [], "angles": []})
+    per_series = {}
+    for tsId, r in reports.items():
+        per_series[tsId] = {}
+        for n, e in r["methods"].items():
+            for k in METRICS:
+                pooled[n][k].extend(float(v) for v in e[k])
+            pooled[n]["series"].extend([tsId] * len(e["psnr"]))
+            pooled[n]["angles"].extend(e.get("angles", r.get("angles", [])))
+            per_series[tsId][n] = {f"median_{k}": e[f"median_{k}"] for k in METRICS}
+            per_series[tsId][n]["n"] = len(e["psnr"])
+            pooled[n]["method"] = e.get("method")
+            pooled[n]["model"] = e.get("model")
+    for n in names:
+        for k in METRICS:
+            v = pooled[n][k]
+            pooled[n][f"median_{k}"] = float(np.median(v)) if v else float("nan")
+            pooled[n][f"mean_{k}"] = M.summarize(v)["mean"]
+    tests = []
+    for a, b in itertools.combinations(names, 2):
+        for k in METRICS:
+            xa, xb = [], []
+            for r in reports.values():
+                if a in r["methods"] and b in r["methods"]:
+                    xa.extend(r["methods"][a][k])
+                    xb.extend(r["methods"][b][k])
+            tests.append({"a": a, "b": b, "metric": k, **M.paired_tests(xa, xb)})
+    return M.json_safe({"methods": pooled, "per_series": per_series, "paired_tests": tests,
+                        "series": list(reports), "n_tilts": sum(len(pooled[n]["psnr"])
+                                                                for n in names[:1])})

@@ -185,3 +185,20 @@ def test_xf_aligns_real_tilts_before_comparison(tmp_path):
     R = run_holdout(str(tmp_path / "raw.mrc"), [MethodSpec("linear", "linear")], angles=angles,
                     progress=False)
     assert min(R["methods"]["linear"]["rmse"]) > 0.1
+
+
+def test_combine_reports_pools_series(ts):
+    from cryotiger_scipion.engine.holdout import combine_reports
+    stack, tlt = ts
+    r1 = run_holdout(stack, method_specs([{"method": "linear"}, {"method": "linear", "name": "b"}]),
+                     angles_path=tlt, progress=False)
+    r2 = json.loads(json.dumps(r1))
+    r2["methods"]["b"]["psnr"] = [v + 1.0 for v in r2["methods"]["b"]["psnr"]]
+    C = combine_reports({"TS_01": r1, "TS_02": r2})
+    assert C["methods"]["linear"]["series"] == ["TS_01"] * 5 + ["TS_02"] * 5
+    assert C["methods"]["linear"]["psnr"] == r1["methods"]["linear"]["psnr"] * 2
+    assert C["methods"]["b"]["median_psnr"] == pytest.approx(
+        float(np.median(r1["methods"]["b"]["psnr"] + r2["methods"]["b"]["psnr"])))
+    t = [x for x in C["paired_tests"] if x["metric"] == "psnr"][0]
+    assert t["n"] == 10 and t["mean_diff"] == pytest.approx(-0.5)
+    assert set(C["per_series"]) == {"TS_01", "TS_02"}

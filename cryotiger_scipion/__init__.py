@@ -49,6 +49,21 @@ if pwem is not None:
             return ". %s" % os.path.join(cls.getHome(), "bin", "activate")
 
         @classmethod
+        def validateInstallation(cls):
+            """With CRYOTIGER_ENV_ACTIVATION set (scripts/env.sh, or an environment
+            made without scipion-app), check the script it sources instead of the
+            default CRYOTIGER_ENV_HOME folder."""
+            custom = cls.getVar(CRYOTIGER_ENV_ACTIVATION)
+            if not custom:
+                return super().validateInstallation()
+            words = custom.split()
+            if len(words) >= 2 and words[0] in (".", "source") and not os.path.exists(words[1]):
+                return ["CRYOTIGER_ENV_ACTIVATION = '%s': %s does not exist; make the managed "
+                        "environment (bash scripts/setup.sh, or 'scipion3 installb cryotiger') or "
+                        "fix the variable." % (custom, words[1])]
+            return []
+
+        @classmethod
         def getEngineCommand(cls):
             """The program string for runJob: activate, then the ``cryotiger`` CLI."""
             return "%s && cryotiger" % cls.getActivationCmd()

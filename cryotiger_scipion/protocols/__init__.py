@@ -2,3 +2,4 @@
 one import line per protocol module (an import error drops the whole plugin;
 tests/scipion/test_discovery.py checks that every protocol is found)."""
 from .protocol_base import ProtCryoTigerBase
+from .protocol_interpolate import ProtCryoTigerInterpolate

@@ -361,7 +361,7 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
                 out[tsId] = msg
         return out
 
-    def isFailed(self, tsId: str) -> bool:
+    def isFailedItem(self, tsId: str) -> bool:
         return tsId in self.getFailedItems()
 
     def _failedSummary(self) -> List[str]:

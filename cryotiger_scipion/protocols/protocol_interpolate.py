@@ -1,0 +1,415 @@
+"""ProtCryoTigerInterpolate: synthesise tilts between the acquired tilts of
+aligned tilt series (linear or FILM), one engine run per tilt series.
+
+What the output is (docs/scipion.md, "Interpolate tilt series"):
+* a new SetOfTiltSeries with one .mrcs stack per series (extra/<tsId>/),
+  all tilts sorted by angle, ``interpolated()`` True (aligned images; the
+  input's transforms are applied when it was not resampled yet);
+* every TiltImage carries ``_cryotigerSynthetic`` (True for made tilts) and
+  ``_cryotigerSources`` (1-based positions, in the input's stack order, of the
+  tilts it comes from);
+* synthetic tilts get unique acquisition orders after the real ones and a
+  dose by the engine's rule (weighted like their pixels; engine/plan.py);
+* excluded (disabled) views stay disabled and are never used as anchors
+  (mode add; mode restore leaves them out);
+* the acquisition's angle range and step and the angle count are updated.
+"""
+import json
+import os
+
+import pyworkflow.protocol.params as params
+from pyworkflow.protocol import STEPS_PARALLEL
+from tomo.objects import SetOfTiltSeries
+
+from .. import Plugin
+from ..constants import (METHOD_FILM, METHOD_LINEAR, MODE_ADD, MODE_RESTORE, MODEL_CRYOTIGER,
+                         MODEL_VIMEO, OUT_TILTSERIES, PUBLISHED_MODELS)
+from .protocol_base import EngineInputs, ProtCryoTigerBase, validateAlignedInput
+
+# Form choices (order matters: stored as indices).
+METHOD_CHOICES = [METHOD_LINEAR, METHOD_FILM]
+METHOD_LABELS = ["linear", "FILM"]
+MODE_CHOICES = [MODE_ADD, MODE_RESTORE]
+MODEL_SOURCE_CRYOTIGER = 0
+MODEL_SOURCE_VIMEO = 1
+MODEL_SOURCE_TRAINED = 2
+MODEL_SOURCE_FOLDER = 3
+MODEL_SOURCE_LABELS = ["cryoTIGER model (published)", "Vimeo-90K model (published)",
+                       "model trained by the plugin", "other model folder"]
+FILM_PER_GAP = (1, 3, 7)
+
+
+def findSavedModel(folder: str, maxDepth: int = 4):
+    """The folder holding ``saved_model.pb`` at or below ``folder`` (FILM's own
+    download nests it as film_net/<Style|VGG|L1>/saved_model; 'Style' is
+    preferred, as in cryoTIGER), or None."""
+    if not folder or not os.path.isdir(folder):
+        return None
+    if os.path.isfile(os.path.join(folder, "saved_model.pb")):
+        return folder
+    if maxDepth <= 0:
+        return None
+    subs = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    subs.sort(key=lambda d: (d != "Style", d != "saved_model", d))
+    for d in subs:
+        found = findSavedModel(os.path.join(folder, d), maxDepth - 1)
+        if found:
+            return found
+    return None
+
+
+class ProtCryoTigerInterpolate(ProtCryoTigerBase):
+    """Make tilt series denser: synthesise K new tilts between every two
+    neighbouring tilts of aligned tilt series, by linear interpolation or with
+    the FILM frame-interpolation network (published cryoTIGER or Vimeo-90K
+    models, or a model trained with this plugin).
+
+    Mode *restore* drops every (K+1)-th tilt and synthesises it back at its
+    real angle, to compare synthetic with real tilts.
+    """
+    _label = "interpolate tilt series"
+    _possibleOutputs = {OUT_TILTSERIES: SetOfTiltSeries}
+    stepsExecutionMode = STEPS_PARALLEL
+
+    # -------------------------- DEFINE param functions -----------------------
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputSetOfTiltSeries", params.PointerParam, pointerClass="SetOfTiltSeries",
+                      important=True, label="Aligned tilt series",
+                      help="Tilt series resampled with their alignment (interpolated), or with "
+                           "per-image transforms, which are then applied (IMOD .xf convention, "
+                           "bilinear). Excluded (disabled) views are not used to interpolate.")
+        form.addParam("method", params.EnumParam, choices=METHOD_LABELS, default=0,
+                      display=params.EnumParam.DISPLAY_HLIST, label="Method",
+                      help="linear: weighted mean of the two neighbouring tilts by angular "
+                           "distance (fast, CPU). FILM: the frame-interpolation network "
+                           "(cryoTIGER); runs on a GPU when one is selected.")
+        form.addParam("modelSource", params.EnumParam, choices=MODEL_SOURCE_LABELS,
+                      default=MODEL_SOURCE_CRYOTIGER, condition="method==1", label="FILM model",
+                      help="Published models are looked up in the plugin's models folder "
+                           "(variable CRYOTIGER_MODELS, default <EM_ROOT>/cryotiger-models): "
+                           "%s/ and %s/ (each a TensorFlow SavedModel folder)."
+                           % (MODEL_CRYOTIGER, MODEL_VIMEO))
+        form.addParam("trainedModel", params.PointerParam, pointerClass="CryoTigerModel",
+                      allowsNull=True, condition="method==1 and modelSource==%d" % MODEL_SOURCE_TRAINED,
+                      label="Trained model", help="Output of 'cryotiger - train FILM model'.")
+        form.addParam("modelFolder", params.PathParam, allowsNull=True,
+                      condition="method==1 and modelSource==%d" % MODEL_SOURCE_FOLDER,
+                      label="Model folder",
+                      help="A FILM SavedModel folder (holding saved_model.pb and variables/).")
+        form.addParam("tiltsPerGap", params.IntParam, default=1, label="New tilts per gap",
+                      validators=[params.GE(1)],
+                      help="Tilts synthesised between two neighbouring tilts, at evenly spaced "
+                           "angles. FILM: 1, 3 or 7 (recursive midpoints).")
+        form.addParam("mode", params.EnumParam, choices=MODE_CHOICES, default=0,
+                      display=params.EnumParam.DISPLAY_HLIST, label="Mode",
+                      help="add: new tilts between all acquired tilts. restore: keep one tilt in "
+                           "every (K+1) and synthesise the dropped ones back at their real "
+                           "angles (to compare with the real ones).")
+
+        group = form.addGroup("FILM options", condition="method==1")
+        group.addParam("tileSize", params.IntParam, default=0, label="Tile size (px)",
+                       help="Images are processed in overlapping tiles of this size; 0: chosen "
+                            "from the memory budget.")
+        group.addParam("tileOverlap", params.IntParam, default=0, label="Tile overlap (px)",
+                       help="0: the engine's default.")
+        group.addParam("maxMemory", params.FloatParam, default=0, label="Max memory (GiB)",
+                       help="Memory budget used to choose the tile size; 0: the engine's default.")
+        group.addParam("batchSize", params.IntParam, default=0, label="Batch size",
+                       expertLevel=params.LEVEL_ADVANCED,
+                       help="Image pairs (tiles) per network call; 0: the engine's default.")
+        group.addParam("normalization", params.EnumParam, choices=["robust", "notebook"],
+                       default=0, expertLevel=params.LEVEL_ADVANCED, label="Normalization",
+                       help="robust: percentile scaling per pair, float. notebook: the public "
+                            "notebook's global min/max and 8-bit path (for comparison only).")
+        group.addParam("precision", params.EnumParam,
+                       choices=["auto", "float32", "mixed", "bfloat16"], default=0,
+                       expertLevel=params.LEVEL_ADVANCED, label="Precision",
+                       help="auto: mixed float16 on GPU, float32 on CPU.")
+        self._defineGpuParams(form)
+        form.addParallelSection(threads=2, mpi=0)
+
+    # -------------------------- INSERT steps functions -----------------------
+    def _insertAllSteps(self):
+        net = self.isFilm()
+        closeDeps = []
+        for tsId in self.getTsIds(self.inputSetOfTiltSeries.get()):
+            cId = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],
+                                           needsGPU=False)
+            iId = self._insertFunctionStep(self.interpolateStep, tsId, prerequisites=[cId],
+                                           needsGPU=self.stepNeedsGpu(net))
+            oId = self._insertFunctionStep(self.createOutputStep, tsId, prerequisites=[iId],
+                                           needsGPU=False)
+            closeDeps.append(oId)
+        self._insertFunctionStep(self.closeOutputSetsStep, prerequisites=closeDeps, needsGPU=False)
+
+    # -------------------------- STEPS functions ------------------------------
+    def convertInputStep(self, tsId):
+        try:
+            self.writeEngineInputs(self.inputSetOfTiltSeries.get(), tsId)
+        except Exception as e:
+            self.addFailedItem(tsId, e)
+
+    def interpolateStep(self, tsId):
+        if self.isFailedItem(tsId):
+            return
+        try:
+            inputs = self._loadInputs(tsId)
+            args = "%s --output \"%s\" %s" % (inputs.engineArgs(),
+                                             os.path.abspath(self._getOutputStack(tsId)),
+                                             self._getMethodArgs())
+            args += " --pixel-size %s" % inputs.pixelSize
+            self.runEngine("interpolate", args)
+        except Exception as e:
+            self.addFailedItem(tsId, e)
+
+    def createOutputStep(self, tsId):
+        if self.isFailedItem(tsId):
+            return
+        try:
+            self._createOutputTs(tsId)
+        except Exception as e:
+            self.addFailedItem(tsId, e)
+
+    # -------------------------- output --------------------------------------
+    def _createOutputTs(self, tsId):
+        outStack = self._getOutputStack(tsId)
+        with open(os.path.splitext(outStack)[0] + ".json") as f:
+            plan = sorted(json.load(f), key=lambda e: e["index"])
+        inputs = self._loadInputs(tsId)
+        objIdOf = {r.position - 1: r.objId for r in inputs.records}   # engine index -> TiltImage id
+        with self._lock:
+            inSet = self.inputSetOfTiltSeries.get()
+            inTs = self.getTiltSeries(inSet, tsId)
+            srcById = {ti.getObjId(): ti.clone() for ti in inTs.iterItems()}
+            outSet = self.getOutputSet(OUT_TILTSERIES, inSet)
+            outTs = self.newOutputTs(inTs, interpolated=True)
+            outSet.append(outTs)
+            angles, accumDoses = [], []
+            for e in plan:
+                sources = ",".join(str(s + 1) for s in e["sources"])
+                src = srcById[objIdOf[e["sources"][0]]]
+                if e["synthetic"]:
+                    ti = self.newTiltImage(src, outStack, e["index"] + 1, synthetic=True,
+                                           sources=sources, angle=e["angle"],
+                                           acqOrder=e["acquisition_order"], enabled=True)
+                    acq = src.getAcquisition().clone()
+                    acq.setDosePerFrame(float(e["dose"]))
+                    acq.setDoseInitial(float(e["accum_dose"]))
+                    acq.setAccumDose(float(e["accum_dose"]) + float(e["dose"]))
+                    ti.setAcquisition(acq)
+                else:
+                    ti = self.newTiltImage(src, outStack, e["index"] + 1, synthetic=False,
+                                           sources=sources, enabled=not e.get("excluded", False))
+                ti.setSamplingRate(inputs.pixelSize)
+                outTs.append(ti)
+                angles.append(float(e["angle"]))
+                accumDoses.append(float(e["accum_dose"]) + float(e["dose"]))
+            self.updateTsAcquisition(outTs, angles, accumDose=max(accumDoses))
+            outTs.setAnglesCount(len(plan))
+            if outSet.getSize() <= 1:
+                # The first series sets the set's angle count and acquisition;
+                # without this a longer output is flagged heterogeneous.
+                outSet.setAnglesCount(len(plan))
+                self.updateTsAcquisition(outSet, angles, accumDose=max(accumDoses))
+            outSet.update(outTs)
+            outTs.write()
+            self.storeOutput(outSet)
+
+    # -------------------------- INFO functions -------------------------------
+    def _validate(self):
+        errors = []
+        inSet = self.inputSetOfTiltSeries.get()
+        errors += validateAlignedInput(inSet)
+        if errors:
+            return errors
+        k = self.tiltsPerGap.get()
+        if k is None or k < 1:
+            errors.append("New tilts per gap must be at least 1 (got %s)." % k)
+        elif self.isFilm() and k not in FILM_PER_GAP:
+            errors.append("FILM makes 1, 3 or 7 tilts per gap (recursive midpoints); got %d. "
+                          "Choose 1, 3 or 7, or use the linear method." % k)
+        if self.isFilm():
+            errors += self._validateModel()
+            if self.tileSize.get() and self.tileSize.get() < 64:
+                errors.append("Tile size %d px is too small; use at least 64 (or 0 for automatic)."
+                              % self.tileSize.get())
+            if self.tileSize.get() and self.tileOverlap.get() and \
+                    self.tileOverlap.get() >= self.tileSize.get() // 2:
+                errors.append("Tile overlap %d px must be less than half the tile size (%d px)."
+                              % (self.tileOverlap.get(), self.tileSize.get()))
+            if self.maxMemory.get() is not None and self.maxMemory.get() < 0:
+                errors.append("Max memory must be positive (or 0 for the default).")
+        if not errors and k:
+            errors += self._validateTiltSeries(inSet, k)
+        return errors
+
+    def _validateModel(self):
+        """Messages when the FILM model cannot be found."""
+        source = self.modelSource.get()
+        if source in (MODEL_SOURCE_CRYOTIGER, MODEL_SOURCE_VIMEO):
+            name = MODEL_CRYOTIGER if source == MODEL_SOURCE_CRYOTIGER else MODEL_VIMEO
+            folder = os.path.join(Plugin.getModelsDir(), name)
+            if findSavedModel(folder) is None:
+                return ["The %s is not installed: no SavedModel (saved_model.pb) in %s. Put the "
+                        "model folder there as '%s' (or point the plugin variable CRYOTIGER_MODELS "
+                        "to the folder that holds it). It is the %s."
+                        % (MODEL_SOURCE_LABELS[source].replace(" (published)", ""), folder, name,
+                           PUBLISHED_MODELS[name])]
+        elif source == MODEL_SOURCE_TRAINED:
+            model = self.trainedModel.get()
+            if model is None:
+                return ["FILM needs a model: select a trained model (output of the cryoTIGER "
+                        "training protocol) or choose another model source."]
+            if findSavedModel(model.getAbsPath()) is None:
+                return ["The trained model folder %s holds no SavedModel (saved_model.pb); run "
+                        "the training protocol again." % model.getAbsPath()]
+        else:
+            folder = self.modelFolder.get()
+            if not folder:
+                return ["FILM needs a model: give the model folder (a SavedModel with "
+                        "saved_model.pb) or choose a published or trained model."]
+            if findSavedModel(folder) is None:
+                return ["%s holds no FILM SavedModel (saved_model.pb); give the folder of a "
+                        "SavedModel." % folder]
+        return []
+
+    def _validateTiltSeries(self, inSet, k):
+        """Per-series checks of angles, image counts and sizes (headers only)."""
+        import mrcfile
+        from .protocol_base import MRC_SUFFIXES, imageFileName
+        errors = []
+        restore = self.mode.get() == 1
+        for ts in inSet.iterItems():
+            if not ts.isEnabled():
+                continue
+            tsId = ts.getTsId()
+            angles, usable, files = [], 0, {}
+            for ti in ts.iterItems():
+                a = ti.getTiltAngle()
+                if a is None:
+                    errors.append("%s: image %s has no tilt angle; import the series with its "
+                                  "angles (.tlt or .mdoc)." % (tsId, ti.getIndex()))
+                    break
+                angles.append(round(float(a), 4))
+                usable += bool(ti.isEnabled())
+                files.setdefault(imageFileName(ti), []).append(ti.getIndex() or 1)
+            else:
+                if len(set(angles)) != len(angles):
+                    errors.append("%s: two images share a tilt angle; every image needs its own "
+                                  "angle (check the .tlt)." % tsId)
+                need = k + 2 if restore else 2
+                if usable < need:
+                    errors.append("%s: %d usable (not excluded) tilts; mode %s with %d per gap "
+                                  "needs at least %d." % (tsId, usable, MODE_CHOICES[self.mode.get()],
+                                                          k, need))
+                sizes = set()
+                for fn, indices in files.items():
+                    if not os.path.exists(fn):
+                        errors.append("%s: image file %s is missing." % (tsId, fn))
+                        continue
+                    if os.path.splitext(fn)[1].lower() not in MRC_SUFFIXES:
+                        continue
+                    with mrcfile.open(fn, mode="r", permissive=True, header_only=True) as m:
+                        nx, ny, nz = int(m.header.nx), int(m.header.ny), int(m.header.nz)
+                    sizes.add((nx, ny))
+                    if max(indices) > nz:
+                        errors.append("%s: %s has %d images but the series refers to image %d; "
+                                      "the stack and its metadata do not match (import again)."
+                                      % (tsId, os.path.basename(fn), nz, max(indices)))
+                if len(sizes) > 1:
+                    errors.append("%s: images of different sizes (%s); all images of a tilt "
+                                  "series must have the same size." % (
+                                      tsId, ", ".join("%dx%d" % s for s in sorted(sizes))))
+            if len(errors) >= 10:
+                break
+        return errors
+
+    def _warnings(self):
+        if self.isFilm() and not self.usesGpu():
+            return ["FILM on CPU is slow (minutes per pair on large images); select a GPU or "
+                    "use smaller (binned) tilt series."]
+        return []
+
+    def _summary(self):
+        summary = []
+        inSet = self.inputSetOfTiltSeries.get()
+        method = self._methodLabel()
+        summary.append("Method: *%s*, mode *%s*, %d new tilt(s) per gap."
+                       % (method, MODE_CHOICES[self.mode.get()], self.tiltsPerGap.get()))
+        out = getattr(self, OUT_TILTSERIES, None)
+        if out is not None:
+            nIn = inSet.getAnglesCount() if inSet is not None else None
+            summary.append("%d tilt series: %s tilts in, %s tilts out per series."
+                           % (out.getSize(), nIn, out.getAnglesCount()))
+        elif not self.getFailedItems():
+            summary.append("Output not ready yet.")
+        summary += self._failedSummary()
+        return summary
+
+    def _methods(self):
+        out = getattr(self, OUT_TILTSERIES, None)
+        if out is None:
+            return []
+        return ["%d tilt series were made denser with cryoTIGER [Majtner2025]: %d tilt(s) were "
+                "synthesised between neighbouring tilts by %s (mode %s). Synthetic tilts are "
+                "flagged in the output and kept apart from the acquired ones."
+                % (out.getSize(), self.tiltsPerGap.get(),
+                   "linear interpolation weighted by angular distance" if not self.isFilm()
+                   else "the FILM network [Reda2022] (%s)" % self._methodLabel(),
+                   MODE_CHOICES[self.mode.get()])]
+
+    def _citations(self):
+        return ["Majtner2025"] + (["Reda2022"] if self.isFilm() else [])
+
+    # -------------------------- UTILS functions ------------------------------
+    def isFilm(self) -> bool:
+        return self.method.get() == 1
+
+    def _methodLabel(self):
+        if not self.isFilm():
+            return "linear"
+        return "FILM, %s" % MODEL_SOURCE_LABELS[self.modelSource.get()]
+
+    def getModelPath(self):
+        """The SavedModel folder to give the engine (FILM), or None."""
+        source = self.modelSource.get()
+        if source == MODEL_SOURCE_CRYOTIGER:
+            folder = os.path.join(Plugin.getModelsDir(), MODEL_CRYOTIGER)
+        elif source == MODEL_SOURCE_VIMEO:
+            folder = os.path.join(Plugin.getModelsDir(), MODEL_VIMEO)
+        elif source == MODEL_SOURCE_TRAINED:
+            model = self.trainedModel.get()
+            folder = model.getAbsPath() if model is not None else None
+        else:
+            folder = self.modelFolder.get()
+        found = findSavedModel(folder) if folder else None
+        return os.path.abspath(found) if found else None
+
+    def _getMethodArgs(self) -> str:
+        args = "--method %s --per-gap %d --mode %s" % (
+            METHOD_CHOICES[self.method.get()], self.tiltsPerGap.get(), MODE_CHOICES[self.mode.get()])
+        if not self.isFilm():
+            return args
+        model = self.getModelPath()
+        if model is None:
+            raise ValueError("FILM model not found (see the protocol's validation message)")
+        args += ' --model "%s"' % model
+        for flag, value in (("--tile-size", self.tileSize.get()),
+                            ("--tile-overlap", self.tileOverlap.get()),
+                            ("--max-memory", self.maxMemory.get()),
+                            ("--batch-size", self.batchSize.get())):
+            if value:
+                args += " %s %s" % (flag, value)
+        args += " --normalization %s" % self.getEnumText("normalization")
+        args += " --precision %s" % self.getEnumText("precision")
+        args += " " + self.engineDeviceArgs(useNetwork=True)
+        return args
+
+    def _getOutputStack(self, tsId) -> str:
+        """extra/<tsId>/<tsId>.mrcs, relative to the project (as stored in the
+        output TiltImages; the engine runs in the project folder)."""
+        return os.path.join(self.getTsFolder(tsId), "%s.mrcs" % tsId)
+
+    def _loadInputs(self, tsId) -> EngineInputs:
+        return EngineInputs.load(os.path.join(self.getTsFolder(tsId, tmp=True), "%s_inputs.json" % tsId))

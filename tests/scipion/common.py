@@ -1,0 +1,130 @@
+"""Helpers for Scipion tests (and the demo): simulate small tilt series with the
+engine's simulator and import them with tomo's real ProtImportTs.
+
+Reuse from any test in tests/scipion::
+
+    from common import simulateTiltSeries, importTiltSeries, fileChecksum
+
+    class TestMine(BaseTest):
+        @classmethod
+        def setUpClass(cls):
+            setupTestProject(cls)
+            folder = cls.getOutputPath("data")
+            simulateTiltSeries(folder, "TS_01", angles=range(-30, 31, 6))
+            cls.protImport = importTiltSeries(cls, folder, "TS_*.mrcs", pixelSize=10.0)
+            tsSet = cls.protImport.outputTiltSeries   # SetOfTiltSeries
+
+Only numpy/scipy/mrcfile are needed (the simulator imports no TensorFlow).
+"""
+import hashlib
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from cryotiger_scipion.engine.io import write_stack
+from cryotiger_scipion.engine.simulate import Acquisition, phantom_volume, simulate_tilt_series
+
+# ProtImportTs.anglesFrom choices: 0 range, 1 header, 2 .tlt/.rawtlt
+ANGLES_FROM_TLT = 2
+IMPORT_OUTPUT = "outputTiltSeries"   # ProtImportTs.OUTPUT_NAME (tomo 3.12)
+
+
+def doseSymmetricOrder(angles: Sequence[float], group: int = 2) -> np.ndarray:
+    """1-based acquisition order of a Hagen dose-symmetric scheme from 0 degrees
+    (the engine's ``cryotiger simulate --dose-symmetric``)."""
+    from cryotiger_scipion.engine.commands.simulate import dose_symmetric_order
+    return dose_symmetric_order(np.asarray(angles, dtype=float), group=group)
+
+
+def simulateTiltSeries(folder: str, tsId: str = "TS_01", angles: Sequence[float] = range(-30, 31, 6),
+                       shape=(16, 48, 48), pixelSize: float = 10.0,
+                       orders: Optional[Sequence[int]] = None, dosePerTilt: float = 2.0,
+                       volume: Optional[np.ndarray] = None, noise: bool = False,
+                       seed: int = 0) -> dict:
+    """Project a phantom (or ``volume``, (z, y, x)) at ``angles`` (degrees) and
+    write ``folder/<tsId>.mrcs`` (float32, ``pixelSize`` A/px in the header)
+    and ``folder/<tsId>.tlt`` for ProtImportTs ("angles from .tlt"): one line
+    per image in stack order, ``angle accumulated_dose order`` (tomo reads the
+    2nd column as the accumulated dose after the image, e/A^2, and the 3rd as
+    the acquisition order).  ``orders`` (1-based) default to the stack order.
+    Returns {'stack', 'tlt', 'angles', 'orders', 'data'}."""
+    os.makedirs(folder, exist_ok=True)
+    angles = [float(a) for a in angles]
+    n = len(angles)
+    orders = list(range(1, n + 1)) if orders is None else [int(o) for o in orders]
+    vol = phantom_volume(shape, seed=seed) if volume is None else volume
+    acq = Acquisition(pixel_size=pixelSize, dose_per_tilt=dosePerTilt if noise else None,
+                      order=orders, seed=seed)
+    data = simulate_tilt_series(vol, angles, acq)
+    stack = os.path.join(folder, "%s.mrcs" % tsId)
+    write_stack(stack, data, pixelSize)
+    tlt = os.path.join(folder, "%s.tlt" % tsId)
+    with open(tlt, "w") as f:
+        for a, o in zip(angles, orders):
+            f.write("%.2f %.4f %d\n" % (a, o * dosePerTilt, o))
+    return {"stack": stack, "tlt": tlt, "angles": angles, "orders": orders, "data": data}
+
+
+def newImportTsProtocol(owner, folder: str, pattern: str, pixelSize: float = 10.0,
+                        dosePerTilt: float = 2.0, aligned: bool = True, label: str = None):
+    """A ProtImportTs (not launched) reading stacks ``folder/pattern`` with their
+    .tlt files.  ``owner``: a BaseTest class or a pyworkflow Project.
+    ``aligned`` sets "Have images been aligned?" (TiltSeries.interpolated())."""
+    from tomo.protocols import ProtImportTs
+    prot = owner.newProtocol(ProtImportTs, filesPath=os.path.abspath(folder), filesPattern=pattern,
+                             anglesFrom=ANGLES_FROM_TLT, voltage=300.0, sphericalAberration=2.7,
+                             amplitudeContrast=0.1, magnification=50000, samplingRate=pixelSize,
+                             tiltAxisAngle=0.0, dosePerFrame=dosePerTilt, interpolated=aligned)
+    if label:
+        prot.setObjLabel(label)
+    return prot
+
+
+def launch(owner, prot):
+    """Run ``prot`` and wait; raise with the log tail when it fails.
+    ``owner``: a BaseTest class (uses its launchProtocol) or a Project."""
+    if hasattr(owner, "launchProtocol") and isinstance(owner, type):
+        return owner.launchProtocol(prot)
+    owner.launchProtocol(prot, wait=True)
+    if not prot.isFinished():
+        lines = "\n".join(prot.getLogsLastLines(30, logFile=0) + prot.getLogsLastLines(30, logFile=1))
+        raise RuntimeError("protocol %s %s:\n%s" % (prot.getRunName(), prot.getStatus(), lines))
+    return prot
+
+
+def importTiltSeries(owner, folder: str, pattern: str, pixelSize: float = 10.0,
+                     dosePerTilt: float = 2.0, aligned: bool = True, label: str = None):
+    """Import and wait; returns the finished ProtImportTs (output: ``.outputTiltSeries``)."""
+    prot = newImportTsProtocol(owner, folder, pattern, pixelSize, dosePerTilt, aligned, label)
+    return launch(owner, prot)
+
+
+def excludeViews(tsSet, tsId: str, indices: Sequence[int]) -> None:
+    """Disable the TiltImages of ``tsId`` at stack ``indices`` (1-based) in
+    ``tsSet``, in place, as Scipion's tilt-series viewer does when a user
+    excludes views."""
+    ts = tsSet.getTiltSeriesFromTsId(tsId)
+    items = [ti.clone() for ti in ts.iterItems()]
+    for ti in items:
+        if ti.getIndex() in set(indices):
+            ti.setEnabled(False)
+            ts.update(ti)
+    ts.write()
+    tsSet.update(ts)
+    tsSet.write()
+    tsSet.close()
+
+
+def fileChecksum(path: str) -> str:
+    """sha256 of a file (follows links), to prove inputs are left untouched."""
+    h = hashlib.sha256()
+    with open(os.path.realpath(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tiltImages(ts):
+    """Clones of the TiltImages of ``ts`` sorted by index (stack order)."""
+    return sorted((ti.clone() for ti in ts.iterItems()), key=lambda t: t.getIndex())

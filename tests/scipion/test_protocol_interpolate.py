@@ -1,0 +1,194 @@
+"""ProtImportTs -> ProtCryoTigerInterpolate in a real headless project.
+
+Checks what the output tilt series are (counts, angles, synthetic flags on
+every image, sources, acquisition orders, doses, excluded views, headers,
+acquisition range/step) and that the inputs are left untouched; and that
+validation refuses unaligned input and FILM without a model.
+"""
+import os
+
+import mrcfile
+import numpy as np
+from pyworkflow.tests import BaseTest, setupTestProject
+
+from common import (IMPORT_OUTPUT, doseSymmetricOrder, excludeViews, fileChecksum,
+                    importTiltSeries, simulateTiltSeries, tiltImages)
+from cryotiger_scipion.constants import ATTR_SOURCES, ATTR_SYNTHETIC, OUT_TILTSERIES
+from cryotiger_scipion.protocols import ProtCryoTigerInterpolate
+
+ANGLES = list(range(-30, 31, 6))          # 11 tilts, 6 degree steps
+PIXEL = 10.0
+DOSE = 2.0
+
+
+def _synthetic(ti):
+    return bool(getattr(ti, ATTR_SYNTHETIC).get())
+
+
+class TestCryoTigerInterpolate(BaseTest):
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.data = cls.getOutputPath("data")
+        cls.sims = {
+            # dose-symmetric acquisition (Hagen) read from the .tlt's 3rd column
+            "TS_01": simulateTiltSeries(cls.data, "TS_01", ANGLES, pixelSize=PIXEL, dosePerTilt=DOSE,
+                                        orders=doseSymmetricOrder(ANGLES), seed=1),
+            "TS_02": simulateTiltSeries(cls.data, "TS_02", ANGLES, pixelSize=PIXEL, dosePerTilt=DOSE,
+                                        seed=2),
+        }
+        cls.checksums = {f: fileChecksum(f) for s in cls.sims.values() for f in (s["stack"], s["tlt"])}
+        cls.protImport = importTiltSeries(cls, cls.data, "TS_*.mrcs", pixelSize=PIXEL,
+                                          dosePerTilt=DOSE, aligned=True, label="aligned")
+        cls.protExcl = importTiltSeries(cls, cls.data, "TS_01.mrcs", pixelSize=PIXEL,
+                                        dosePerTilt=DOSE, aligned=True, label="excluded view 4")
+        excludeViews(getattr(cls.protExcl, IMPORT_OUTPUT), "TS_01", [4])   # -12 degrees
+
+    # -------------------------------------------------------------- helpers
+    def _interpolate(self, protImport, **kwargs):
+        prot = self.newProtocol(ProtCryoTigerInterpolate, **kwargs)
+        prot.inputSetOfTiltSeries.set(protImport)
+        prot.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
+        prot.numberOfThreads.set(2)
+        self.launchProtocol(prot)
+        out = getattr(prot, OUT_TILTSERIES, None)
+        self.assertIsNotNone(out, "no output tilt series")
+        self.assertEqual(prot.getFailedItems(), {})
+        return prot, out
+
+    def _checkCommon(self, inSet, outSet, nOut):
+        """What every output must satisfy."""
+        self.assertEqual(outSet.getSize(), inSet.getSize())
+        self.assertEqual(outSet.getAnglesCount(), nOut)
+        self.assertFalse(outSet.isHeterogeneousSet())
+        self.assertTrue(outSet.interpolated())
+        self.assertFalse(outSet.hasAlignment())
+        self.assertAlmostEqual(outSet.getSamplingRate(), PIXEL)
+        for ts in outSet.iterItems():
+            tis = tiltImages(ts)
+            self.assertEqual(len(tis), nOut)
+            self.assertTrue(ts.interpolated())
+            self.assertEqual(ts.getAnglesCount(), nOut)
+            # one new .mrcs per series, pixel size in its header, images in stack order
+            files = {ti.getFileName() for ti in tis}
+            self.assertEqual(len(files), 1)
+            stack = files.pop()
+            self.assertTrue(stack.endswith(".mrcs"))
+            self.assertNotIn(self.data, os.path.abspath(stack))
+            with mrcfile.open(stack, permissive=True, header_only=True) as m:
+                self.assertEqual(int(m.header.nz), nOut)
+                self.assertAlmostEqual(float(m.voxel_size.x), PIXEL, places=3)
+            self.assertEqual([ti.getIndex() for ti in tis], list(range(1, nOut + 1)))
+            angles = [ti.getTiltAngle() for ti in tis]
+            self.assertEqual(angles, sorted(angles))
+            # the flag and the sources on EVERY image
+            for ti in tis:
+                self.assertTrue(hasattr(ti, ATTR_SYNTHETIC), "image %d has no synthetic flag" % ti.getIndex())
+                self.assertTrue(getattr(ti, ATTR_SOURCES).get())
+                self.assertAlmostEqual(ti.getSamplingRate(), PIXEL)
+                self.assertFalse(ti.hasTransform())
+            # acquisition orders unique, synthetic ones after all real ones
+            orders = [ti.getAcquisitionOrder() for ti in tis]
+            self.assertEqual(len(set(orders)), len(orders))
+            real = [ti.getAcquisitionOrder() for ti in tis if not _synthetic(ti)]
+            syn = [ti.getAcquisitionOrder() for ti in tis if _synthetic(ti)]
+            self.assertGreater(min(syn), max(real))
+            acq = ts.getAcquisition()
+            self.assertAlmostEqual(acq.getAngleMin(), angles[0])
+            self.assertAlmostEqual(acq.getAngleMax(), angles[-1])
+        # inputs untouched
+        for f, digest in self.checksums.items():
+            self.assertEqual(fileChecksum(f), digest, "%s was modified" % f)
+
+    # -------------------------------------------------------------- tests
+    def test_add_one_per_gap(self):
+        inSet = getattr(self.protImport, IMPORT_OUTPUT)
+        prot, out = self._interpolate(self.protImport, tiltsPerGap=1, mode=0)
+        n = len(ANGLES)
+        self._checkCommon(inSet, out, 2 * n - 1)
+        for ts in out.iterItems():
+            tsId = ts.getTsId()
+            tis = tiltImages(ts)
+            np.testing.assert_allclose([ti.getTiltAngle() for ti in tis], np.arange(-30, 30.1, 3))
+            self.assertEqual([_synthetic(ti) for ti in tis], [i % 2 == 1 for i in range(2 * n - 1)])
+            self.assertAlmostEqual(ts.getAcquisition().getStep(), 3.0)
+            # real tilts keep their acquisition order (dose-symmetric for TS_01) and pixels
+            sim = self.sims[tsId]
+            realOrders = [ti.getAcquisitionOrder() for ti in tis if not _synthetic(ti)]
+            self.assertEqual(realOrders, list(sim["orders"]))
+            with mrcfile.open(tis[0].getFileName(), permissive=True) as m:
+                data = np.array(m.data)
+            np.testing.assert_array_equal(data[::2], sim["data"])
+            # a synthetic tilt: mean of its neighbours, sources = their positions, dose by weights
+            mid = tis[5]                              # -15 degrees, between inputs 3 and 4
+            self.assertTrue(_synthetic(mid))
+            self.assertEqual(getattr(mid, ATTR_SOURCES).get(), "3,4")
+            np.testing.assert_allclose(data[5], 0.5 * (sim["data"][2] + sim["data"][3]), rtol=1e-5, atol=1e-6)
+            a, b = tis[4].getAcquisition(), tis[6].getAcquisition()
+            prior = 0.5 * (a.getAccumDose() - a.getDosePerFrame()) + 0.5 * (b.getAccumDose() - b.getDosePerFrame())
+            self.assertAlmostEqual(mid.getAcquisition().getDosePerFrame(), DOSE)
+            self.assertAlmostEqual(mid.getAcquisition().getAccumDose(), prior + DOSE)
+        # the input set is unchanged
+        self.assertEqual(inSet.getAnglesCount(), n)
+        self.assertIn("tilts out", "\n".join(prot.summary()))
+
+    def test_restore_three_per_gap(self):
+        inSet = getattr(self.protImport, IMPORT_OUTPUT)
+        prot, out = self._interpolate(self.protImport, tiltsPerGap=3, mode=1)
+        # kept: -30, -6, 18 (one in 4); restored: -24 -18 -12, 0 6 12; 24 and 30 cannot be
+        self._checkCommon(inSet, out, 9)
+        for ts in out.iterItems():
+            tis = tiltImages(ts)
+            np.testing.assert_allclose([ti.getTiltAngle() for ti in tis], np.arange(-30, 18.1, 6))
+            synthetic = [ti.getTiltAngle() for ti in tis if _synthetic(ti)]
+            np.testing.assert_allclose(synthetic, [-24, -18, -12, 0, 6, 12])
+            self.assertEqual(getattr(tis[1], ATTR_SOURCES).get(), "1,5")
+            self.assertAlmostEqual(ts.getAcquisition().getStep(), 6.0)
+
+    def test_excluded_view_stays_disabled_and_is_not_an_anchor(self):
+        inSet = getattr(self.protExcl, IMPORT_OUTPUT)
+        ts0 = inSet.getFirstItem()
+        self.assertEqual([ti.isEnabled() for ti in tiltImages(ts0)].count(False), 1)
+        prot, out = self._interpolate(self.protExcl, tiltsPerGap=1, mode=0)
+        n = len(ANGLES)
+        self._checkCommon(inSet, out, n + (n - 2))       # all real + one per gap of 10 anchors
+        tis = tiltImages(out.getFirstItem())
+        disabled = [ti for ti in tis if not ti.isEnabled()]
+        self.assertEqual(len(disabled), 1)
+        self.assertAlmostEqual(disabled[0].getTiltAngle(), -12.0)
+        self.assertFalse(_synthetic(disabled[0]))
+        self.assertTrue(all(ti.isEnabled() for ti in tis if _synthetic(ti)))
+        # no tilt made from the excluded view: the gap -18 .. -6 gets one at -12
+        sources = [getattr(ti, ATTR_SOURCES).get() for ti in tis if _synthetic(ti)]
+        self.assertFalse(any("4" in s.split(",") for s in sources), sources)
+        self.assertIn("3,5", sources)
+
+    def test_validation_refuses_bad_input(self):
+        unaligned = importTiltSeries(self.__class__, self.data, "TS_02.mrcs", pixelSize=PIXEL,
+                                     dosePerTilt=DOSE, aligned=False, label="not aligned")
+        prot = self.newProtocol(ProtCryoTigerInterpolate)
+        prot.inputSetOfTiltSeries.set(unaligned)
+        prot.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
+        errors = "\n".join(prot.validate())
+        self.assertIn("not aligned", errors)
+
+        def errorsFor(**kw):
+            p = self.newProtocol(ProtCryoTigerInterpolate, **kw)
+            p.inputSetOfTiltSeries.set(self.protImport)
+            p.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
+            return "\n".join(p.validate())
+
+        self.assertEqual(errorsFor(tiltsPerGap=1), "")
+        # FILM without a model
+        self.assertIn("FILM needs a model", errorsFor(method=1, modelSource=3))
+        self.assertIn("FILM needs a model", errorsFor(method=1, modelSource=2))
+        # a published model that is not installed: names the folder and where it is published
+        msg = errorsFor(method=1, modelSource=0)
+        self.assertIn("cryoTIGER_model", msg)
+        self.assertIn("CRYOTIGER_MODELS", msg)
+        self.assertIn("doi", msg)
+        # FILM makes 1, 3 or 7 per gap
+        self.assertIn("1, 3 or 7", errorsFor(method=1, modelSource=3, tiltsPerGap=2))
+        # restore with K per gap needs K + 2 usable tilts; we have 11
+        self.assertEqual(errorsFor(tiltsPerGap=9, mode=1), "")
+        self.assertIn("needs at least 12", errorsFor(tiltsPerGap=10, mode=1))

@@ -1,11 +1,111 @@
-"""`cryotiger reconstruct` (not implemented yet)."""
+"""``cryotiger reconstruct``: tomogram from an aligned tilt series, optionally
+CTF-corrected (2D phase flip or 3D, the novaCTF scheme).
+
+Contract (kept stable, used by checks outside the repository):
+  cryotiger reconstruct --input TS.mrc --angles TS.tlt --output TOMO.mrc --thickness N
+      [--ctf CTF.json --ctf-correction none|phaseflip|3d] [--exclude-synthetic OUT.json]
+writes TOMO.mrc as (z, y, x) float32, the tilt axis along y, the pixel size
+(Angstrom, times --binning) in the header.
+"""
+from __future__ import annotations
+
+import time
+
+
+def _pair(text: str, name: str) -> tuple:
+    from .. import InputError
+    try:
+        parts = [float(v) for v in str(text).replace(" ", "").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 2:
+        raise InputError(f"--{name} '{text}': give two numbers separated by a comma, e.g. 0.35,0.05")
+    return tuple(parts)
 
 
 def register(subparsers):
-    p = subparsers.add_parser("reconstruct", help="(not implemented yet)")
-    p.set_defaults(func=_run)
+    p = subparsers.add_parser(
+        "reconstruct", help="weighted back-projection with optional 3D CTF correction",
+        description="Reconstruct a tomogram (z, y, x; tilt axis y) from an ALIGNED tilt series by "
+                    "weighted back-projection, optionally CTF-corrected: 2D phase flip, or 3D "
+                    "(each height back-projected from images corrected with its own defocus, as "
+                    "novaCTF). Back ends: built-in (CPU, numpy) or the novaCTF binary.")
+    p.add_argument("--input", required=True, help="aligned tilt-series stack (.mrc/.mrcs/.st/.ali)")
+    p.add_argument("--angles", required=True, help="tilt angles, one per image in stack order (.tlt)")
+    p.add_argument("--output", required=True, help="output tomogram (.mrc), written z, y, x")
+    p.add_argument("--thickness", required=True, type=int,
+                   help="tomogram thickness in pixels of the input stack (divided by --binning)")
+    p.add_argument("--ctf", help="CTF.json from 'cryotiger ctf' (one entry per tilt, stack order)")
+    p.add_argument("--ctf-correction", default=None, choices=["none", "phaseflip", "3d"],
+                   help="none; phaseflip: 2D, the tilt's defocus over the whole image; 3d: the "
+                        "defocus of each height (default: 3d with --ctf, none without)")
+    p.add_argument("--ctf-mode", default="phaseflip", choices=["phaseflip", "multiply"],
+                   help="how images are corrected: phase flip, or multiplied by the CTF")
+    p.add_argument("--exclude-synthetic", metavar="OUT.json",
+                   help="the interpolation record (OUT.json): leave out its synthetic tilts (and the "
+                        "views it marks excluded), i.e. reconstruct from experimental tilts only")
+    p.add_argument("--exclude", default="", help="views to leave out, numbered from 1 (e.g. '1,40-41')")
+    p.add_argument("--backend", default="builtin", choices=["builtin", "novactf"],
+                   help="builtin: numpy WBP (CPU); novactf: the novaCTF binary")
+    p.add_argument("--novactf", help="path of the novaCTF binary (default: $CRYOTIGER_NOVACTF_BIN, "
+                                     "$NOVACTF_HOME/novaCTF, or novaCTF on PATH)")
+    p.add_argument("--binning", type=int, default=1, help="bin the images by this factor first")
+    p.add_argument("--radial", default="0.35,0.05",
+                   help="radial filter cutoff (cycles/pixel, 0.5 = Nyquist) and Gaussian falloff, "
+                        "as IMOD's RADIAL")
+    p.add_argument("--filter", default="ramp", choices=["ramp", "shepp-logan", "cosine", "hamming"],
+                   help="window on the ramp (builtin back end)")
+    p.add_argument("--pixel-size", type=float, default=None,
+                   help="pixel size in Angstrom (default: from the input header)")
+    p.add_argument("--voltage", type=float, default=300.0, help="kV")
+    p.add_argument("--cs", type=float, default=2.7, help="spherical aberration, mm")
+    p.add_argument("--amp-contrast", type=float, default=0.07, help="amplitude contrast (fraction)")
+    p.add_argument("--defocus-step", type=float, default=None,
+                   help="3d: spacing of the defocus planes in Angstrom (default: the step where "
+                        "the CTF phase changes by pi/4 at the radial cutoff, at least one pixel)")
+    p.add_argument("--correct-astigmatism", type=int, default=1, choices=[0, 1],
+                   help="novactf: correct astigmatism (builtin always uses defocus U, V and angle)")
+    p.add_argument("--max-memory", type=float, default=1.0, help="GiB for temporaries (builtin)")
+    p.add_argument("--keep-work", action="store_true", help="novactf: keep its working folder")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
 
 
-def _run(args):
-    from .. import CryoTigerError
-    raise CryoTigerError("'cryotiger reconstruct' is not implemented yet")
+def run(args) -> int:
+    import os
+
+    from .. import InputError
+    from ..interpolate import parse_view_list
+    from ..reconstruct import reconstruct_file
+
+    if not os.path.exists(args.input):
+        raise InputError(f"{args.input}: input stack not found")
+    correction = args.ctf_correction or ("3d" if args.ctf else "none")
+    if correction != "none" and not args.ctf:
+        raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json (per-tilt defocus from "
+                         "'cryotiger ctf'); or use --ctf-correction none")
+    radial = _pair(args.radial, "radial")
+    t0 = time.monotonic()
+    common = dict(ctf_path=args.ctf, correction=correction, exclude_synthetic=args.exclude_synthetic,
+                  exclude=parse_view_list(args.exclude), pixel_size=args.pixel_size,
+                  voltage=args.voltage, cs=args.cs, amp_contrast=args.amp_contrast,
+                  progress=not args.quiet)
+    if args.backend == "novactf":
+        from ..novactf import find_novactf, reconstruct_file_novactf
+        binary = find_novactf(args.novactf)
+        info = reconstruct_file_novactf(binary, args.input, args.angles, args.output, args.thickness,
+                                        ctf_mode=args.ctf_mode, defocus_step=args.defocus_step,
+                                        radial=radial, binning=args.binning,
+                                        correct_astigmatism=bool(args.correct_astigmatism),
+                                        keep_work=args.keep_work, **common)
+    else:
+        info = reconstruct_file(args.input, args.angles, args.output, args.thickness,
+                                ctf_mode=args.ctf_mode, defocus_step=args.defocus_step,
+                                filter_kind=args.filter, radial=radial, binning=args.binning,
+                                max_memory_gb=args.max_memory, **common)
+    if not args.quiet:
+        z, y, x = info["shape"]
+        print(f"wrote {args.output}: {x}x{y}x{z} (x, y, z) at {info['pixel_size']:g} A/px from "
+              f"{len(info['views'])} tilts, CTF correction {correction}, {args.backend} back end, "
+              f"{time.monotonic() - t0:.1f} s")
+    return 0

@@ -1,0 +1,487 @@
+"""Built-in CPU tomogram reconstruction: weighted back-projection (WBP) about
+the tilt axis y, with optional 2D or 3D CTF correction (the novaCTF scheme).
+
+Geometry (the same as :func:`engine.simulate.project` and novaCTF): volume
+axes (z, y, x), voxel coordinates relative to the volume centre; the image
+of tilt angle theta (degrees) is (y, x) with detector coordinate
+``u = x cos(theta) + z sin(theta)``, ``v = y``.  The height of a voxel along
+the beam is ``w = z cos(theta) - x sin(theta)``.  Output volumes are
+(z, y, x) float32, the tilt axis along y, in the contrast of the images
+(dark density stays dark, as with IMOD and novaCTF).
+
+3D CTF correction (Turonova et al. 2017, novaCTF): the defocus of a voxel in
+a tilt image is the tilt's defocus minus its height along the beam
+(``defocus = defocus_tilt - w * pixel_size``: higher is less underfocused, as
+novaCTF).  Heights are cut into planes ``defocus_step`` apart; each tilt is
+corrected (phase flipped or multiplied by the CTF) once per plane, and each
+voxel is back-projected from the plane of its own height.  With ``phaseflip``
+the whole image gets the tilt's defocus (2D correction, one plane).
+
+Units: angles degrees, pixel sizes and defocus Angstrom (underfocus > 0),
+voltage kV, Cs mm.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+from scipy import fft as sfft
+
+from . import InputError
+from .ctf_model import ctf_phase, electron_wavelength
+
+CORRECTIONS = ("none", "phaseflip", "3d")
+CTF_MODES = ("phaseflip", "multiply")
+FILTERS = ("ramp", "shepp-logan", "cosine", "hamming")
+
+
+@dataclass
+class CtfSettings:
+    """Per-tilt defocus and microscope constants for CTF correction.
+
+    ``defocus_u``/``defocus_v`` (Angstrom, underfocus > 0) and ``astig_angle``
+    (degrees) have one value per tilt, in stack order."""
+    defocus_u: Sequence[float]
+    defocus_v: Sequence[float]
+    astig_angle: Sequence[float]
+    voltage: float = 300.0
+    cs: float = 2.7
+    amp_contrast: float = 0.07
+
+    def subset(self, keep: Sequence[int]) -> "CtfSettings":
+        k = list(keep)
+        return CtfSettings([self.defocus_u[i] for i in k], [self.defocus_v[i] for i in k],
+                           [self.astig_angle[i] for i in k], self.voltage, self.cs, self.amp_contrast)
+
+
+# ----------------------------------------------------------------------------
+# Filters
+# ----------------------------------------------------------------------------
+def radial_filter(n_pad: int, kind: str = "ramp", cutoff: float = 0.35,
+                  falloff: float = 0.05) -> np.ndarray:
+    """The 1D weighting filter on the ``np.fft.rfft`` grid of ``n_pad`` samples.
+
+    The ramp is the Fourier transform of the band-limited spatial ramp
+    (Ram-Lak; its zero frequency term is not zero, which keeps the mean);
+    ``kind`` applies a window (shepp-logan, cosine, hamming); beyond
+    ``cutoff`` (cycles/pixel, 0.5 = Nyquist) a Gaussian falloff of sigma
+    ``falloff`` as IMOD's RADIAL (falloff 0: a hard cutoff).
+    """
+    if kind not in FILTERS:
+        raise InputError(f"unknown filter '{kind}'; use one of {', '.join(FILTERS)}")
+    if not 0 < cutoff <= 0.5 or falloff < 0:
+        raise InputError(f"radial filter cutoff {cutoff}, falloff {falloff}: the cutoff must be in "
+                         "(0, 0.5] cycles/pixel and the falloff >= 0 (e.g. --radial 0.35,0.05)")
+    k = np.arange(n_pad)
+    k = np.where(k > n_pad // 2, k - n_pad, k)
+    h = np.zeros(n_pad)
+    h[0] = 0.25
+    odd = (np.abs(k) % 2) == 1
+    h[odd] = -1.0 / (np.pi * k[odd]) ** 2
+    ramp = np.abs(np.fft.rfft(h))          # ~ |f| (cycles/pixel), 2x for the two sides
+    f = np.fft.rfftfreq(n_pad)
+    if kind == "shepp-logan":
+        ramp *= np.sinc(f)
+    elif kind == "cosine":
+        ramp *= np.cos(np.pi * f)
+    elif kind == "hamming":
+        ramp *= 0.54 + 0.46 * np.cos(2 * np.pi * f)
+    beyond = f > cutoff
+    if falloff > 0:
+        ramp[beyond] *= np.exp(-((f[beyond] - cutoff) / falloff) ** 2)
+    else:
+        ramp[beyond] = 0.0
+    return ramp.astype(np.float32)
+
+
+def angular_weights(angles: Sequence[float]) -> np.ndarray:
+    """Weight of each tilt (radians): half the angular distance to its
+    neighbours (the end tilts get their one neighbour's gap), so unevenly
+    spaced series (synthetic tilts) are weighted right."""
+    a = np.deg2rad(np.asarray(angles, dtype=float))
+    if len(a) == 1:
+        return np.array([np.pi])
+    order = np.argsort(a)
+    s = a[order]
+    gaps = np.diff(s)
+    w_sorted = np.empty(len(a))
+    w_sorted[1:-1] = 0.5 * (gaps[:-1] + gaps[1:])
+    w_sorted[0] = gaps[0]
+    w_sorted[-1] = gaps[-1]
+    w = np.empty(len(a))
+    w[order] = w_sorted
+    return w
+
+
+def auto_defocus_step(pixel_size: float, voltage: float, cutoff: float = 0.5) -> float:
+    """Plane spacing (Angstrom) at which the CTF phase changes by pi/4 at the
+    highest frequency kept (``cutoff`` cycles/pixel), never below one pixel."""
+    s = cutoff / pixel_size
+    lam = electron_wavelength(voltage)
+    return float(max(pixel_size, 1.0 / (4.0 * lam * s * s)))
+
+
+def _next_fast(n: int) -> int:
+    return int(sfft.next_fast_len(int(n), real=True))
+
+
+# ----------------------------------------------------------------------------
+# Back-projection
+# ----------------------------------------------------------------------------
+class _Filterer:
+    """Weights and CTF-corrects one tilt image for a list of defocus offsets."""
+
+    def __init__(self, shape_yx, pixel_size, filt: np.ndarray, pad_x: int, pad_y: int):
+        self.ny, self.nx = shape_yx
+        self.pixel_size = pixel_size
+        self.filt = filt
+        self.pad_x, self.pad_y = pad_x, pad_y
+
+    def _pad(self, img: np.ndarray, with_y: bool) -> np.ndarray:
+        px0 = (self.pad_x - self.nx) // 2
+        px1 = self.pad_x - self.nx - px0
+        py0 = py1 = 0
+        if with_y:
+            py0 = (self.pad_y - self.ny) // 2
+            py1 = self.pad_y - self.ny - py0
+        return np.pad(img, ((py0, py1), (px0, px1)), mode="edge"), py0, px0
+
+    def plain(self, img: np.ndarray) -> np.ndarray:
+        """Weighted image (y, x), no CTF correction: 1D filter along x."""
+        p, _, px0 = self._pad(img, with_y=False)
+        out = sfft.irfft(sfft.rfft(p, axis=1) * self.filt[None, :], n=self.pad_x, axis=1)
+        return out[:, px0:px0 + self.nx].astype(np.float32)
+
+    def corrected(self, img: np.ndarray, defocus_u: float, defocus_v: float, astig: float,
+                  offsets: Sequence[float], ctf: CtfSettings, mode: str) -> List[np.ndarray]:
+        """Weighted and CTF-corrected images, one per defocus offset (Angstrom,
+        added to the tilt's defocus)."""
+        p, py0, px0 = self._pad(img, with_y=True)
+        spec = sfft.rfft2(p)
+        fy = np.fft.fftfreq(self.pad_y, d=self.pixel_size)[:, None]
+        fx = np.fft.rfftfreq(self.pad_x, d=self.pixel_size)[None, :]
+        fy, fx = np.broadcast_arrays(fy, fx)
+        spec = spec * self.filt[None, :]
+        out = []
+        for off in offsets:
+            chi = ctf_phase(fy, fx, defocus_u + off, defocus_v + off, astig, ctf.voltage, ctf.cs,
+                            ctf.amp_contrast)
+            s = np.sin(chi)   # the image's transfer (positive at low frequency for underfocus)
+            factor = np.sign(s) if mode == "phaseflip" else s
+            res = sfft.irfft2(spec * factor.astype(np.float32), s=(self.pad_y, self.pad_x))
+            out.append(res[py0:py0 + self.ny, px0:px0 + self.nx].astype(np.float32))
+        return out
+
+
+def bin_image(img: np.ndarray, b: int) -> np.ndarray:
+    """Average ``b`` x ``b`` blocks of a (y, x) image (the edge remainder is cut)."""
+    if b == 1:
+        return np.asarray(img, dtype=np.float32)
+    ny, nx = img.shape[0] // b, img.shape[1] // b
+    a = np.asarray(img[:ny * b, :nx * b], dtype=np.float32)
+    return a.reshape(ny, b, nx, b).mean(axis=(1, 3))
+
+
+def reconstruct(images, angles: Sequence[float], thickness: int, pixel_size: float = 1.0,
+                ctf: Optional[CtfSettings] = None, correction: str = "none",
+                ctf_mode: str = "phaseflip", defocus_step: Optional[float] = None,
+                filter_kind: str = "ramp", radial=(0.35, 0.05), binning: int = 1,
+                max_memory_gb: float = 1.0, progress=None) -> tuple:
+    """Reconstruct a tomogram from an aligned tilt series.
+
+    ``images``: (n, y, x) array (or memory-mapped stack) in stack order;
+    ``angles``: degrees, one per image; ``thickness``: output z size in
+    pixels of the INPUT (it is divided by ``binning``); ``pixel_size``:
+    Angstrom of the input.  ``correction``: 'none', 'phaseflip' (2D, the
+    tilt's defocus on the whole image) or '3d' (per-voxel height, planes
+    ``defocus_step`` Angstrom apart; default: :func:`auto_defocus_step`);
+    ``ctf_mode``: 'phaseflip' or 'multiply' (by the CTF, novaCTF's
+    multiplication).  ``radial``: (cutoff cycles/pixel, Gaussian falloff).
+    ``progress``: an engine.progress.Progress (one update per tilt).
+
+    Returns (volume (z, y, x) float32, output pixel size in Angstrom).
+    """
+    n = len(images)
+    angles = np.asarray(angles, dtype=float)
+    if len(angles) != n:
+        raise InputError(f"{n} images but {len(angles)} angles; give one angle per image")
+    if n < 2:
+        raise InputError(f"{n} tilt image(s): a reconstruction needs at least 2")
+    if correction not in CORRECTIONS:
+        raise InputError(f"unknown CTF correction '{correction}'; use one of {', '.join(CORRECTIONS)}")
+    if ctf_mode not in CTF_MODES:
+        raise InputError(f"unknown CTF mode '{ctf_mode}'; use 'phaseflip' or 'multiply'")
+    if correction != "none" and ctf is None:
+        raise InputError(f"CTF correction '{correction}' needs the per-tilt defocus: "
+                         "give --ctf CTF.json (from 'cryotiger ctf')")
+    b = int(binning)
+    if b < 1:
+        raise InputError(f"binning {binning}: give an integer >= 1")
+    if thickness is None or int(thickness) < 1:
+        raise InputError(f"thickness {thickness}: give the tomogram thickness in pixels (>= 1)")
+    if pixel_size is None or pixel_size <= 0:
+        raise InputError(f"pixel size {pixel_size}: give it in Angstrom (--pixel-size), the "
+                         "stack header has none")
+    ny0, nx0 = images[0].shape
+    ny, nx = ny0 // b, nx0 // b
+    if ny < 1 or nx < 1:
+        raise InputError(f"binning {b} leaves no pixels of {nx0}x{ny0} images; use a smaller binning")
+    nz = max(1, int(round(int(thickness) / b)))
+    px = float(pixel_size) * b
+    cutoff, falloff = radial
+    filt = radial_filter(_next_fast(2 * nx), filter_kind, cutoff, falloff)
+    filterer = _Filterer((ny, nx), px, filt, _next_fast(2 * nx),
+                         _next_fast(ny + 2 * min(ny // 2, 64)))
+    weights = angular_weights(angles)
+    if correction == "3d":
+        step = float(defocus_step) if defocus_step else auto_defocus_step(px, ctf.voltage, cutoff)
+        if step <= 0:
+            raise InputError(f"defocus step {defocus_step}: give a positive value in Angstrom")
+    else:
+        step = None
+
+    vol = np.zeros((nz, nx, ny), dtype=np.float32)          # (z, x, y): y rows contiguous
+    zc = (np.arange(nz) - (nz - 1) / 2.0)[:, None]
+    xc = (np.arange(nx) - (nx - 1) / 2.0)[None, :]
+    budget = max(1, int(max_memory_gb * 2 ** 30 / 4 / 4))   # floats per temporary, 4 temporaries
+    rows_per_slab = max(1, budget // max(1, nx * ny))
+    for i in range(n):
+        th = np.deg2rad(angles[i])
+        c, s = np.cos(th), np.sin(th)
+        img = bin_image(np.asarray(images[i], dtype=np.float32), b)
+        u = xc * c + zc * s + (nx - 1) / 2.0                  # (nz, nx) detector position
+        if correction == "none":
+            planes = [filterer.plain(img)]
+            plane_of = None
+        else:
+            du, dv, ang = ctf.defocus_u[i], ctf.defocus_v[i], ctf.astig_angle[i]
+            if correction == "phaseflip":
+                offsets, plane_of = [0.0], None
+            else:
+                w = zc * c - xc * s                             # height along the beam (pixels)
+                k = np.rint(-w * px / step).astype(np.int64)   # defocus offset in steps
+                kmin = int(k.min())
+                plane_of = k - kmin
+                offsets = [(kmin + j) * step for j in range(int(plane_of.max()) + 1)]
+            planes = filterer.corrected(img, du, dv, ang, offsets, ctf, ctf_mode)
+        _backproject(vol, planes, u, plane_of, float(weights[i]), rows_per_slab)
+        if progress is not None:
+            detail = f"{angles[i]:+.1f} deg"
+            if correction == "3d":
+                detail += f", {len(planes)} defocus planes"
+            progress.update(1, detail)
+    return vol.transpose(0, 2, 1), px
+
+
+def _backproject(vol, planes, u, plane_of, weight, rows_per_slab):
+    """Add the weighted, filtered ``planes`` (list of (y, x) images) into
+    ``vol`` (z, x, y) by linear interpolation along x at positions ``u``
+    (z, x); ``plane_of`` (z, x) picks the plane of each voxel (None: plane 0)."""
+    nz, nx, ny = vol.shape
+    nu = planes[0].shape[1]
+    stride = nu + 3
+    table = np.zeros((len(planes) * stride, ny), dtype=np.float32)
+    for j, p in enumerate(planes):                # rows 0 and nu+1, nu+2 of each plane stay 0
+        table[j * stride + 1:j * stride + 1 + nu] = p.T * np.float32(weight)
+    uu = np.clip(u, 0.0, float(nu - 1))
+    i0 = np.floor(uu).astype(np.int64)
+    frac = (uu - i0).astype(np.float32)
+    idx = i0 + 1
+    if plane_of is not None:
+        idx = idx + plane_of * stride
+    for z0 in range(0, nz, rows_per_slab):
+        z1 = min(nz, z0 + rows_per_slab)
+        ix = idx[z0:z1]
+        f = frac[z0:z1, :, None]
+        a = table[ix]
+        a *= (1.0 - f)
+        a += f * table[ix + 1]
+        vol[z0:z1] += a
+
+
+# ----------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------
+def read_ctf_json(path: str, n: int, angles: Optional[Sequence[float]] = None,
+                  voltage: float = 300.0, cs: float = 2.7, amp_contrast: float = 0.07) -> CtfSettings:
+    """Read CTF.json (written by ``cryotiger ctf``): a list, one entry per tilt
+    in stack order, with ``defocus_u``, ``defocus_v`` (Angstrom), ``astig_angle``
+    (degrees) and ``angle`` (checked against ``angles`` when both are there)."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: CTF file not found; give the CTF.json written by 'cryotiger ctf'")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); give the CTF.json of 'cryotiger ctf'") from exc
+    if isinstance(data, dict) and "tilts" in data:
+        data = data["tilts"]
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a list with one entry per tilt")
+    if len(data) != n:
+        raise InputError(f"{path}: {len(data)} CTF entries but {n} images in the stack; give the CTF "
+                         "estimated on this stack (one entry per tilt, stack order)")
+    du, dv, ang = [], [], []
+    for i, e in enumerate(data):
+        try:
+            u = float(e["defocus_u"])
+            v = float(e.get("defocus_v", u))
+            a = float(e.get("astig_angle", 0.0))
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{path}: entry {i + 1} has no numeric 'defocus_u' (Angstrom)") from None
+        if angles is not None and e.get("angle") is not None and abs(float(e["angle"]) - angles[i]) > 0.5:
+            raise InputError(f"{path}: entry {i + 1} is for tilt {float(e['angle']):g} deg but image "
+                             f"{i + 1} of the stack is at {angles[i]:g} deg; give the CTF of this stack")
+        if not (np.isfinite(u) and np.isfinite(v)) or u <= 0 or v <= 0:
+            raise InputError(f"{path}: entry {i + 1} has defocus {u:g}/{v:g} A; defocus must be a "
+                             "positive underfocus in Angstrom")
+        du.append(u)
+        dv.append(v)
+        ang.append(a)
+    return CtfSettings(du, dv, ang, voltage, cs, amp_contrast)
+
+
+def experimental_views(plan_path: str, n: int) -> List[int]:
+    """0-based stack indices of the real (not synthetic, not excluded) tilts
+    listed in the interpolation record OUT.json."""
+    if not os.path.exists(plan_path):
+        raise InputError(f"{plan_path}: interpolation record not found; give the OUT.json written "
+                         "beside the interpolated stack by 'cryotiger interpolate'")
+    try:
+        with open(plan_path) as f:
+            plan = json.load(f)
+    except ValueError as exc:
+        raise InputError(f"{plan_path}: not valid JSON ({exc})") from exc
+    if not isinstance(plan, list) or len(plan) != n:
+        raise InputError(f"{plan_path}: {len(plan) if isinstance(plan, list) else 'no'} entries but "
+                         f"{n} images in the stack; give the .json of this interpolated stack")
+    keep = []
+    for i, e in enumerate(plan):
+        idx = int(e.get("index", i))
+        if idx != i:
+            raise InputError(f"{plan_path}: entry {i + 1} has index {idx}; the record is not in "
+                             "stack order")
+        if not e.get("synthetic", False) and not e.get("excluded", False):
+            keep.append(i)
+    return keep
+
+
+def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickness: int,
+                     ctf_path: Optional[str] = None, correction: str = "none",
+                     exclude_synthetic: Optional[str] = None, exclude: Sequence[int] = (),
+                     pixel_size: Optional[float] = None, voltage: float = 300.0, cs: float = 2.7,
+                     amp_contrast: float = 0.07, progress: bool = True, label: str = "",
+                     **options) -> dict:
+    """Reconstruct ``input_path`` (aligned stack) into ``output_path`` (MRC
+    volume z, y, x with the voxel size in the header), atomically.
+
+    ``exclude_synthetic``: OUT.json of the interpolation; its synthetic (and
+    excluded) tilts are left out.  ``exclude``: 0-based views to leave out.
+    Other options as :func:`reconstruct`.  Returns a summary dict.
+    """
+    from .io import check_angles_match, open_stack, read_angles, write_volume
+    from .progress import Progress
+
+    if correction not in CORRECTIONS:
+        raise InputError(f"unknown CTF correction '{correction}'; use one of {', '.join(CORRECTIONS)}")
+    if os.path.abspath(output_path) == os.path.abspath(input_path):
+        raise InputError(f"{output_path}: the output would overwrite the input; choose another name")
+    angles = read_angles(angles_path)
+    label = label or os.path.basename(input_path)
+    with open_stack(input_path) as m:
+        data = m.data if m.data.ndim == 3 else m.data[None]
+        n = data.shape[0]
+        check_angles_match(angles, n, input_path, angles_path)
+        px = pixel_size if pixel_size and pixel_size > 0 else float(m.voxel_size.x)
+        if not px or px <= 0:
+            raise InputError(f"{input_path}: the header has no pixel size; give --pixel-size (Angstrom)")
+        keep = list(range(n))
+        if exclude_synthetic:
+            keep = experimental_views(exclude_synthetic, n)
+        bad = [v for v in exclude if not 0 <= v < n]
+        if bad:
+            raise InputError(f"excluded view {bad[0] + 1} does not exist: the stack has {n} images")
+        keep = [i for i in keep if i not in set(exclude)]
+        if len(keep) < 2:
+            raise InputError(f"{len(keep)} tilt(s) left after exclusions; a reconstruction needs at least 2")
+        ctf = None
+        if correction != "none" or ctf_path:
+            if not ctf_path:
+                raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json "
+                                 "(per-tilt defocus from 'cryotiger ctf')")
+            ctf = read_ctf_json(ctf_path, n, angles, voltage, cs, amp_contrast).subset(keep)
+        prog = Progress(len(keep), label, unit="view", enabled=progress)
+        prog.log(f"{len(keep)} of {n} tilts, thickness {thickness}, binning {options.get('binning', 1)}, "
+                 f"CTF correction {correction}")
+
+        class _Views:
+            def __len__(self):
+                return len(keep)
+
+            def __getitem__(self, j):
+                return data[keep[j]]
+
+        vol, out_px = reconstruct(_Views(), angles[keep], thickness, px, ctf=ctf,
+                                  correction=correction, progress=prog, **options)
+    if not np.all(np.isfinite(vol)):
+        raise RuntimeError(f"{label}: the reconstruction has NaN/inf values")
+    write_volume(output_path, vol, out_px)
+    return {"output": output_path, "shape": tuple(int(v) for v in vol.shape), "pixel_size": out_px,
+            "views": keep, "correction": correction}
+
+
+# ----------------------------------------------------------------------------
+# Forward model with the defocus of each height (for tests and benchmarks)
+# ----------------------------------------------------------------------------
+def simulate_thick_ctf(volume: np.ndarray, angles: Sequence[float], pixel_size: float,
+                       defocus: Sequence[float], voltage: float = 300.0, cs: float = 2.7,
+                       amp_contrast: float = 0.07, plane_step: Optional[float] = None,
+                       contrast: float = 0.3) -> np.ndarray:
+    """Tilt series (n, y, x) of a thick ``volume`` (z, y, x) where every height
+    along the beam gets its own defocus (``defocus[i] - w * pixel_size``, the
+    model :func:`reconstruct` corrects with ``correction='3d'``).
+
+    The volume is projected in layers ``plane_step`` Angstrom thick along the
+    beam (default: one voxel); each layer's projection is multiplied by the
+    CTF of its height and the layers are summed.  Contrast as
+    :func:`engine.simulate.simulate_tilt_series`: image = 1 - transfer(p),
+    p = ``contrast`` * projection / (99.5th percentile of |projections|).
+    """
+    from scipy import ndimage
+    volume = np.asarray(volume, dtype=np.float32)
+    nz, ny, nx = volume.shape
+    step_px = max(1.0, (plane_step or pixel_size) / pixel_size)
+    layers_all = []
+    for a in angles:
+        th = np.deg2rad(a)
+        c, s = np.cos(th), np.sin(th)
+        depth = int(np.ceil(abs(nz * c) + abs(nx * s))) + 2
+        u = np.arange(nx) - (nx - 1) / 2.0
+        w = np.arange(depth) - (depth - 1) / 2.0
+        W, U = np.meshgrid(w, u, indexing="ij")
+        xs = U * c - W * s + (nx - 1) / 2.0
+        zs = U * s + W * c + (nz - 1) / 2.0
+        layer = np.rint(w / step_px).astype(int)            # ascending along w
+        heights, starts = np.unique(layer, return_index=True)
+        parts = np.zeros((len(heights), ny, nx), dtype=np.float32)
+        for j in range(ny):
+            vals = ndimage.map_coordinates(volume[:, j, :], [zs, xs], order=1, mode="constant",
+                                           cval=0.0)
+            parts[:, j] = np.add.reduceat(vals, starts, axis=0)
+        layers_all.append((heights * step_px, parts))
+    scale = np.percentile(np.abs(np.stack([p.sum(axis=0) for _, p in layers_all])), 99.5) or 1.0
+    fy = np.fft.fftfreq(ny, d=pixel_size)[:, None]
+    fx = np.fft.rfftfreq(nx, d=pixel_size)[None, :]
+    fy, fx = np.broadcast_arrays(fy, fx)
+    out = np.empty((len(angles), ny, nx), dtype=np.float32)
+    for i, (heights, parts) in enumerate(layers_all):
+        spec = np.zeros(fy.shape, dtype=np.complex128)
+        for hw, part in zip(heights, parts):
+            df = float(defocus[i]) - hw * pixel_size
+            chi = ctf_phase(fy, fx, df, df, 0.0, voltage, cs, amp_contrast)
+            spec += np.fft.rfft2(part * (contrast / scale)) * np.sin(chi)
+        out[i] = 1.0 - np.fft.irfft2(spec, s=(ny, nx))
+    return out

@@ -211,10 +211,11 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
                              pixel_size: Optional[float] = None, voltage: float = 300.0,
                              cs: float = 2.7, amp_contrast: float = 0.07, binning: int = 1,
                              progress: bool = True, keep_work: bool = False, label: str = "",
-                             **options) -> dict:
+                             xf: Optional[np.ndarray] = None, **options) -> dict:
     """File-level novaCTF reconstruction with the arguments of
     :func:`engine.reconstruct.reconstruct_file`.  The working folder is made
     beside the output and removed on success unless ``keep_work``."""
+    from .align import apply_xf
     from .io import check_angles_match, open_stack, read_angles, write_volume
     from .progress import Progress
     from .reconstruct import bin_image, experimental_views, read_ctf_json
@@ -243,8 +244,14 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
             if not ctf_path:
                 raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json")
             ctf = read_ctf_json(ctf_path, n, angles, voltage, cs, amp_contrast).subset(keep)
+        if xf is not None and len(xf) != n:
+            raise InputError(f"{len(xf)} transforms for {n} images; give one per image (.xf)")
         b = int(binning)
-        stack = np.stack([bin_image(np.asarray(data[i], dtype=np.float32), b) for i in keep])
+
+        def image(i):
+            img = np.asarray(data[i], dtype=np.float32)
+            return bin_image(img if xf is None else apply_xf(img, xf[i]), b)
+        stack = np.stack([image(i) for i in keep])
     nz = max(1, int(round(int(thickness) / b)))
     folder = os.path.dirname(os.path.abspath(output_path)) or "."
     os.makedirs(folder, exist_ok=True)

@@ -374,14 +374,17 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
                      exclude_synthetic: Optional[str] = None, exclude: Sequence[int] = (),
                      pixel_size: Optional[float] = None, voltage: float = 300.0, cs: float = 2.7,
                      amp_contrast: float = 0.07, progress: bool = True, label: str = "",
-                     **options) -> dict:
+                     xf: Optional[np.ndarray] = None, **options) -> dict:
     """Reconstruct ``input_path`` (aligned stack) into ``output_path`` (MRC
     volume z, y, x with the voxel size in the header), atomically.
 
     ``exclude_synthetic``: OUT.json of the interpolation; its synthetic (and
     excluded) tilts are left out.  ``exclude``: 0-based views to leave out.
-    Other options as :func:`reconstruct`.  Returns a summary dict.
+    ``xf`` (n, 2, 3): IMOD transforms applied to each image first (unaligned
+    stack; see engine/align.py).  Other options as :func:`reconstruct`.
+    Returns a summary dict.
     """
+    from .align import apply_xf
     from .io import check_angles_match, open_stack, read_angles, write_volume
     from .progress import Progress
 
@@ -398,6 +401,8 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
         px = pixel_size if pixel_size and pixel_size > 0 else float(m.voxel_size.x)
         if not px or px <= 0:
             raise InputError(f"{input_path}: the header has no pixel size; give --pixel-size (Angstrom)")
+        if xf is not None and len(xf) != n:
+            raise InputError(f"{len(xf)} transforms for {n} images; give one per image (.xf)")
         keep = list(range(n))
         if exclude_synthetic:
             keep = experimental_views(exclude_synthetic, n)
@@ -422,7 +427,8 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
                 return len(keep)
 
             def __getitem__(self, j):
-                return data[keep[j]]
+                img = np.asarray(data[keep[j]], dtype=np.float32)
+                return img if xf is None else apply_xf(img, xf[keep[j]])
 
         vol, out_px = reconstruct(_Views(), angles[keep], thickness, px, ctf=ctf,
                                   correction=correction, progress=prog, **options)

@@ -260,3 +260,22 @@ def test_cli_novactf_backend(series):
         assert m.data.shape == (16, 24, 32)
         assert cc(m.data, -vol) > 0.6
     assert not [f for f in os.listdir(d) if f.startswith(".novactf-")]
+
+
+def test_cli_applies_xf_transforms(series):
+    from cryotiger_scipion.engine.align import apply_xf, write_xf
+    d, vol, ts, angles = series
+    n = len(angles)
+    move = np.array([[[1.0, 0.0, 4.0], [0.0, 1.0, -3.0]]] * n)
+    back = np.array([[[1.0, 0.0, -4.0], [0.0, 1.0, 3.0]]] * n)
+    shifted = np.stack([apply_xf(im, m) for im, m in zip(ts, move)])
+    write_stack(str(d / "RAW.mrc"), shifted, 7.5)
+    write_xf(str(d / "RAW.xf"), back)
+    args = ["reconstruct", "--input", str(d / "RAW.mrc"), "--angles", str(d / "TS.tlt"),
+            "--thickness", "16", "--quiet"]
+    assert run(*args, "--output", str(d / "A.mrc"), "--xf", str(d / "RAW.xf")).returncode == 0
+    assert run(*args, "--output", str(d / "B.mrc")).returncode == 0
+    ref = R.reconstruct(ts, angles, 16, 7.5)[0][:, 4:-4, 5:-5]
+    with mrcfile.open(d / "A.mrc") as a, mrcfile.open(d / "B.mrc") as b:
+        assert cc(a.data[:, 4:-4, 5:-5], ref) > 0.97
+        assert cc(b.data[:, 4:-4, 5:-5], ref) < 0.9

@@ -45,6 +45,7 @@ def register(subparsers):
                    help="the interpolation record (OUT.json): leave out its synthetic tilts (and the "
                         "views it marks excluded), i.e. reconstruct from experimental tilts only")
     p.add_argument("--exclude", default="", help="views to leave out, numbered from 1 (e.g. '1,40-41')")
+    p.add_argument("--xf", help="IMOD .xf transforms to apply first (if the stack is not aligned)")
     p.add_argument("--backend", default="builtin", choices=["builtin", "novactf"],
                    help="builtin: numpy WBP (CPU); novactf: the novaCTF binary")
     p.add_argument("--novactf", help="path of the novaCTF binary (default: $CRYOTIGER_NOVACTF_BIN, "
@@ -89,7 +90,10 @@ def run(args) -> int:
     common = dict(ctf_path=args.ctf, correction=correction, exclude_synthetic=args.exclude_synthetic,
                   exclude=parse_view_list(args.exclude), pixel_size=args.pixel_size,
                   voltage=args.voltage, cs=args.cs, amp_contrast=args.amp_contrast,
-                  progress=not args.quiet)
+                  progress=not args.quiet, xf=None)
+    if args.xf:
+        from ..align import read_xf
+        common["xf"] = read_xf(args.xf)
     if args.backend == "novactf":
         from ..novactf import find_novactf, reconstruct_file_novactf
         binary = find_novactf(args.novactf)

@@ -1,0 +1,4 @@
+"""Viewers of the cryoTIGER plugin (discovered from this module)."""
+from .viewer_holdout import CryoTigerHoldoutViewer
+from .viewer_evaluation import (CryoTigerCompareTomogramsViewer, CryoTigerPickingMetricsViewer,
+                                CryoTigerSegmentationMetricsViewer)

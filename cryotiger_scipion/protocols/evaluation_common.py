@@ -1,0 +1,95 @@
+"""Helpers shared by the evaluation protocols (no protocol here).
+
+The maths lives in ``cryotiger_scipion.engine.metrics`` (numpy/scipy only,
+safe to import in Scipion's Python); the figures in ``engine.plots``
+(matplotlib Figure + Agg canvas, headless).  Volumes are read as (z, y, x)
+float32 arrays; pixel sizes in Angstrom.
+"""
+import json
+import os
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+VOLUME_MRC_SUFFIXES = (".mrc", ".mrcs", ".rec", ".map", ".st", ".ali")
+
+
+def volumeFileName(obj) -> str:
+    """Absolute file of a Tomogram/TomoMask without Scipion's ':mrc' suffix."""
+    fn = obj.getFileName()
+    for suffix in (":mrcs", ":mrc", ":rec", ":map"):
+        if fn.endswith(suffix):
+            fn = fn[:-len(suffix)]
+    return os.path.abspath(fn)
+
+
+def readVolume(obj) -> np.ndarray:
+    """The (z, y, x) float32 data of a Tomogram/TomoMask (MRC; other formats
+    through Scipion's image readers)."""
+    fn = volumeFileName(obj)
+    if os.path.splitext(fn)[1].lower() in VOLUME_MRC_SUFFIXES:
+        import mrcfile
+        with mrcfile.mmap(fn, mode="r", permissive=True) as m:
+            return np.array(m.data, dtype=np.float32)
+    from pwem.emlib.image import ImageHandler
+    img = ImageHandler().read(fn)
+    return np.asarray(img.getData(), dtype=np.float32)
+
+
+def itemsById(objSet) -> List[Tuple[str, object]]:
+    """(key, clone) of the enabled items of a set of volumes, in set order.
+    The key is the tsId, or "#<position>" when items have none."""
+    out = []
+    for k, item in enumerate(objSet.iterItems(orderBy="id"), 1):
+        if hasattr(item, "isEnabled") and not item.isEnabled():
+            continue
+        tsId = item.getTsId() if hasattr(item, "getTsId") else None
+        out.append((tsId or "#%d" % k, item.clone()))
+    return out
+
+
+def pairItems(setA, setB, labelA="first set", labelB="second set") -> List[Tuple[str, object, object]]:
+    """Items of two sets paired by tsId (or by position when either set lacks
+    tsIds).  Raises ValueError naming the problem when nothing pairs."""
+    a, b = itemsById(setA), itemsById(setB)
+    if all(not k.startswith("#") for k, _ in a) and all(not k.startswith("#") for k, _ in b):
+        db = dict(b)
+        pairs = [(k, x, db[k]) for k, x in a if k in db]
+        if not pairs:
+            raise ValueError("no tomogram id (tsId) is shared by the %s (%s) and the %s (%s); "
+                             "select sets made from the same tilt series"
+                             % (labelA, ", ".join(k for k, _ in a[:5]), labelB,
+                                ", ".join(k for k, _ in b[:5])))
+        return pairs
+    if len(a) != len(b):
+        raise ValueError("the %s has %d items and the %s %d, and they have no tsIds to pair them; "
+                         "select sets of the same size" % (labelA, len(a), labelB, len(b)))
+    return [(ka, x, y) for (ka, x), (_, y) in zip(a, b)]
+
+
+def writeJson(path: str, data) -> None:
+    from ..engine.io import atomic_path
+    from ..engine.metrics import json_safe
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(json_safe(data), f, indent=1)
+
+
+def readJson(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+def fmt(v, spec=".4g") -> str:
+    """Format a number that may be None/NaN/inf."""
+    try:
+        return format(float(v), spec)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def testsLines(tests: List[Dict]) -> List[str]:
+    """One line per paired test dict (engine.metrics.paired_tests + a, b, metric)."""
+    return ["%s vs %s, %s: n=%d, mean diff %s, paired t p=%s, Wilcoxon p=%s"
+            % (t["a"], t["b"], t["metric"], t["n"], fmt(t["mean_diff"]), fmt(t["t_pvalue"], ".3g"),
+               fmt(t["wilcoxon_pvalue"], ".3g")) for t in tests]

@@ -1,0 +1,220 @@
+"""ProtCryoTigerHoldout: compare interpolation methods on real tilts.
+
+For each aligned tilt series, ``cryotiger holdout`` drops every second tilt,
+synthesises it back from its neighbours with each selected method (linear,
+published FILM models, trained models, model folders) and compares it with
+the real tilt: PSNR, RMSE, SSIM per held-out tilt (engine/holdout.py; data
+range: see its module doc).  Results:
+
+* extra/<tsId>/holdout.json: the engine's report for that series, and
+  extra/<tsId>/plots/ its box plots;
+* extra/holdout_summary.json: all series pooled (``methods`` -> name ->
+  ``psnr``/``rmse``/``ssim`` lists, medians, ``series``), per-series medians
+  and paired tests (t-test, Wilcoxon) between every two methods.
+
+The viewer (viewers/viewer_holdout.py) shows the table, box plots and tests.
+"""
+import os
+import re
+
+import pyworkflow.protocol.params as params
+
+from .. import Plugin
+from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO
+from .evaluation_common import readJson, testsLines, writeJson, fmt
+from .protocol_base import ProtCryoTigerBase, validateAlignedInput
+
+SUMMARY_JSON = "holdout_summary.json"
+DATA_RANGES = ["tilt", "robust", "stack"]
+
+
+def _findSavedModel(folder):
+    from .protocol_interpolate import findSavedModel
+    return findSavedModel(folder)
+
+
+def _safeName(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text or "").strip("_") or "model"
+
+
+class ProtCryoTigerHoldout(ProtCryoTigerBase):
+    """Evaluate interpolation methods side by side: every second tilt is held
+    out, synthesised back from its neighbours by each method and compared with
+    the real one (PSNR, RMSE, SSIM; box plots and paired tests in the viewer)."""
+    _label = "hold-out evaluation"
+
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputSetOfTiltSeries", params.PointerParam, pointerClass="SetOfTiltSeries",
+                      important=True, label="Aligned tilt series",
+                      help="Aligned (or with transforms, then applied) tilt series, ideally with "
+                           "small angular steps (e.g. 2 degrees: held-out tilts are restored "
+                           "across a 4-degree gap).")
+        form.addParam("useLinear", params.BooleanParam, default=True, label="Linear interpolation?",
+                      help="Pixel-wise mean of the neighbours weighted by angular distance (the "
+                           "paper's baseline).")
+        form.addParam("useCryoTiger", params.BooleanParam, default=False,
+                      label="FILM, published cryoTIGER model?",
+                      help="Looked up as %s/ in the plugin's models folder (CRYOTIGER_MODELS)."
+                           % MODEL_CRYOTIGER)
+        form.addParam("useVimeo", params.BooleanParam, default=False,
+                      label="FILM, published Vimeo-90K model?",
+                      help="Looked up as %s/ in the plugin's models folder." % MODEL_VIMEO)
+        form.addParam("trainedModels", params.MultiPointerParam, pointerClass="CryoTigerModel",
+                      allowsNull=True, label="FILM, trained models",
+                      help="Models trained with the plugin (each evaluated as its own method).")
+        form.addParam("modelFolders", params.StringParam, default="", label="FILM, model folders",
+                      help="Other FILM SavedModel folders, separated by ';' (each its own method, "
+                           "named after the folder).")
+        form.addParam("dataRange", params.EnumParam, choices=DATA_RANGES, default=0,
+                      display=params.EnumParam.DISPLAY_HLIST, label="Data range (PSNR, SSIM)",
+                      help="From the REAL tilt only, the same for every method. tilt: max - min "
+                           "of the real tilt; robust: its 0.5-99.5 percentile range (ignores "
+                           "hot pixels, gold); stack: max - min of the whole series.")
+        group = form.addGroup("FILM options")
+        group.addParam("tileSize", params.IntParam, default=0, label="Tile size (px)",
+                       help="0: chosen from the memory budget.")
+        group.addParam("maxMemory", params.FloatParam, default=0, label="Max memory (GiB)",
+                       help="0: the engine's default.")
+        self._defineGpuParams(form)
+        form.addParallelSection(threads=1, mpi=0)
+
+    # -------------------------- methods --------------------------------------
+    def getMethodList(self):
+        """[(name, method, model folder or None)] in the order shown."""
+        out, used = [], set()
+
+        def add(name, method, model):
+            base, k = name, 2
+            while name in used:
+                name = "%s-%d" % (base, k)
+                k += 1
+            used.add(name)
+            out.append((name, method, model))
+
+        if self.useLinear.get():
+            add("linear", "linear", None)
+        for flag, label, sub in ((self.useCryoTiger.get(), "cryoTIGER", MODEL_CRYOTIGER),
+                                 (self.useVimeo.get(), "Vimeo-90K", MODEL_VIMEO)):
+            if flag:
+                add(label, "film", _findSavedModel(os.path.join(Plugin.getModelsDir(), sub)))
+        for k, p in enumerate(self.trainedModels or [], 1):
+            model = p.get()
+            if model is None:
+                continue
+            label = model.getObjLabel() or "trained-%d" % k
+            add(_safeName(label), "film", _findSavedModel(model.getAbsPath()))
+        for folder in [f.strip() for f in (self.modelFolders.get() or "").split(";") if f.strip()]:
+            add(_safeName(os.path.basename(os.path.normpath(folder))), "film", _findSavedModel(folder))
+        return out
+
+    def _methodArgs(self):
+        args = []
+        for name, method, model in self.getMethodList():
+            if method == "film" and model is None:
+                raise ValueError("method %s: no FILM SavedModel found (see the validation)" % name)
+            args.append('--method %s%s --name "%s"'
+                        % (method, ' --model "%s"' % os.path.abspath(model) if model else "", name))
+        anyFilm = any(m == "film" for _, m, _ in self.getMethodList())
+        if anyFilm:
+            if self.tileSize.get():
+                args.append("--tile-size %d" % self.tileSize.get())
+            if self.maxMemory.get():
+                args.append("--max-memory %s" % self.maxMemory.get())
+            args.append(self.engineDeviceArgs(True))
+        return " ".join(args)
+
+    def _usesFilm(self):
+        return any(m == "film" for _, m, _ in self.getMethodList())
+
+    # -------------------------- steps ----------------------------------------
+    def _insertAllSteps(self):
+        deps = []
+        for tsId in self.getTsIds(self.inputSetOfTiltSeries.get()):
+            cId = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],
+                                           needsGPU=False)
+            hId = self._insertFunctionStep(self.holdoutStep, tsId, prerequisites=[cId],
+                                           needsGPU=self.stepNeedsGpu(self._usesFilm()))
+            deps.append(hId)
+        self._insertFunctionStep(self.summaryStep, prerequisites=deps, needsGPU=False)
+
+    def convertInputStep(self, tsId):
+        try:
+            self.writeEngineInputs(self.inputSetOfTiltSeries.get(), tsId)
+        except Exception as e:
+            self.addFailedItem(tsId, e)
+
+    def holdoutStep(self, tsId):
+        if self.isFailedItem(tsId):
+            return
+        try:
+            from .protocol_base import EngineInputs
+            folder = self.getTsFolder(tsId, tmp=True)
+            inputs = EngineInputs.load(os.path.join(folder, "%s_inputs.json" % tsId))
+            out = self.getTsFolder(tsId)
+            args = '%s %s --data-range %s --report "%s" --plot "%s"' % (
+                inputs.engineArgs(), self._methodArgs(), DATA_RANGES[self.dataRange.get()],
+                self.getReportFile(tsId), os.path.join(out, "plots"))
+            self.runEngine("holdout", args)
+        except Exception as e:
+            self.addFailedItem(tsId, e)
+
+    def summaryStep(self):
+        from ..engine.holdout import combine_reports
+        reports = {}
+        for tsId in self.getTsIds(self.inputSetOfTiltSeries.get()):
+            f = self.getReportFile(tsId)
+            if not self.isFailedItem(tsId) and os.path.exists(f):
+                reports[tsId] = readJson(f)
+        if not reports:
+            raise RuntimeError("No tilt series could be evaluated (%s)"
+                               % "; ".join("%s: %s" % kv for kv in sorted(self.getFailedItems().items())))
+        writeJson(self.getSummaryFile(), combine_reports(reports))
+
+    # -------------------------- files ----------------------------------------
+    def getReportFile(self, tsId):
+        return os.path.join(self._getExtraPath(tsId), "holdout.json")
+
+    def getSummaryFile(self):
+        return self._getExtraPath(SUMMARY_JSON)
+
+    def getSummaryReport(self):
+        f = self.getSummaryFile()
+        return readJson(f) if os.path.exists(f) else None
+
+    # -------------------------- INFO -----------------------------------------
+    def _validate(self):
+        errors = validateAlignedInput(self.inputSetOfTiltSeries.get())
+        methods = self.getMethodList()
+        if not methods:
+            errors.append("Select at least one method (linear and/or a FILM model).")
+        for name, method, model in methods:
+            if method == "film" and model is None:
+                errors.append("%s: no FILM SavedModel (saved_model.pb) found; install the model "
+                              "or give the folder that holds saved_model.pb." % name)
+        return errors
+
+    def _summary(self):
+        r = self.getSummaryReport()
+        if r is None:
+            return ["Methods: %s." % ", ".join(n for n, _, _ in self.getMethodList())] + \
+                self._failedSummary()
+        lines = ["%d tilt series, %d held-out tilts (data range: %s)."
+                 % (len(r["series"]), r["n_tilts"], DATA_RANGES[self.dataRange.get()])]
+        for n, e in r["methods"].items():
+            lines.append("%s: median PSNR %s dB, RMSE %s, SSIM %s"
+                         % (n, fmt(e["median_psnr"], ".2f"), fmt(e["median_rmse"]),
+                            fmt(e["median_ssim"], ".4f")))
+        return lines + testsLines(r["paired_tests"]) + self._failedSummary()
+
+    def _methods(self):
+        r = self.getSummaryReport()
+        if r is None:
+            return []
+        return ["Interpolation methods (%s) were compared by restoring every second tilt of %d "
+                "tilt series from its neighbours and comparing it with the acquired tilt (PSNR, "
+                "RMSE, SSIM; paired t-test and Wilcoxon signed-rank test), as in [Majtner2025]."
+                % (", ".join(r["methods"]), len(r["series"]))]
+
+    def _citations(self):
+        return ["Majtner2025"]

@@ -173,6 +173,11 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
                              f"{', '.join(map(str, bad[:10]))}{' ...' if len(bad) > 10 else ''} "
                              "(numbered from 1); fix those images or exclude them (--exclude)")
         cache: dict = {}
+        # Interpolators that need whole-stack statistics (FILM's 'notebook'
+        # normalisation: global min/max) get the (n, y, x) stack first.
+        prepare = getattr(interpolator, "prepare_stack", None)
+        if prepare is not None:
+            prepare(data)
 
         def image(i: int) -> np.ndarray:
             if i not in cache:

@@ -1,0 +1,308 @@
+"""``FilmInterpolator``: the ``film`` method of ``cryotiger interpolate``.
+
+Grey float images in their original units go in and come out.  Per gap:
+
+* normalization='robust' (default): the pair is scaled to [0, 1] by its
+  0.5 / 99.5 percentiles (no clipping, no uint8), copied to 3 channels, run
+  through the network, turned back to grey with luma 0.299 R + 0.587 G +
+  0.114 B and scaled back to the pair's original units, so that a synthetic
+  tilt matches its neighbours.
+* normalization='notebook': the public cryoTIGER notebook's path, for
+  comparison: the WHOLE stack's min/max maps to 0..255, truncated to uint8,
+  RGB, network, output clipped and rounded to uint8, luma; mapped back to the
+  original units with the same min/max.  The stack range comes from
+  ``stack_range=(min, max)`` or from ``prepare_stack(data)``, which the driver
+  (``engine.interpolate.run_interpolation``) calls before the first gap;
+  without either, the min/max of each call's pairs is used.
+
+More than one tilt per gap: recursive midpoints (1, 3 or 7 per gap: the
+mid-frame, then the midpoints of each half, ...).  The published models ignore
+the time input, so the images are at fractions k/(K+1), whatever fractions the
+driver asks for.  The cryoTIGER paper saw artefacts with more than one new tilt
+per gap; 1 is the recommended setting.
+
+Large images are cut into overlapping tiles blended with a raised-cosine
+window (see ``tiling``); the tile edge comes from ``tile_size`` or from the
+``max_memory`` budget.  Every network call has the same shape (tiles, and the
+batch padded to ``batch_size``), so the compiled function is traced once
+(``trace_count``).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import InputError
+from ..interpolate import FILM, Interpolator
+from .config import PAD_MULTIPLE
+from .tiling import TileGrid, check_tiling, default_overlap, tile_size_for_memory
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+PER_GAP_ALLOWED = (1, 3, 7)
+NORMALIZATIONS = ("robust", "notebook")
+PRECISIONS = ("auto", "float32", "mixed", "bfloat16")
+ROBUST_PERCENTILES = (0.5, 99.5)
+
+
+def configure_devices(device: str, gpu_ids=None) -> None:
+    """Restrict TensorFlow to the CPU or to ``gpu_ids`` ('0,1' or [0, 1]).
+
+    Sets CUDA_VISIBLE_DEVICES when TensorFlow is not imported yet; otherwise uses
+    tf.config.set_visible_devices (which must happen before TensorFlow starts).
+    """
+    if device not in ("cpu", "gpu"):
+        raise InputError(f"--device {device}: use 'cpu' or 'gpu'")
+    ids = None
+    if gpu_ids not in (None, "", []):
+        try:
+            ids = [int(i) for i in (gpu_ids.replace(" ", "").split(",") if isinstance(gpu_ids, str)
+                                    else gpu_ids)]
+        except ValueError:
+            raise InputError(f"--gpu-ids '{gpu_ids}': give GPU numbers separated by commas, "
+                             "e.g. '0' or '0,1'") from None
+    if "tensorflow" not in sys.modules:
+        if device == "cpu":
+            os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        elif ids is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in ids)
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    try:
+        if device == "cpu" and gpus:
+            tf.config.set_visible_devices([], "GPU")
+        elif device == "gpu" and ids is not None and len(gpus) > len(ids):
+            tf.config.set_visible_devices([gpus[i] for i in ids if i < len(gpus)], "GPU")
+    except RuntimeError:
+        pass  # TensorFlow already started: keep its devices
+    if device == "gpu":
+        if not tf.config.list_logical_devices("GPU"):
+            raise InputError("--device gpu: TensorFlow sees no GPU here (tensorflow-cpu installed, "
+                             f"or CUDA_VISIBLE_DEVICES='{os.environ.get('CUDA_VISIBLE_DEVICES', '')}'); "
+                             "use --device cpu or install TensorFlow with CUDA")
+        for g in tf.config.list_physical_devices("GPU"):
+            try:
+                tf.config.experimental.set_memory_growth(g, True)
+            except RuntimeError:
+                pass
+
+
+def _available_memory_gib() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2 ** 20
+    except OSError:
+        pass
+    return 8.0
+
+
+def robust_range(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
+    """(low, high) percentiles of a pair, on a subsample for large images."""
+    step = max(1, int(np.sqrt(a.size / 1_000_000)))
+    sample = np.concatenate([a[::step, ::step].ravel(), b[::step, ::step].ravel()])
+    lo, hi = np.percentile(sample, ROBUST_PERCENTILES)
+    if not hi > lo:
+        lo, hi = float(sample.min()), float(sample.max())
+    if not hi > lo:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+class FilmInterpolator(Interpolator):
+    """Mid-frames by a FILM network (see module doc).
+
+    model: SavedModel folder (published, trained or ``cryotiger model init``), or a
+        ``FilmNet`` (Python API).
+    tile_size, tile_overlap: tile edge and minimum overlap in pixels (multiples of 64);
+        default: from ``max_memory`` (GiB; default half the available RAM, at most
+        8 GiB on CPU, 20 GiB on GPU).  Images smaller than a tile run whole.
+    device: 'cpu' or 'gpu'; gpu_ids: '0,1' (one process uses the first visible GPU;
+        run one tilt series per GPU for parallelism).
+    batch_size: tiles per network call (and pairs per driver call); default 1 on
+        CPU, 4 on GPU.
+    normalization: 'robust' or 'notebook'; stack_range: (min, max) for 'notebook'.
+    precision: 'auto' (float16 mixed on GPU, float32 on CPU), 'float32', 'mixed'
+        (float16, GPU only), 'bfloat16' (CPUs with AVX512-BF16/AMX or GPU).
+    jit_compile: XLA; default on GPU only (slower on CPU, measured).
+    """
+    name = FILM
+
+    def __init__(self, model, tile_size: Optional[int] = None, tile_overlap: Optional[int] = None,
+                 max_memory: Optional[float] = None, device: str = "cpu", gpu_ids=None,
+                 batch_size: Optional[int] = None, normalization: str = "robust",
+                 precision: str = "auto", stack_range: Optional[Tuple[float, float]] = None,
+                 jit_compile: Optional[bool] = None, log=None):
+        if normalization not in NORMALIZATIONS:
+            raise InputError(f"--normalization {normalization}: use one of {', '.join(NORMALIZATIONS)}")
+        if precision not in PRECISIONS:
+            raise InputError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+        if batch_size is not None and int(batch_size) < 1:
+            raise InputError(f"--batch-size {batch_size}: give 1 or more")
+        configure_devices(device, gpu_ids)
+        import tensorflow as tf
+        from .network import FilmNet
+        from .savedmodel import load_network
+
+        self.device = device
+        self.log = log or (lambda msg: print(f"film: {msg}", file=sys.stderr))
+        if isinstance(model, FilmNet):
+            self.net, self.model_info = model, {"folder": None, "config": model.config, "source": "python"}
+        else:
+            self.net, self.model_info = load_network(model)
+        self.model_path = self.model_info["folder"]
+        on_gpu = device == "gpu"
+        if precision == "auto":
+            precision = "mixed" if on_gpu else "float32"
+        if precision == "mixed" and not on_gpu:
+            raise InputError("--precision mixed (float16) is for GPUs; on CPU use float32 or bfloat16")
+        self.precision = precision
+        self.compute_dtype = {"float32": tf.float32, "mixed": tf.float16, "bfloat16": tf.bfloat16}[precision]
+        self.batch_size = int(batch_size or (4 if on_gpu else 1))
+        self.gaps_per_call = self.batch_size
+        self.normalization = normalization
+        self.stack_range = tuple(float(v) for v in stack_range) if stack_range is not None else None
+        params = self.net.count_params()
+        if tile_size is None:
+            if max_memory is None:
+                max_memory = 20.0 if on_gpu else min(8.0, 0.5 * _available_memory_gib())
+            tile_size = tile_size_for_memory(max_memory, self.batch_size, params)
+        tile_size = int(tile_size)
+        if tile_overlap is None:
+            tile_overlap = default_overlap(tile_size)
+        tile_overlap = int(tile_overlap)
+        check_tiling(tile_size, tile_overlap)
+        self.tile_size, self.tile_overlap, self.max_memory = tile_size, tile_overlap, max_memory
+        self.jit_compile = bool(on_gpu if jit_compile is None else jit_compile)
+        self.trace_count = 0
+        self._tf = tf
+        self._device_name = "/GPU:0" if on_gpu else "/CPU:0"
+        self._fn = tf.function(self._network_luma, jit_compile=self.jit_compile)
+
+    # -- compiled network call -------------------------------------------------------
+    def _network_luma(self, grey0, grey1):
+        """(B, th, tw) grey in [0, 1] x2 -> (B, th, tw) luma of the network output."""
+        self.trace_count += 1  # Python side effect: runs once per trace
+        tf = self._tf
+        x0 = tf.repeat(grey0[..., None], 3, axis=-1)
+        x1 = tf.repeat(grey1[..., None], 3, axis=-1)
+        rgb = self.net(x0, x1, dtype=self.compute_dtype)
+        if self.normalization == "notebook":
+            rgb = tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0) / 255.0
+        return tf.tensordot(rgb, tf.constant(LUMA), axes=[[3], [0]])
+
+    def _run_batch(self, g0: np.ndarray, g1: np.ndarray) -> np.ndarray:
+        n = g0.shape[0]
+        if n < self.batch_size:  # fixed shapes: pad the batch, no retracing
+            pad = ((0, self.batch_size - n), (0, 0), (0, 0))
+            g0, g1 = np.pad(g0, pad), np.pad(g1, pad)
+        with self._tf.device(self._device_name):
+            out = self._fn(self._tf.constant(g0), self._tf.constant(g1))
+        return out.numpy()[:n]
+
+    # -- midpoints of normalised grey pairs ------------------------------------------
+    def midpoints(self, pairs: Sequence[Tuple[np.ndarray, np.ndarray]]) -> List[np.ndarray]:
+        """Mid-frames of normalised grey (y, x) pairs (same shape), via padded,
+        tiled, batched network calls; returns grey (y, x) float32 images."""
+        if not pairs:
+            return []
+        h, w = pairs[0][0].shape
+        ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
+        top, left = ph // 2, pw // 2
+        H, W = h + ph, w + pw
+        grid = TileGrid(H, W, self.tile_size, self.tile_overlap)
+        padded = []
+        for a, b in pairs:
+            if a.shape != (h, w) or b.shape != (h, w):
+                raise InputError(f"images of one call differ in size ({a.shape}, {b.shape} vs {(h, w)})")
+            pad = ((top, ph - top), (left, pw - left))
+            padded.append((np.pad(a.astype(np.float32, copy=False), pad),
+                           np.pad(b.astype(np.float32, copy=False), pad)))
+        acc = [np.zeros((H, W), np.float32) for _ in pairs]
+        wsum = np.zeros((H, W), np.float32)
+        th, tw = grid.shape
+        jobs = [(p, y, x, wt) for p in range(len(pairs)) for (y, x, wt) in grid.tiles()]
+        for y, x, wt in grid.tiles():
+            wsum[y:y + th, x:x + tw] += wt
+        for start in range(0, len(jobs), self.batch_size):
+            chunk = jobs[start:start + self.batch_size]
+            g0 = np.stack([padded[p][0][y:y + th, x:x + tw] for p, y, x, _ in chunk])
+            g1 = np.stack([padded[p][1][y:y + th, x:x + tw] for p, y, x, _ in chunk])
+            out = self._run_batch(g0, g1)
+            for (p, y, x, wt), o in zip(chunk, out):
+                acc[p][y:y + th, x:x + tw] += wt * o
+        return [(a / wsum)[top:top + h, left:left + w] for a in acc]
+
+    # -- the Interpolator API -----------------------------------------------------------
+    def prepare_stack(self, data) -> None:
+        """Called by the driver with the whole (n, y, x) stack: records its min/max
+        for normalization='notebook' (streamed image by image)."""
+        if self.normalization == "notebook" and self.stack_range is None:
+            lo, hi = np.inf, -np.inf
+            for i in range(data.shape[0]):
+                img = np.asarray(data[i], dtype=np.float32)
+                lo, hi = min(lo, float(img.min())), max(hi, float(img.max()))
+            self.stack_range = (lo, hi)
+
+    def _to_unit(self, a, b):
+        """Pair -> normalised pair and the inverse mapping's (offset, scale)."""
+        if self.normalization == "robust":
+            lo, hi = robust_range(a, b)
+            s = hi - lo
+            return (a - lo) / s, (b - lo) / s, lo, s
+        lo, hi = self.stack_range if self.stack_range is not None else \
+            (float(min(a.min(), b.min())), float(max(a.max(), b.max())))
+        s = (hi - lo) if hi > lo else 1.0
+
+        def u8(img):  # the notebook: uint8 by truncation, then FILM reads img/255
+            return np.floor(np.clip((img - lo) / s * 255.0, 0, 255)).astype(np.uint8).astype(np.float32) / 255.0
+        return u8(a), u8(b), lo, s
+
+    def interpolate_gaps(self, gaps):
+        per_gap = {len(f) for _, _, f in gaps}
+        bad = sorted(per_gap - set(PER_GAP_ALLOWED))
+        if bad:
+            raise InputError(f"FILM makes 1, 3 or 7 tilts per gap (recursive midpoints), not {bad[0]}; "
+                             "use --per-gap 1 (recommended: the cryoTIGER paper saw artefacts with "
+                             "more), 3 or 7")
+        frames, inverse = [], []
+        for a, b, fractions in gaps:
+            a = np.asarray(a, np.float32)
+            b = np.asarray(b, np.float32)
+            ua, ub, off, scale = self._to_unit(a, b)
+            k = len(fractions)
+            frames.append({0: ua.astype(np.float32), k + 1: ub.astype(np.float32)})
+            inverse.append((off, scale, k))
+        # Level by level, every gap's pending midpoints in one batched call.
+        todo = [(g, 0, inverse[g][2] + 1) for g in range(len(gaps))]
+        while todo:
+            mids = self.midpoints([(frames[g][lo], frames[g][hi]) for g, lo, hi in todo])
+            nxt = []
+            for (g, lo, hi), m in zip(todo, mids):
+                mid = (lo + hi) // 2
+                frames[g][mid] = m
+                if mid - lo > 1:
+                    nxt.append((g, lo, mid))
+                if hi - mid > 1:
+                    nxt.append((g, mid, hi))
+            todo = nxt
+        out = []
+        for g, (off, scale, k) in enumerate(inverse):
+            res = np.stack([frames[g][i] for i in range(1, k + 1)]).astype(np.float32)
+            res *= np.float32(scale)
+            res += np.float32(off)
+            out.append(res)
+        return out
+
+    def describe(self) -> dict:
+        cfg = self.model_info.get("config")
+        return {"method": self.name, "model": self.model_path, "model_source": self.model_info.get("source"),
+                "config": cfg.to_json() if cfg is not None else None,
+                "parameters": self.net.count_params(), "tile_size": self.tile_size,
+                "tile_overlap": self.tile_overlap, "max_memory_gib": self.max_memory,
+                "device": self.device, "batch_size": self.batch_size,
+                "normalization": self.normalization, "precision": self.precision,
+                "jit_compile": self.jit_compile}

@@ -1,0 +1,143 @@
+"""Overlapping tiles with raised-cosine blending, and tile size from a memory budget.
+
+Images are first padded to a multiple of ``align`` (64: the coarsest pyramid
+level), and every tile starts at a multiple of ``align``, so the network's
+pooling grid inside a tile is the same as for the whole image.  Neighbouring
+tiles overlap by at least ``overlap`` pixels.  Each tile's output is weighted
+by a separable window that is 0 in the outer quarter of the overlap next to an
+interior tile edge (where the tile misses context), rises as a raised cosine
+across the middle half, and is 1 elsewhere; image borders get weight 1.  The
+blend is sum(w * tile) / sum(w), so seams are smooth and, when the overlap
+exceeds the network's effective context, the result equals the untiled one.
+"""
+from __future__ import annotations
+
+from typing import Iterator, List, Sequence, Tuple
+
+import numpy as np
+
+from .. import InputError
+from .config import PAD_MULTIPLE
+
+#: Peak bytes per tile pixel of the published network in float32 on CPU
+#: (measured with bench/film_inference.py: RSS growth / pixels, batch of one pair).
+BYTES_PER_PIXEL_PUBLISHED = 7_000
+#: Memory that does not scale with the tile (TensorFlow, weights, buffers), bytes.
+BASE_BYTES = 1.0 * 2 ** 30
+MIN_TILE = 128
+
+
+def tile_starts(size: int, tile: int, overlap: int, align: int = PAD_MULTIPLE) -> List[int]:
+    """Start positions (multiples of ``align``) of tiles of length ``tile`` covering
+    ``size`` (a multiple of ``align``) with overlaps of at least ``overlap``."""
+    if tile >= size:
+        return [0]
+    step = max(align, (tile - overlap) // align * align)
+    starts = list(range(0, size - tile, step))
+    if not starts or starts[-1] != size - tile:
+        starts.append(size - tile)
+    return starts
+
+
+def window_1d(start: int, tile: int, size: int, overlap: int) -> np.ndarray:
+    """Blending weight along one axis for a tile at ``start`` in an image of ``size``."""
+    w = np.ones(tile, np.float64)
+    margin = overlap // 4
+    ramp_len = max(1, overlap - 2 * margin)
+    d = np.arange(tile, dtype=np.float64)
+    ramp = np.clip((d - margin + 0.5) / ramp_len, 0.0, 1.0)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * ramp)
+    if start > 0:
+        w = np.minimum(w, ramp)
+    if start + tile < size:
+        w = np.minimum(w, ramp[::-1])
+    return w.astype(np.float32)
+
+
+class TileGrid:
+    """The tiles of a (H, W) image (H, W multiples of ``align``)."""
+
+    def __init__(self, height: int, width: int, tile: int, overlap: int, align: int = PAD_MULTIPLE):
+        if height % align or width % align:
+            raise ValueError(f"image {height}x{width} not padded to a multiple of {align}")
+        self.height, self.width = height, width
+        self.tile_h, self.tile_w = min(tile, height), min(tile, width)
+        self.overlap = overlap
+        self.ys = tile_starts(height, self.tile_h, overlap, align)
+        self.xs = tile_starts(width, self.tile_w, overlap, align)
+        self.wy = [window_1d(y, self.tile_h, height, overlap) for y in self.ys]
+        self.wx = [window_1d(x, self.tile_w, width, overlap) for x in self.xs]
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return self.tile_h, self.tile_w
+
+    def __len__(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def tiles(self) -> Iterator[Tuple[int, int, np.ndarray]]:
+        """(y, x, weight (tile_h, tile_w)) for every tile."""
+        for iy, y in enumerate(self.ys):
+            for ix, x in enumerate(self.xs):
+                yield y, x, self.wy[iy][:, None] * self.wx[ix][None, :]
+
+    def border_mask(self, width: int = 8) -> np.ndarray:
+        """True on pixels within ``width`` of an interior tile edge (for tests and checks)."""
+        mask = np.zeros((self.height, self.width), bool)
+        for y in self.ys[1:]:
+            mask[max(0, y - width):y + width] = True
+        for y in self.ys[:-1]:
+            e = y + self.tile_h
+            mask[max(0, e - width):e + width] = True
+        for x in self.xs[1:]:
+            mask[:, max(0, x - width):x + width] = True
+        for x in self.xs[:-1]:
+            e = x + self.tile_w
+            mask[:, max(0, e - width):e + width] = True
+        return mask
+
+
+def default_overlap(tile: int, align: int = PAD_MULTIPLE) -> int:
+    """A quarter of the tile, rounded to ``align``, at least ``align``."""
+    return max(align, int(round(tile / 4 / align)) * align)
+
+
+def check_tiling(tile: int, overlap: int, align: int = PAD_MULTIPLE) -> None:
+    if tile < align or tile % align:
+        raise InputError(f"--tile-size {tile}: must be a multiple of {align} and at least {align} "
+                         f"(e.g. 512); or leave it out to derive it from --max-memory")
+    if overlap < 0 or overlap * 2 > tile or tile - overlap < align:
+        raise InputError(f"--tile-overlap {overlap} with --tile-size {tile}: the overlap must be "
+                         f"at least 0, at most half the tile and leave a step of at least {align} "
+                         f"pixels (e.g. --tile-size 512 --tile-overlap {default_overlap(512, align)})")
+
+
+def tile_size_for_memory(max_memory_gib: float, batch: int = 1, params: int = 34_436_667,
+                         align: int = PAD_MULTIPLE, bytes_per_pixel: float = None) -> int:
+    """Largest tile edge (multiple of ``align``) whose estimated peak memory for
+    ``batch`` pairs fits ``max_memory_gib`` GiB.  The per-pixel cost scales with
+    the network size relative to the published one (a rough but safe model)."""
+    if max_memory_gib is None or max_memory_gib <= 0:
+        raise InputError(f"--max-memory {max_memory_gib}: give a positive number of GiB (e.g. 6)")
+    bpp = bytes_per_pixel or BYTES_PER_PIXEL_PUBLISHED * max(0.05, min(1.0, params / 34_436_667) ** 0.5)
+    budget = max_memory_gib * 2 ** 30 - BASE_BYTES - 12 * params
+    if budget <= 0:
+        raise InputError(f"--max-memory {max_memory_gib} GiB is below what TensorFlow and the "
+                         f"weights need (~{(BASE_BYTES + 12 * params) / 2 ** 30:.1f} GiB); give more")
+    edge = int(np.sqrt(budget / (bpp * max(1, batch))) // align * align)
+    if edge < MIN_TILE:
+        raise InputError(f"--max-memory {max_memory_gib} GiB leaves tiles smaller than {MIN_TILE} "
+                         "pixels; give more memory or a smaller --batch-size")
+    return edge
+
+
+def blend(grid: TileGrid, outputs: Sequence[Tuple[int, int, np.ndarray]], channels_last: bool = False):
+    """Blend (y, x, tile_output (th, tw)) into a (H, W) float32 image (helper for tests)."""
+    acc = np.zeros((grid.height, grid.width), np.float64)
+    wsum = np.zeros_like(acc)
+    weights = {(y, x): w for y, x, w in grid.tiles()}
+    for y, x, out in outputs:
+        w = weights[(y, x)]
+        acc[y:y + grid.tile_h, x:x + grid.tile_w] += w * out
+        wsum[y:y + grid.tile_h, x:x + grid.tile_w] += w
+    return (acc / wsum).astype(np.float32)

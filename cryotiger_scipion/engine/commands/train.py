@@ -112,6 +112,8 @@ def run(args) -> int:
     t0 = time.monotonic()
     spacings = (2,) if args.self_supervised and str(args.spacing) == "1" else parse_spacings(args.spacing)
     series = series_from_args(args)
+    from ..train.film_api import resolve_config
+    film_config = resolve_config(args.config)      # a bad --config fails before any work
     for sp in series:
         if not os.path.exists(sp.stack):
             raise InputError(f"{sp.stack}: input stack not found")
@@ -139,7 +141,7 @@ def run(args) -> int:
                       val_batches=args.val_batches, log_every=args.log_every, seed=args.seed,
                       crop=args.crop, augment=not args.no_augment, vgg_weights=args.vgg_weights,
                       vgg_weight=args.vgg_weight, style_weight=args.style_weight)
-    summary = train(database, workdir, out, config=args.config, train_config=cfg, init=args.init,
+    summary = train(database, workdir, out, config=film_config, train_config=cfg, init=args.init,
                     progress=not args.quiet, threads=args.threads)
     if not args.quiet:
         val = summary.get("validation") or {}

@@ -115,10 +115,10 @@ def pair_range(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
     """Robust intensity range (lo, hi) of two images together: the 0.5th and
     99.5th percentiles of their pixels.  Inputs mapped by (x - lo)/(hi - lo)
     land in about [0, 1]; the target uses the same mapping."""
-    try:  # the FILM engine's own normalisation, when it exposes one
-        from ..film import pair_range as film_pair_range  # type: ignore
-        return tuple(float(v) for v in film_pair_range(a, b))
-    except (ImportError, AttributeError, TypeError):
+    try:  # the FILM interpolator's own 'robust' normalisation: training sees what inference sees
+        from ..film.interpolator import robust_range
+        return robust_range(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    except ImportError:
         pass
     both = np.concatenate([np.ravel(a), np.ravel(b)])
     if both.size > 4_000_000:  # percentiles of a regular subsample are as good

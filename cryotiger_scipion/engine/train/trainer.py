@@ -292,8 +292,11 @@ class Trainer:
                 detail = (f"loss {np.mean(losses[-self.cfg.log_every:]):.5f} lr {float(lr):.2e} "
                           f"{np.mean(step_times[-self.cfg.log_every:]):.2f} s/step")
                 if budget is not None:
-                    left = budget - (time.monotonic() - t0)
+                    left = max(0.0, budget - reserve - (time.monotonic() - t0))
                     detail += f" (time left {left / 60:.1f} min)"
+                    # The ETA is that of the steps the time budget allows.
+                    rate = (step - start) / max(1e-6, time.monotonic() - prog.start)
+                    prog.total = min(total_steps - start, step - start + int(rate * left))
                 prog.update(step - last_log, detail)
                 last_log = step
             if self.cfg.checkpoint_every and step % self.cfg.checkpoint_every == 0:

@@ -1,0 +1,317 @@
+"""ProtCryoTigerReconstruct: tomograms by weighted back-projection, with 2D or
+3D CTF correction (the novaCTF scheme), on the built-in CPU back end or the
+novaCTF binary; one engine run (``cryotiger reconstruct``) per tilt series.
+
+What the output is (docs/reconstruct.md):
+* a SetOfTomograms, one MRC per series (extra/<tsId>/<tsId>.mrc), (z, y, x)
+  with the tilt axis along y, sampling rate = input pixel size x binning,
+  origin at the volume centre (Scipion's default), tsId set,
+  ``ctfCorrected()`` True when a CTF correction was applied;
+* CTF: per-tilt defocus U, V and angle from a SetOfCTFTomoSeries, matched to
+  the tilt images by acquisition order (``tomo.utils.getCommonTsAndCtfElements``;
+  by index for CTFs without acquisition order); every used tilt needs one;
+* excluded (disabled) views are left out; "experimental tilts only" also
+  leaves out the tilts synthesised by the interpolation protocol (flag
+  ``_cryotigerSynthetic``), e.g. for subtomogram averaging.
+"""
+import json
+import os
+
+import pyworkflow.protocol.params as params
+from pyworkflow.protocol import STEPS_PARALLEL
+from tomo.objects import SetOfTomograms, Tomogram
+
+from .. import Plugin
+from ..constants import ATTR_SYNTHETIC, OUT_TOMOGRAMS
+from .protocol_base import ProtCryoTigerBase, validateAlignedInput
+
+BACKEND_BUILTIN = 0
+BACKEND_NOVACTF = 1
+BACKEND_LABELS = ["built-in (CPU)", "novaCTF"]
+BACKEND_NAMES = ["builtin", "novactf"]
+CORRECTION_LABELS = ["3D (novaCTF scheme)", "phase flip (2D)", "none"]
+CORRECTION_NAMES = ["3d", "phaseflip", "none"]
+CTF_MODE_NAMES = ["phaseflip", "multiply"]
+TILTS_ALL = 0
+TILTS_EXPERIMENTAL = 1
+FILTER_NAMES = ["ramp", "shepp-logan", "cosine", "hamming"]
+
+
+def isSynthetic(ti) -> bool:
+    """True for a tilt image made by the interpolation protocol."""
+    flag = getattr(ti, ATTR_SYNTHETIC, None)
+    return bool(flag.get()) if flag is not None and hasattr(flag, "get") else False
+
+
+class ProtCryoTigerReconstruct(ProtCryoTigerBase):
+    """Reconstruct tomograms from aligned tilt series by weighted
+    back-projection about the tilt axis, optionally CTF-corrected: in 3D
+    (each height of the tomogram back-projected from images corrected with its
+    own defocus, as novaCTF) or by 2D phase flipping. Runs on the built-in
+    CPU back end or with the novaCTF program (located by the plugin variable
+    CRYOTIGER_NOVACTF_BIN or NOVACTF_HOME). Synthetic tilts can be left out
+    (experimental tilts only, e.g. for subtomogram averaging).
+    """
+    _label = "reconstruct tomogram (3D-CTF)"
+    _possibleOutputs = {OUT_TOMOGRAMS: SetOfTomograms}
+    stepsExecutionMode = STEPS_PARALLEL
+
+    # -------------------------- DEFINE param functions -----------------------
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputSetOfTiltSeries", params.PointerParam, pointerClass="SetOfTiltSeries",
+                      important=True, label="Aligned tilt series",
+                      help="Tilt series resampled with their alignment (interpolated), or with "
+                           "per-image transforms, which are then applied. Disabled views are "
+                           "left out.")
+        form.addParam("inputSetOfCtfTomoSeries", params.PointerParam,
+                      pointerClass="SetOfCTFTomoSeries", allowsNull=True, label="CTF estimation",
+                      help="Per-tilt defocus of the same tilt series (synthetic tilts included "
+                           "when they are used), matched by acquisition order. Needed for CTF "
+                           "correction.")
+        form.addParam("ctfCorrection", params.EnumParam, choices=CORRECTION_LABELS, default=0,
+                      label="CTF correction",
+                      help="3D: the tomogram is cut into planes by height along the beam and "
+                           "each voxel is back-projected from images corrected with the defocus "
+                           "of its height (novaCTF scheme). Phase flip (2D): each image is "
+                           "corrected with its own defocus. None: plain weighted "
+                           "back-projection (no CTF estimation needed).")
+        form.addParam("ctfMode", params.EnumParam, choices=["phase flip", "multiplication"],
+                      default=0, condition="ctfCorrection!=2", label="Correct images by",
+                      display=params.EnumParam.DISPLAY_HLIST,
+                      help="Phase flipping, or multiplication by the CTF (novaCTF's "
+                           "'multiplication').")
+        form.addParam("backend", params.EnumParam, choices=BACKEND_LABELS, default=BACKEND_BUILTIN,
+                      display=params.EnumParam.DISPLAY_HLIST, label="Back end",
+                      help="built-in: numpy weighted back-projection, runs anywhere. novaCTF: "
+                           "the novaCTF program (CPU), located by the plugin variable "
+                           "CRYOTIGER_NOVACTF_BIN (or NOVACTF_HOME); IMOD is not needed.")
+        form.addParam("tilts", params.EnumParam, choices=["all tilts", "experimental tilts only"],
+                      default=TILTS_ALL, label="Tilts to use",
+                      display=params.EnumParam.DISPLAY_HLIST,
+                      help="Experimental tilts only: leave out the tilts synthesised by "
+                           "cryoTIGER interpolation (for subtomogram averaging).")
+        form.addParam("thickness", params.IntParam, default=300, validators=[params.GT(0)],
+                      label="Thickness (px)",
+                      help="Tomogram thickness in pixels of the INPUT tilt series (divided by "
+                           "the binning).")
+        form.addParam("binning", params.IntParam, default=1, validators=[params.GE(1)],
+                      label="Binning", help="Bin the images by this factor before reconstruction.")
+        group = form.addGroup("Filter", expertLevel=params.LEVEL_ADVANCED)
+        group.addParam("radialCutoff", params.FloatParam, default=0.35, label="Radial cutoff",
+                       help="Radial filter cutoff in cycles/pixel (0.5 = Nyquist), as IMOD's "
+                            "RADIAL.")
+        group.addParam("radialFalloff", params.FloatParam, default=0.05, label="Radial falloff",
+                       help="Sigma of the Gaussian falloff beyond the cutoff (cycles/pixel).")
+        group.addParam("filterWindow", params.EnumParam, choices=FILTER_NAMES, default=0,
+                       condition="backend==%d" % BACKEND_BUILTIN, label="Window",
+                       help="Window on the ramp filter (built-in back end).")
+        group.addParam("defocusStep", params.FloatParam, default=0,
+                       condition="ctfCorrection==0", label="Defocus step (A)",
+                       help="3D correction: spacing of the defocus planes in Angstrom; 0: the "
+                            "step where the CTF phase changes by pi/4 at the radial cutoff.")
+        form.addParallelSection(threads=2, mpi=0)
+
+    # -------------------------- INSERT steps functions -----------------------
+    def _insertAllSteps(self):
+        closeDeps = []
+        for tsId in self.getTsIds(self.inputSetOfTiltSeries.get()):
+            cId = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],
+                                           needsGPU=False)
+            rId = self._insertFunctionStep(self.reconstructStep, tsId, prerequisites=[cId],
+                                           needsGPU=False)
+            oId = self._insertFunctionStep(self.createOutputStep, tsId, prerequisites=[rId],
+                                           needsGPU=False)
+            closeDeps.append(oId)
+        self._insertFunctionStep(self.closeOutputSetsStep, prerequisites=closeDeps, needsGPU=False)
+
+    # -------------------------- STEPS functions ------------------------------
+    def convertInputStep(self, tsId):
+        try:
+            tsSet = self.inputSetOfTiltSeries.get()
+            inputs = self.writeEngineInputs(tsSet, tsId)
+            folder = os.path.dirname(inputs.tlt)
+            with self._lock:
+                ts = self.getTiltSeries(tsSet, tsId)
+                synthetic = {ti.getObjId(): isSynthetic(ti) for ti in ts.iterItems()}
+                acq = ts.getAcquisition()
+                micro = {"voltage": acq.getVoltage() or 300.0,
+                         "cs": acq.getSphericalAberration() or 2.7,
+                         "amp_contrast": acq.getAmplitudeContrast() or 0.07}
+            exclude = [r.position for r in inputs.records if not r.enabled or
+                       (self.tilts.get() == TILTS_EXPERIMENTAL and synthetic.get(r.objId))]
+            if len(inputs.records) - len(exclude) < 2:
+                raise ValueError("%d tilt(s) left after leaving out %s; a tomogram needs at least 2"
+                                 % (len(inputs.records) - len(exclude),
+                                    "disabled and synthetic tilts" if self.tilts.get() else
+                                    "disabled tilts"))
+            settings = {"exclude": exclude, "microscope": micro, "pixelSize": inputs.pixelSize}
+            if self.usesCtf():
+                self._writeCtfJson(tsId, inputs, exclude, os.path.join(folder, tsId + "_ctf.json"))
+                settings["ctf"] = os.path.join(folder, tsId + "_ctf.json")
+            with open(os.path.join(folder, tsId + "_reconstruct.json"), "w") as f:
+                json.dump(settings, f)
+        except Exception as e:
+            self.addFailedItem(tsId, e)
+
+    def reconstructStep(self, tsId):
+        if self.isFailedItem(tsId):
+            return
+        try:
+            from .protocol_base import EngineInputs
+            folder = self.getTsFolder(tsId, tmp=True)
+            inputs = EngineInputs.load(os.path.join(folder, tsId + "_inputs.json"))
+            with open(os.path.join(folder, tsId + "_reconstruct.json")) as f:
+                settings = json.load(f)
+            self.runEngine("reconstruct", self._engineArgs(tsId, inputs, settings))
+        except Exception as e:
+            self.addFailedItem(tsId, e)
+
+    def createOutputStep(self, tsId):
+        if self.isFailedItem(tsId):
+            return
+        try:
+            path = self.getOutputTomogram(tsId)
+            if not os.path.exists(path):
+                raise FileNotFoundError("%s: the engine wrote no tomogram" % path)
+            corrected = self.usesCtf()
+            with self._lock:
+                inSet = self.inputSetOfTiltSeries.get()
+                inTs = self.getTiltSeries(inSet, tsId)
+                sampling = float(inTs.getSamplingRate() or inSet.getSamplingRate()) * self.binning.get()
+                outSet = self.getOutputSet(OUT_TOMOGRAMS, inSet, createFunc=self._createSetOfTomograms)
+                outSet.setSamplingRate(sampling)
+                outSet.setCtfCorrected(corrected)
+                tomo = Tomogram()
+                tomo.setLocation(path)
+                tomo.setSamplingRate(sampling)
+                tomo.setTsId(tsId)
+                tomo.setAcquisition(inTs.getAcquisition().clone())
+                tomo.setOrigin()          # centre of the volume (the tilt axis), in Angstrom
+                tomo.setCtfCorrected(corrected)
+                outSet.append(tomo)
+                self.storeOutput(outSet)
+        except Exception as e:
+            self.addFailedItem(tsId, e)
+
+    # -------------------------- helpers --------------------------------------
+    def usesCtf(self) -> bool:
+        return CORRECTION_NAMES[self.ctfCorrection.get()] != "none"
+
+    def getOutputTomogram(self, tsId) -> str:
+        return os.path.abspath(os.path.join(self.getTsFolder(tsId), tsId + ".mrc"))
+
+    def _engineArgs(self, tsId, inputs, settings) -> str:
+        args = '--input "%s" --angles "%s" --output "%s" --thickness %d --binning %d' % (
+            inputs.stack, inputs.tlt, self.getOutputTomogram(tsId), self.thickness.get(),
+            self.binning.get())
+        args += " --pixel-size %s" % settings["pixelSize"]
+        if inputs.xf:
+            args += ' --xf "%s"' % inputs.xf
+        if settings["exclude"]:
+            args += " --exclude %s" % ",".join(str(p) for p in settings["exclude"])
+        args += " --radial %s,%s" % (self.radialCutoff.get(), self.radialFalloff.get())
+        correction = CORRECTION_NAMES[self.ctfCorrection.get()]
+        if correction != "none":
+            micro = settings["microscope"]
+            args += ' --ctf "%s" --ctf-correction %s --ctf-mode %s' % (
+                settings["ctf"], correction, CTF_MODE_NAMES[self.ctfMode.get()])
+            args += " --voltage %s --cs %s --amp-contrast %s" % (
+                micro["voltage"], micro["cs"], micro["amp_contrast"])
+            if correction == "3d" and self.defocusStep.get():
+                args += " --defocus-step %s" % self.defocusStep.get()
+        else:
+            args += " --ctf-correction none"
+        if self.backend.get() == BACKEND_NOVACTF:
+            args += ' --backend novactf --novactf "%s"' % Plugin.getNovaCtfBinary()
+        else:
+            args += " --backend builtin --filter %s" % FILTER_NAMES[self.filterWindow.get()]
+        return args
+
+    def _writeCtfJson(self, tsId, inputs, exclude, path):
+        """CTF.json for the engine: one entry per image in stack order, from the
+        CTFTomo with the same acquisition order (or index)."""
+        from tomo.utils import getCommonTsAndCtfElements
+        with self._lock:
+            ts = self.getTiltSeries(self.inputSetOfTiltSeries.get(), tsId)
+            entries = common = None
+            for item in self.inputSetOfCtfTomoSeries.get().iterItems():
+                if item.getTsId() == tsId:
+                    entries = [(c.getAcquisitionOrder(), c.getIndex(), c.getDefocusU(),
+                                c.getDefocusV(), c.getDefocusAngle()) for c in item.iterItems()]
+                    common = getCommonTsAndCtfElements(ts, item, onlyEnabled=False)
+                    break
+            if entries is None:
+                raise ValueError("no CTF estimation for this tilt series in the selected "
+                                 "CTF set; estimate the CTF of these tilt series first")
+        byAcq = any(e[0] is not None for e in entries)
+        key = 0 if byAcq else 1
+        table = {e[key]: e for e in entries if e[key] in common}
+        out, missing = [], []
+        for r in inputs.records:
+            k = r.acqOrder if byAcq else r.index
+            e = table.get(k)
+            if e is None:
+                if r.position not in exclude:
+                    missing.append("%.2f" % r.angle)
+                out.append(None)
+            else:
+                out.append({"angle": r.angle, "defocus_u": float(e[2]), "defocus_v": float(e[3]),
+                            "astig_angle": float(e[4] or 0.0)})
+        if missing:
+            raise ValueError("no CTF for the tilt(s) at %s degrees (matched by %s); estimate the "
+                             "CTF of every tilt used (synthetic ones included) or use "
+                             "'experimental tilts only'" % (", ".join(missing[:8]),
+                                                            "acquisition order" if byAcq else "index"))
+        known = [o for o in out if o is not None]
+        for i, o in enumerate(out):      # left-out tilts without CTF: any valid value
+            if o is None:
+                out[i] = dict(known[0], angle=inputs.records[i].angle)
+        with open(path, "w") as f:
+            json.dump(out, f, indent=1)
+
+    # -------------------------- INFO functions -------------------------------
+    def _validate(self):
+        errors = validateAlignedInput(self.inputSetOfTiltSeries.get())
+        if errors:
+            return errors
+        if self.usesCtf() and self.inputSetOfCtfTomoSeries.get() is None:
+            errors.append("CTF correction '%s' needs a CTF estimation: select one (e.g. "
+                          "'cryotiger - estimate CTF') or set CTF correction to none."
+                          % CORRECTION_LABELS[self.ctfCorrection.get()])
+        if self.backend.get() == BACKEND_NOVACTF and not Plugin.getNovaCtfBinary():
+            errors.append("novaCTF was not found: set the plugin variable CRYOTIGER_NOVACTF_BIN "
+                          "to the novaCTF program (or NOVACTF_HOME to its folder), or use the "
+                          "built-in back end.")
+        if not 0 < (self.radialCutoff.get() or 0) <= 0.5:
+            errors.append("Radial cutoff %s must be in (0, 0.5] cycles/pixel."
+                          % self.radialCutoff.get())
+        if (self.radialFalloff.get() or 0) < 0:
+            errors.append("Radial falloff must be >= 0.")
+        if (self.defocusStep.get() or 0) < 0:
+            errors.append("Defocus step must be >= 0 (0: automatic).")
+        return errors
+
+    def _summary(self):
+        summary = ["Back end: *%s*, CTF correction: *%s*, %s, thickness %d px, binning %d."
+                   % (BACKEND_LABELS[self.backend.get()], CORRECTION_LABELS[self.ctfCorrection.get()],
+                      "experimental tilts only" if self.tilts.get() == TILTS_EXPERIMENTAL
+                      else "all tilts", self.thickness.get(), self.binning.get())]
+        out = getattr(self, OUT_TOMOGRAMS, None)
+        if out is not None:
+            summary.append("%d tomogram(s) at %.2f A/px." % (out.getSize(), out.getSamplingRate()))
+        elif not self.getFailedItems():
+            summary.append("Output not ready yet.")
+        summary += self._failedSummary()
+        return summary
+
+    def _methods(self):
+        out = getattr(self, OUT_TOMOGRAMS, None)
+        if out is None:
+            return []
+        corr = CORRECTION_NAMES[self.ctfCorrection.get()]
+        how = {"3d": "with 3D CTF correction (novaCTF scheme, Turonova et al. 2017)",
+               "phaseflip": "after 2D phase flipping", "none": "without CTF correction"}[corr]
+        return ["%d tomogram(s) were reconstructed by weighted back-projection %s (%s back end%s)."
+                % (out.getSize(), how, BACKEND_LABELS[self.backend.get()],
+                   ", experimental tilts only" if self.tilts.get() == TILTS_EXPERIMENTAL else "")]

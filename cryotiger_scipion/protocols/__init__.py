@@ -7,5 +7,4 @@ from .protocol_holdout import ProtCryoTigerHoldout
 from .protocol_compare_tomograms import ProtCryoTigerCompareTomograms
 from .protocol_picking_metrics import ProtCryoTigerPickingMetrics
 from .protocol_segmentation_metrics import ProtCryoTigerSegmentationMetrics
-from .protocol_ctf import ProtCryoTigerCtf
 from .protocol_reconstruct import ProtCryoTigerReconstruct

@@ -21,6 +21,7 @@ Images are compared in the input's intensity units, without any rescaling.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import json
 import os
@@ -122,7 +123,7 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                 acquisition: Optional[dict] = None,
                 data_range: Union[str, float] = "tilt", report_path: Optional[str] = None,
                 plot_dir: Optional[str] = None, keep_dir: Optional[str] = None,
-                progress: bool = True) -> dict:
+                progress: bool = True, ctf: Optional[dict] = None) -> dict:
     """Evaluate ``methods`` on one tilt series; return (and write) the report.
 
     ``input_path``: aligned stack (n, y, x); angles in degrees.  ``per_gap``:
@@ -130,7 +131,13 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
     stacks go to a temporary folder, or to ``keep_dir`` (``NN_<name>.mrc`` and its
     .tlt/.json) when given.  ``xf`` (n, 2, 3): IMOD transforms applied to every
     input image first (the real tilts are aligned the same way before the
-    comparison).  ``acquisition``: orders/doses/accum_doses for describe_input.  Report keys: see the module doc and docs/evaluation.md.
+    comparison).  ``acquisition``: orders/doses/accum_doses for describe_input.
+    ``ctf``: when given (a dict of ``engine.ctf.Microscope`` and ``FitOptions``
+    fields; ``pixel_size`` defaults to the stack header), the defocus of every
+    real and synthetic held-out tilt is estimated with the built-in CTF
+    estimator and the report gets ``defocus_diff`` (|synthetic - real|,
+    Angstrom) per method and ``defocus_real``.  Report keys: see the module doc
+    and docs/evaluation.md.
     """
     data_range = parse_data_range(data_range)
     if not os.path.exists(input_path):
@@ -142,11 +149,27 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
         raise InputError(f"method names {names} are not unique")
     # Build every interpolator first: a bad model folder fails before any work.
     interpolators = [get_interpolator(s.method, **s.options) for s in methods]
+    metric_names = list(METRICS) + (["defocus_diff"] if ctf is not None else [])
+    defocus_of = None
+    if ctf is not None:
+        from .ctf import FitOptions, Microscope, estimate_image
+        from .io import read_pixel_size
+        scope_keys = {"pixel_size", "voltage", "cs", "amp_contrast"}
+        scope_args = {k: v for k, v in ctf.items() if k in scope_keys and v is not None}
+        if not scope_args.get("pixel_size"):
+            scope_args["pixel_size"] = read_pixel_size(input_path)
+        scope = Microscope(**scope_args)
+        fit = FitOptions(**{k: v for k, v in ctf.items() if k not in scope_keys and v is not None})
+        scope.check()
+        fit.check(scope.pixel_size)
+
+        def defocus_of(img, angle):
+            return float(estimate_image(np.asarray(img, dtype=np.float32), scope, fit, angle).defocus)
     report: dict = {"input": os.path.abspath(input_path),
                     "angles_file": os.path.abspath(angles_path) if angles_path else None,
                     "mode": "restore", "per_gap": int(per_gap),
                     "data_range_mode": data_range if isinstance(data_range, str) else "value",
-                    "methods": {}}
+                    "metrics": metric_names, "methods": {}}
     tmp_ctx = None
     if keep_dir:
         os.makedirs(keep_dir, exist_ok=True)
@@ -171,16 +194,19 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
 
             used = [t.index for t in tilts if not t.excluded]
             if data_range == "stack":
-                imgs = [real_image(i) for i in used]
-                stack_range = float(max(im.max() for im in imgs) - min(im.min() for im in imgs))
-                del imgs
+                lo, hi = math.inf, -math.inf
+                for i in used:
+                    im = real_image(i)
+                    lo, hi = min(lo, float(im.min())), max(hi, float(im.max()))
+                stack_range = hi - lo
             else:
                 stack_range = float("nan")
             reference: Optional[List[int]] = None
             ranges: List[float] = []
-            for k, (spec, interp) in enumerate(zip(methods, interpolators)):
+            real_defocus: List[float] = []
+            for j, (spec, interp) in enumerate(zip(methods, interpolators)):
                 safe = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name)
-                out = os.path.join(work, f"{k + 1:02d}_{safe}.mrc")
+                out = os.path.join(work, f"{j + 1:02d}_{safe}.mrc")
                 t0 = time.monotonic()
                 plan = run_interpolation(input_path, out, tilts, interp, per_gap=per_gap,
                                          mode="restore", xf=xf, label=f"holdout {spec.name}",
@@ -198,7 +224,11 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                         raise InputError(f"{input_path}: image {bad[0] + 1} is constant (data range 0); "
                                          "exclude it (--exclude) or give --data-range VALUE")
                     report["data_range"] = ranges
-                res = {k: [] for k in METRICS}
+                    if defocus_of is not None:
+                        real_defocus = [defocus_of(real_image(i), o.angle)
+                                        for i, o in zip(reference, synth)]
+                        report["defocus_real"] = real_defocus
+                res = {k: [] for k in metric_names}
                 with open_stack(out) as r:
                     for o, rng in zip(synth, ranges):
                         real = real_image(o.replaces)
@@ -206,11 +236,14 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                         res["psnr"].append(M.psnr(syn, real, rng))
                         res["rmse"].append(M.rmse(syn, real))
                         res["ssim"].append(M.ssim(syn, real, rng))
+                        if defocus_of is not None:
+                            dz = defocus_of(syn, o.angle)
+                            res["defocus_diff"].append(abs(dz - real_defocus[len(res["defocus_diff"])]))
                 entry = {"method": spec.method,
                          "model": os.path.abspath(spec.options["model"]) if spec.options.get("model")
                          else None,
                          "angles": report["angles"], "seconds": round(seconds, 3)}
-                for k in METRICS:
+                for k in metric_names:
                     entry[k] = res[k]
                     s = M.summarize(res[k])
                     entry[f"median_{k}"] = float(np.median(res[k])) if res[k] else float("nan")
@@ -227,7 +260,7 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
     report["n_tilts"] = len(report.get("input_indices", []))
     tests = []
     for a, b in itertools.combinations(names, 2):
-        for k in METRICS:
+        for k in metric_names:
             t = M.paired_tests(report["methods"][a][k], report["methods"][b][k])
             tests.append({"a": a, "b": b, "metric": k, **t})
     report["paired_tests"] = tests
@@ -236,7 +269,7 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
         write_report(report, report_path)
     if plot_dir:
         from .plots import holdout_figures
-        report["plots"] = holdout_figures(report, plot_dir,
+        report["plots"] = holdout_figures(report, plot_dir, metrics=metric_names,
                                           title=os.path.basename(input_path))
         if report_path:
             write_report(report, report_path)
@@ -259,9 +292,13 @@ def read_report(path: str) -> dict:
 def format_table(report: dict) -> str:
     """A plain-text table: one row per method with medians (and means)."""
     lines = [f"{'method':<16} {'n':>4} {'median PSNR':>12} {'median RMSE':>12} {'median SSIM':>12}"]
+    dz = "defocus_diff" in report.get("metrics", [])
+    if dz:
+        lines[0] += f" {'median |ddz| A':>15}"
     for name, e in report["methods"].items():
         lines.append(f"{name:<16} {len(e['psnr']):>4} {float(e['median_psnr']):>12.3f} "
-                     f"{float(e['median_rmse']):>12.4g} {float(e['median_ssim']):>12.4f}")
+                     f"{float(e['median_rmse']):>12.4g} {float(e['median_ssim']):>12.4f}"
+                     + (f" {float(e['median_defocus_diff']):>15.0f}" if dz else ""))
     for t in report.get("paired_tests", []):
         lines.append(f"{t['a']} vs {t['b']} {t['metric']}: n={t['n']} mean diff {float(t['mean_diff']):.4g}, "
                      f"t-test p={float(t['t_pvalue']):.3g}, Wilcoxon p={float(t['wilcoxon_pvalue']):.3g}")
@@ -279,39 +316,42 @@ def combine_reports(reports: Dict[str, dict]) -> dict:
     paired tests use the series that have both methods.
     """
     names: List[str] = []
+    metric_names = list(METRICS)
     for r in reports.values():
+        metric_names += [k for k in r.get("metrics", METRICS) if k not in metric_names]
         for n in r["methods"]:
             if n not in names:
                 names.append(n)
-    pooled = {n: {k: [] for k in METRICS} for n in names}
+    pooled = {n: {k: [] for k in metric_names} for n in names}
     for n in names:
         pooled[n].update({"series": [], "angles": []})
     per_series = {}
     for tsId, r in reports.items():
         per_series[tsId] = {}
         for n, e in r["methods"].items():
-            for k in METRICS:
-                pooled[n][k].extend(float(v) for v in e[k])
+            for k in metric_names:
+                pooled[n][k].extend(float(v) for v in e.get(k, []))
             pooled[n]["series"].extend([tsId] * len(e["psnr"]))
             pooled[n]["angles"].extend(e.get("angles", r.get("angles", [])))
-            per_series[tsId][n] = {f"median_{k}": e[f"median_{k}"] for k in METRICS}
+            per_series[tsId][n] = {f"median_{k}": e[f"median_{k}"] for k in metric_names
+                                   if f"median_{k}" in e}
             per_series[tsId][n]["n"] = len(e["psnr"])
             pooled[n]["method"] = e.get("method")
             pooled[n]["model"] = e.get("model")
     for n in names:
-        for k in METRICS:
+        for k in metric_names:
             v = pooled[n][k]
             pooled[n][f"median_{k}"] = float(np.median(v)) if v else float("nan")
             pooled[n][f"mean_{k}"] = M.summarize(v)["mean"]
     tests = []
     for a, b in itertools.combinations(names, 2):
-        for k in METRICS:
+        for k in metric_names:
             xa, xb = [], []
             for r in reports.values():
-                if a in r["methods"] and b in r["methods"]:
+                if a in r["methods"] and b in r["methods"] and k in r["methods"][a]:
                     xa.extend(r["methods"][a][k])
                     xb.extend(r["methods"][b][k])
             tests.append({"a": a, "b": b, "metric": k, **M.paired_tests(xa, xb)})
-    return M.json_safe({"methods": pooled, "per_series": per_series, "paired_tests": tests,
+    return M.json_safe({"metrics": metric_names, "methods": pooled, "per_series": per_series, "paired_tests": tests,
                         "series": list(reports), "n_tilts": sum(len(pooled[n]["psnr"])
                                                                 for n in names[:1])})

@@ -20,10 +20,18 @@ METRIC_LABELS = {"psnr": "PSNR (dB)", "rmse": "RMSE (input units)", "ssim": "SSI
                  "defocus_diff": "|defocus difference| (A)"}
 
 
+METRIC_TITLES = {"psnr": "PSNR", "rmse": "RMSE", "ssim": "SSIM", "std": "std contrast",
+                 "gradient": "gradient contrast", "defocus_diff": "defocus difference"}
+
+
+def _title(m: str) -> str:
+    return METRIC_TITLES.get(m, m)
+
+
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -60,7 +68,7 @@ def draw_boxplots(fig, panels: Dict[str, Dict[str, Sequence[float]]], title: str
     """One panel per entry of ``panels`` (panel label -> {group: values}) into ``fig``."""
     for k, (label, groups) in enumerate(panels.items()):
         _boxplot(fig.add_subplot(1, len(panels), k + 1), groups, METRIC_LABELS.get(label, label),
-                 label)
+                 _title(label))
     if title:
         fig.suptitle(title)
 
@@ -82,21 +90,24 @@ def boxplots_figure(panels: Dict[str, Dict[str, Sequence[float]]], path: str, ti
     return _save(fig, path)
 
 
-def draw_holdout_boxplots(fig, report: dict, metrics: Sequence[str] = ("psnr", "rmse", "ssim"),
+def draw_holdout_boxplots(fig, report: dict, metrics: Optional[Sequence[str]] = None,
                           title: str = "") -> None:
     """Draw one box-plot panel per metric (one box per method) into ``fig``
-    (a matplotlib Figure, e.g. a Scipion Plotter's)."""
+    (a matplotlib Figure, e.g. a Scipion Plotter's).  ``metrics`` default:
+    the report's ``metrics`` (psnr, rmse, ssim and, when estimated, defocus_diff)."""
+    metrics = metrics or report.get("metrics", ("psnr", "rmse", "ssim"))
     methods = report["methods"]
     for k, m in enumerate(metrics):
         _boxplot(fig.add_subplot(1, len(metrics), k + 1), {n: methods[n][m] for n in methods},
-                 METRIC_LABELS.get(m, m), m.upper())
+                 METRIC_LABELS.get(m, m), _title(m))
     if title:
         fig.suptitle(title)
 
 
-def draw_holdout_per_tilt(fig, report: dict, metrics: Sequence[str] = ("psnr", "rmse", "ssim")) -> None:
+def draw_holdout_per_tilt(fig, report: dict, metrics: Optional[Sequence[str]] = None) -> None:
     """Draw each metric against the tilt angle (one line per method) into ``fig``.
     Reports that pool several tilt series (``series`` per value) are drawn as points."""
+    metrics = metrics or report.get("metrics", ("psnr", "rmse", "ssim"))
     methods = report["methods"]
     for k, m in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), k + 1)
@@ -113,7 +124,7 @@ def draw_holdout_per_tilt(fig, report: dict, metrics: Sequence[str] = ("psnr", "
             ax.legend(fontsize=8)
 
 
-def holdout_figures(report: dict, out_dir: str, metrics: Sequence[str] = ("psnr", "rmse", "ssim"),
+def holdout_figures(report: dict, out_dir: str, metrics: Optional[Sequence[str]] = None,
                     title: str = "") -> List[str]:
     """Figures of a hold-out report (the ``cryotiger holdout`` R.json dict):
 
@@ -122,8 +133,9 @@ def holdout_figures(report: dict, out_dir: str, metrics: Sequence[str] = ("psnr"
     * ``holdout_<metric>.png``: each panel alone;
     * ``holdout_per_tilt.png``: each metric against the tilt angle.
 
-    Returns the paths written.
+    Returns the paths written.  ``metrics`` default: the report's ``metrics``.
     """
+    metrics = metrics or report.get("metrics", ("psnr", "rmse", "ssim"))
     os.makedirs(out_dir, exist_ok=True)
     methods = report["methods"]
     paths = []
@@ -133,7 +145,7 @@ def holdout_figures(report: dict, out_dir: str, metrics: Sequence[str] = ("psnr"
     for m in metrics:
         paths.append(boxplot_figure({n: methods[n][m] for n in methods},
                                     os.path.join(out_dir, f"holdout_{m}.png"),
-                                    METRIC_LABELS.get(m, m), title or m.upper()))
+                                    METRIC_LABELS.get(m, m), title or _title(m)))
     fig = _figure(4.0 * len(metrics), 3.8)
     draw_holdout_per_tilt(fig, report, metrics)
     paths.append(_save(fig, os.path.join(out_dir, "holdout_per_tilt.png")))

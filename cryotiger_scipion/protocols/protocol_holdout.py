@@ -71,6 +71,15 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
                       help="From the REAL tilt only, the same for every method. tilt: max - min "
                            "of the real tilt; robust: its 0.5-99.5 percentile range (ignores "
                            "hot pixels, gold); stack: max - min of the whole series.")
+        form.addParam("defocusDiff", params.BooleanParam, default=False,
+                      label="Defocus difference?",
+                      help="Also estimate the defocus of every real and synthetic held-out tilt "
+                           "with the built-in CTF estimator (voltage, Cs and amplitude contrast "
+                           "from the tilt series' acquisition) and report |difference| in "
+                           "Angstrom, as the paper's Fig. 2 (linear ~50 nm).")
+        form.addParam("defocusRange", params.StringParam, default="5000 80000",
+                      condition="defocusDiff", label="Defocus search range (A)",
+                      help="Two numbers, underfocus positive.")
         group = form.addGroup("FILM options")
         group.addParam("tileSize", params.IntParam, default=0, label="Tile size (px)",
                        help="0: chosen from the memory budget.")
@@ -124,6 +133,25 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
             args.append(self.engineDeviceArgs(True))
         return " ".join(args)
 
+    def _defocusArgs(self, pixelSize):
+        acq = self.inputSetOfTiltSeries.get().getAcquisition()
+        lo, hi = self._defocusRange()
+        args = "--defocus --pixel-size %s --defocus-min %s --defocus-max %s" % (pixelSize, lo, hi)
+        for flag, getter in (("--voltage", "getVoltage"), ("--cs", "getSphericalAberration"),
+                             ("--amp-contrast", "getAmplitudeContrast")):
+            value = getattr(acq, getter)() if acq is not None else None
+            if value:
+                args += " %s %s" % (flag, value)
+        return args
+
+    def _defocusRange(self):
+        try:
+            lo, hi = [float(v) for v in (self.defocusRange.get() or "").replace(",", " ").split()]
+        except ValueError:
+            raise ValueError("Defocus search range '%s' must be two numbers in Angstrom "
+                             "(e.g. 5000 80000)" % self.defocusRange.get()) from None
+        return lo, hi
+
     def _usesFilm(self):
         return any(m == "film" for _, m, _ in self.getMethodList())
 
@@ -155,6 +183,8 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
             args = '%s %s --data-range %s --report "%s" --plot "%s"' % (
                 inputs.engineArgs(), self._methodArgs(), DATA_RANGES[self.dataRange.get()],
                 self.getReportFile(tsId), os.path.join(out, "plots"))
+            if self.defocusDiff.get():
+                args += " " + self._defocusArgs(inputs.pixelSize)
             self.runEngine("holdout", args)
         except Exception as e:
             self.addFailedItem(tsId, e)
@@ -188,6 +218,14 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
         methods = self.getMethodList()
         if not methods:
             errors.append("Select at least one method (linear and/or a FILM model).")
+        if self.defocusDiff.get():
+            try:
+                lo, hi = self._defocusRange()
+                if not 0 < lo < hi:
+                    errors.append("Defocus search range %g..%g A is empty; give min < max, "
+                                  "underfocus positive." % (lo, hi))
+            except ValueError as e:
+                errors.append(str(e))
         for name, method, model in methods:
             if method == "film" and model is None:
                 errors.append("%s: no FILM SavedModel (saved_model.pb) found; install the model "
@@ -202,9 +240,11 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
         lines = ["%d tilt series, %d held-out tilts (data range: %s)."
                  % (len(r["series"]), r["n_tilts"], DATA_RANGES[self.dataRange.get()])]
         for n, e in r["methods"].items():
-            lines.append("%s: median PSNR %s dB, RMSE %s, SSIM %s"
+            lines.append("%s: median PSNR %s dB, RMSE %s, SSIM %s%s"
                          % (n, fmt(e["median_psnr"], ".2f"), fmt(e["median_rmse"]),
-                            fmt(e["median_ssim"], ".4f")))
+                            fmt(e["median_ssim"], ".4f"),
+                            ", |defocus diff| %s A" % fmt(e["median_defocus_diff"], ".0f")
+                            if "median_defocus_diff" in e else ""))
         return lines + testsLines(r["paired_tests"]) + self._failedSummary()
 
     def _methods(self):

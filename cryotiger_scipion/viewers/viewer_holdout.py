@@ -17,12 +17,14 @@ TABLE_FILE = "holdout_table.txt"
 
 def holdoutTable(report: dict) -> str:
     """Plain-text table of a pooled hold-out report (engine.holdout.combine_reports)."""
-    lines = ["%-20s %6s %12s %12s %12s" % ("method", "tilts", "median PSNR", "median RMSE",
-                                            "median SSIM")]
+    dz = "defocus_diff" in report.get("metrics", [])
+    lines = ["%-20s %6s %12s %12s %12s%s" % ("method", "tilts", "median PSNR", "median RMSE",
+                                              "median SSIM", "  median |ddz| A" if dz else "")]
     for n, e in report["methods"].items():
-        lines.append("%-20s %6d %12s %12s %12s" % (n, len(e["psnr"]), fmt(e["median_psnr"], ".3f"),
-                                                   fmt(e["median_rmse"], ".4g"),
-                                                   fmt(e["median_ssim"], ".4f")))
+        lines.append("%-20s %6d %12s %12s %12s%s" % (
+            n, len(e["psnr"]), fmt(e["median_psnr"], ".3f"), fmt(e["median_rmse"], ".4g"),
+            fmt(e["median_ssim"], ".4f"),
+            " %16s" % fmt(e.get("median_defocus_diff"), ".0f") if dz else ""))
     if report.get("per_series"):
         lines += ["", "Per tilt series (medians):"]
         for tsId, methods in report["per_series"].items():

@@ -202,3 +202,27 @@ def test_combine_reports_pools_series(ts):
     t = [x for x in C["paired_tests"] if x["metric"] == "psnr"][0]
     assert t["n"] == 10 and t["mean_diff"] == pytest.approx(-0.5)
     assert set(C["per_series"]) == {"TS_01", "TS_02"}
+
+
+def test_defocus_difference_with_builtin_ctf(tmp_path):
+    # Constant 2 um underfocus: real tilts fit ~20000 A, and the mean of two neighbours
+    # with the same CTF keeps it (paper: linear ~50 nm median |dz|).
+    from cryotiger_scipion.engine.simulate import Acquisition
+    angles = np.arange(-12.0, 13.0, 4.0)
+    vol = phantom_volume((24, 128, 128), n_blobs=200, seed=2)
+    stack = simulate_tilt_series(vol, angles, Acquisition(pixel_size=4.0, defocus=[20000.0] * 7))
+    write_stack(str(tmp_path / "dz.mrc"), stack, 4.0)
+    write_angles(str(tmp_path / "dz.tlt"), angles)
+    report = tmp_path / "R.json"
+    r = run_cli(["--input", str(tmp_path / "dz.mrc"), "--angles", str(tmp_path / "dz.tlt"),
+                 "--method", "linear", "--defocus", "--defocus-min", "5000", "--defocus-max", "40000",
+                 "--report", str(report), "--plot", str(tmp_path / "p"), "--quiet"])
+    assert r.returncode == 0, r.stderr
+    R = json.loads(report.read_text())
+    assert R["metrics"] == ["psnr", "rmse", "ssim", "defocus_diff"]
+    assert len(R["defocus_real"]) == 3
+    assert all(abs(d - 20000) < 1000 for d in R["defocus_real"])
+    lin = R["methods"]["linear"]
+    assert len(lin["defocus_diff"]) == 3 and max(lin["defocus_diff"]) < 500
+    assert lin["median_defocus_diff"] == pytest.approx(float(np.median(lin["defocus_diff"])))
+    assert (tmp_path / "p" / "holdout_defocus_diff.png").exists()

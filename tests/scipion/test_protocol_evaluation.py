@@ -92,6 +92,15 @@ class TestCryoTigerHoldout(BaseTest):
         self.assertTrue(any("at least one method" in e for e in prot.validate()))
         prot.modelFolders.set(self.getOutputPath("no_such_model"))
         self.assertTrue(any("no FILM SavedModel" in e for e in prot.validate()))
+        # defocus difference: the acquisition's microscope settings go to the engine
+        prot.defocusDiff.set(True)
+        prot.defocusRange.set("8000 60000")
+        args = prot._defocusArgs(10.0)
+        for part in ("--defocus ", "--pixel-size 10.0", "--defocus-min 8000.0",
+                     "--defocus-max 60000.0", "--voltage 300.0", "--cs 2.7"):
+            self.assertIn(part, args)
+        prot.defocusRange.set("60000 8000")
+        self.assertTrue(any("Defocus search range" in e for e in prot.validate()))
 
     def test_linear_and_film_side_by_side(self):
         model = self.getOutputPath("film_small")

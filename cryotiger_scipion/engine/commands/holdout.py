@@ -57,6 +57,18 @@ def register(subparsers):
     p.add_argument("--xf", help="IMOD .xf transforms to apply first (real tilts are aligned the "
                    "same way before the comparison)")
     p.add_argument("--keep", help="folder to keep the restored stacks in (NN_<name>.mrc/.tlt/.json)")
+    ctf = p.add_argument_group("defocus difference (optional; built-in CTF estimator)")
+    ctf.add_argument("--defocus", action="store_true",
+                     help="also estimate the defocus of every real and synthetic held-out tilt and "
+                          "report |difference| (defocus_diff, Angstrom), as the paper's Fig. 2")
+    ctf.add_argument("--pixel-size", type=float, default=None, help="Angstrom (default: header)")
+    ctf.add_argument("--voltage", type=float, default=300.0, help="kV")
+    ctf.add_argument("--cs", type=float, default=2.7, help="spherical aberration, mm")
+    ctf.add_argument("--amp-contrast", type=float, default=0.07, help="amplitude contrast fraction")
+    ctf.add_argument("--defocus-min", type=float, default=None, help="search range, Angstrom")
+    ctf.add_argument("--defocus-max", type=float, default=None, help="search range, Angstrom")
+    ctf.add_argument("--res-min", type=float, default=None, help="fitting band, low resolution (A)")
+    ctf.add_argument("--res-max", type=float, default=None, help="fitting band, high resolution (A)")
     film = p.add_argument_group("FILM options (shared by every FILM method)")
     film.add_argument("--tile-size", type=int, default=None)
     film.add_argument("--tile-overlap", type=int, default=None)
@@ -121,11 +133,15 @@ def run(args) -> int:
         if e["method"] == "film":
             e.update(shared)
     specs = method_specs(entries)
+    ctf = None
+    if args.defocus:
+        ctf = {k: getattr(args, k) for k in ("pixel_size", "voltage", "cs", "amp_contrast",
+                                             "defocus_min", "defocus_max", "res_min", "res_max")}
     report = run_holdout(args.input, specs, angles_path=args.angles, angles=angles,
                          mdoc_path=args.mdoc, exclude=parse_view_list(args.exclude),
                          per_gap=args.per_gap, xf=xf, acquisition=acq, data_range=args.data_range,
                          report_path=args.report, plot_dir=args.plot, keep_dir=args.keep,
-                         progress=not args.quiet)
+                         progress=not args.quiet, ctf=ctf)
     if not args.quiet:
         print(format_table(report))
         print(f"wrote {args.report}" + (f" and plots in {args.plot}" if args.plot else ""))

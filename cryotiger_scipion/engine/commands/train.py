@@ -32,6 +32,9 @@ def register(subparsers):
     p.add_argument("--exclude", action="append", default=None,
                    help="views to exclude per --input, numbered from 1 ('1,40-41'; '' for none); "
                         "give it once per --input or not at all")
+    p.add_argument("--xf", action="append", default=None,
+                   help="IMOD .xf transforms per --input (applied first, for unaligned stacks; "
+                        "'' for an aligned one); once per --input or not at all")
     p.add_argument("--output", required=True, help="model folder to write (SavedModel)")
     p.add_argument("--config", default="small",
                    help="FILM configuration: small, published, or a FilmConfig .json (default small)")
@@ -75,6 +78,8 @@ def register(subparsers):
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0, help="CPU threads for TensorFlow (0 = all)")
     t.add_argument("--restart", action="store_true", help="discard checkpoints in the work folder")
+    t.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    t.add_argument("--gpu-ids", default=None, help="GPU ids to use, e.g. '0' (one GPU is used)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -101,7 +106,12 @@ def series_from_args(args) -> list:
     if len(excl) != len(args.input):
         raise InputError(f"{len(excl)} --exclude for {len(args.input)} --input; give one per input "
                          "('' for none) or none at all")
-    return [SeriesSpec(stack=s, angles=a, exclude=parse_view_list(e)) for s, a, e in zip(args.input, args.angles, excl)]
+    xfs = args.xf or [""] * len(args.input)
+    if len(xfs) != len(args.input):
+        raise InputError(f"{len(xfs)} --xf for {len(args.input)} --input; give one per input "
+                         "('' for an aligned one) or none at all")
+    return [SeriesSpec(stack=s, angles=a, exclude=parse_view_list(e), xf=x)
+            for s, a, e, x in zip(args.input, args.angles, excl, xfs)]
 
 
 def run(args) -> int:
@@ -110,6 +120,11 @@ def run(args) -> int:
     from ..train.trainer import TrainConfig, train
 
     t0 = time.monotonic()
+    from ..film.interpolator import configure_devices
+    if args.threads:
+        from ..train.trainer import _set_threads
+        _set_threads(args.threads)      # before TensorFlow starts
+    configure_devices(args.device, args.gpu_ids)
     spacings = (2,) if args.self_supervised and str(args.spacing) == "1" else parse_spacings(args.spacing)
     series = series_from_args(args)
     from ..train.film_api import resolve_config

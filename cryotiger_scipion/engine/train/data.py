@@ -61,6 +61,7 @@ class SeriesSpec:
     exclude: List[int] = field(default_factory=list)   # 0-based stack indices of excluded views
     name: str = ""
     angle_values: Optional[List[float]] = None
+    xf: str = ""                        # IMOD .xf (one transform per view) applied first; '' = aligned
 
     def load_angles(self) -> np.ndarray:
         if self.angle_values is not None:
@@ -285,6 +286,7 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
             raise InputError(f"{sp.stack}: input stack not found")
         st = os.stat(sp.stack)
         descr.append({"stack": os.path.abspath(sp.stack), "angles": os.path.abspath(sp.angles) if sp.angles else "",
+                      "xf": os.path.abspath(sp.xf) if sp.xf else "",
                       "exclude": sorted(int(i) for i in sp.exclude), "name": sp.label(),
                       "size": st.st_size, "mtime": int(st.st_mtime)})
     request = {"version": DB_VERSION, "params": params.key(), "inputs": descr}
@@ -303,12 +305,21 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
 
     # 1. Triplets of every series, checked before any pixel is read.
     plans = []
+    xfs = []
     for k, sp in enumerate(series):
         with open_stack(sp.stack) as m:
             shape = (1,) + m.data.shape if m.data.ndim == 2 else tuple(m.data.shape)
         angles = sp.load_angles()
         check_angles_match(angles, shape[0], sp.stack, sp.angles or "the angle list")
         trips = select_triplets(angles, sp.exclude, params.spacings, params.max_asymmetry)
+        xf = None
+        if sp.xf:
+            from ..align import read_xf
+            xf = read_xf(sp.xf)
+            if len(xf) != shape[0]:
+                raise InputError(f"{sp.xf}: {len(xf)} transforms for {shape[0]} images in {sp.stack}; "
+                                 "give one transform per image")
+        xfs.append(xf)
         origins = patch_origins(shape[1:], params.patch_size, params.patch_stride or params.patch_size)
         plans.append((sp, angles, trips, origins, shape))
     if sum(len(p[2]) for p in plans) == 0:
@@ -360,6 +371,9 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
                 data = m.data if m.data.ndim == 3 else m.data[None]
                 for j, (a, mid, b, s_) in enumerate(trips):
                     imgs = [np.asarray(data[v], dtype=np.float32) for v in (a, mid, b)]
+                    if xfs[k] is not None:
+                        from ..align import apply_xf
+                        imgs = [apply_xf(img, xfs[k][v]) for img, v in zip(imgs, (a, mid, b))]
                     for v, img in zip((a, mid, b), imgs):
                         if not np.all(np.isfinite(img)):
                             raise InputError(f"{sp.stack}: NaN or infinite values in view {v + 1}; "

@@ -3,7 +3,8 @@
 novaCTF binary; one engine run (``cryotiger reconstruct``) per tilt series.
 
 What the output is (docs/reconstruct.md):
-* a SetOfTomograms, one MRC per series (extra/<tsId>/<tsId>.mrc), (z, y, x)
+* a SetOfTomograms, one MRC per series (extra/<tsId>/<tsId>.mrc, beside the
+  defocus given to the engine, <tsId>_ctf.json), (z, y, x)
   with the tilt axis along y, sampling rate = input pixel size x binning,
   origin at the volume centre (Scipion's default), tsId set,
   ``ctfCorrected()`` True when a CTF correction was applied;
@@ -146,9 +147,10 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                                     "disabled and synthetic tilts" if self.tilts.get() else
                                     "disabled tilts"))
             settings = {"exclude": exclude, "microscope": micro, "pixelSize": inputs.pixelSize}
-            if self.usesCtf():
-                self._writeCtfJson(tsId, inputs, exclude, os.path.join(folder, tsId + "_ctf.json"))
-                settings["ctf"] = os.path.join(folder, tsId + "_ctf.json")
+            if self.usesCtf():      # kept in extra/<tsId>/ with the tomogram, for the record
+                ctfJson = os.path.abspath(os.path.join(self.getTsFolder(tsId), tsId + "_ctf.json"))
+                self._writeCtfJson(tsId, inputs, exclude, ctfJson)
+                settings["ctf"] = ctfJson
             with open(os.path.join(folder, tsId + "_reconstruct.json"), "w") as f:
                 json.dump(settings, f)
         except Exception as e:

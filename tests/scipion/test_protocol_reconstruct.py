@@ -7,6 +7,10 @@ simulated phantom, that "experimental tilts only" gives exactly the tomogram
 of the acquired tilts, and validation (CTF correction without CTF, novaCTF
 missing).
 """
+import json
+import os
+import unittest
+
 import mrcfile
 import numpy as np
 from pyworkflow.tests import BaseTest, setupTestProject
@@ -107,3 +111,75 @@ class TestCryoTigerReconstruct(BaseTest):
         prot.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
         missing = any("novaCTF was not found" in e for e in prot.validate())
         self.assertEqual(missing, Plugin.getNovaCtfBinary() is None)
+
+
+class TestCryoTigerReconstructCtf(BaseTest):
+    """ProtImportTs -> ProtCryoTigerCtf (built-in) -> ProtCryoTigerReconstruct
+    (3D CTF): the defocus reaches the engine matched by acquisition order
+    (dose-symmetric acquisition, so it differs from the stack order) and the
+    corrected tomogram is closer to the truth than the uncorrected one."""
+    DEFOCUS = 30000.0
+    PX = 5.0
+
+    @classmethod
+    def setUpClass(cls):
+        try:
+            from cryotiger_scipion.protocols import ProtCryoTigerCtf  # noqa: F401
+        except ImportError as exc:
+            raise unittest.SkipTest("ProtCryoTigerCtf is not available (%s)" % exc)
+        from common import doseSymmetricOrder
+        from cryotiger_scipion.engine.io import write_stack
+        from cryotiger_scipion.engine.reconstruct import simulate_thick_ctf
+        setupTestProject(cls)
+        cls.data = cls.getOutputPath("data")
+        os.makedirs(cls.data, exist_ok=True)
+        cls.angles = list(range(-60, 61, 4))
+        cls.orders = doseSymmetricOrder(cls.angles)
+        cls.volume = phantom_volume((24, 128, 128), n_blobs=60, seed=5)
+        ts = simulate_thick_ctf(cls.volume, cls.angles, cls.PX, [cls.DEFOCUS] * len(cls.angles))
+        write_stack(os.path.join(cls.data, "TS_C.mrcs"), ts, cls.PX)
+        with open(os.path.join(cls.data, "TS_C.tlt"), "w") as f:
+            for a, o in zip(cls.angles, cls.orders):
+                f.write("%.2f %.4f %d\n" % (a, o * 2.0, o))
+        cls.protImport = importTiltSeries(cls, cls.data, "TS_C.mrcs", pixelSize=cls.PX, aligned=True)
+
+    def test_3d_ctf_from_the_ctf_protocol(self):
+        from tomo.utils import getCommonTsAndCtfElements
+        from cryotiger_scipion.constants import OUT_CTFS
+        from cryotiger_scipion.protocols import ProtCryoTigerCtf
+        ctfProt = self.newProtocol(ProtCryoTigerCtf, defocusMin=10000.0, defocusMax=60000.0,
+                                   astigmatism=2)
+        ctfProt.inputSetOfTiltSeries.set(self.protImport)
+        ctfProt.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
+        self.launchProtocol(ctfProt)
+        ctfSet = getattr(ctfProt, OUT_CTFS)
+        results = {}
+        for corr in (0, 2):
+            prot = self.newProtocol(ProtCryoTigerReconstruct, ctfCorrection=corr, thickness=24,
+                                    radialCutoff=0.5, radialFalloff=0.0)
+            prot.inputSetOfTiltSeries.set(self.protImport)
+            prot.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
+            prot.inputSetOfCtfTomoSeries.set(ctfProt)
+            prot.inputSetOfCtfTomoSeries.setExtended(OUT_CTFS)
+            self.launchProtocol(prot)
+            self.assertEqual(prot.getFailedItems(), {})
+            out = getattr(prot, OUT_TOMOGRAMS)
+            tomo = out.getFirstItem().clone()
+            self.assertEqual(bool(out.ctfCorrected()), corr == 0)
+            self.assertEqual(bool(tomo.ctfCorrected()), corr == 0)
+            with mrcfile.open(tomo.getFileName()) as m:
+                results[corr] = cc(m.data, -self.volume)
+            if corr == 0:
+                # The engine's CTF.json holds, per image in stack order, the CTFTomo of the
+                # same acquisition order.
+                with open(prot._getExtraPath("TS_C", "TS_C_ctf.json")) as f:
+                    sent = json.load(f)
+                ctfTs = ctfSet.getFirstItem()
+                byOrder = {c.getAcquisitionOrder(): c.clone() for c in ctfTs.iterItems()}
+                ts = getattr(self.protImport, IMPORT_OUTPUT).getFirstItem()
+                self.assertEqual(len(getCommonTsAndCtfElements(ts, ctfTs)), len(self.angles))
+                for entry, a, o in zip(sent, self.angles, self.orders):
+                    self.assertAlmostEqual(entry["angle"], a, places=2)
+                    self.assertAlmostEqual(entry["defocus_u"], byOrder[int(o)].getDefocusU(), places=1)
+                    self.assertAlmostEqual(entry["defocus_v"], byOrder[int(o)].getDefocusV(), places=1)
+        self.assertGreater(results[0], results[2] + 0.05, results)

@@ -247,8 +247,31 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
         Raises on a non-zero exit; the engine's one-line message is in the
         run log.  ``args`` may contain ``%(GPU)s`` (see :meth:`engineDeviceArgs`).
         """
-        self.runJob(Plugin.getEngineCommand(), "%s %s" % (subcommand, args),
-                    env=Plugin.getEnviron(), **kwargs)
+        try:
+            self.runJob(Plugin.getEngineCommand(), "%s %s" % (subcommand, args),
+                        env=Plugin.getEnviron(), **kwargs)
+        except Exception as e:
+            message = self._lastEngineError(subcommand, args)
+            status = getattr(e, "returncode", None)
+            raise RuntimeError(message or "cryotiger %s failed (exit status %s); see the run log"
+                               % (subcommand, status)) from e
+
+    def _lastEngineError(self, subcommand: str, args: str = "") -> Optional[str]:
+        """The engine's one-line message ('cryotiger SUB: error: ...') from the
+        end of the run's stderr log; with parallel steps, a line naming one of
+        this command's files is preferred."""
+        tag = "cryotiger %s: error:" % subcommand
+        try:
+            lines = [l.strip() for l in self.getLogsLastLines(200, logFile=1) if tag in l]
+        except Exception:
+            return None
+        if not lines:
+            return None
+        paths = [w.strip('"') for w in args.split() if os.sep in w]
+        for line in reversed(lines):
+            if any(p in line or os.path.basename(p) in line for p in paths):
+                return line[line.index(tag):]
+        return lines[-1][lines[-1].index(tag):]
 
     def engineDeviceArgs(self, useNetwork: bool = True) -> str:
         """``--device gpu --gpu-ids "%(GPU)s"`` when the GPU is used (Scipion fills

@@ -128,3 +128,47 @@ def fileChecksum(path: str) -> str:
 def tiltImages(ts):
     """Clones of the TiltImages of ``ts`` sorted by index (stack order)."""
     return sorted((ti.clone() for ti in ts.iterItems()), key=lambda t: t.getIndex())
+
+
+def addAlignedCopy(owner, prot, matrices, outputName: str = "alignedTiltSeries",
+                   inputName: str = IMPORT_OUTPUT):
+    """Add to the finished protocol ``prot`` an output ``outputName``: a copy of
+    its output ``inputName`` whose TiltImages (in stack order) carry the 3x3
+    transforms ``matrices`` (IMOD .xf layout [[A11, A12, DX], [A21, A22, DY],
+    [0, 0, 1]], pixels), as an alignment protocol's output would (aligned but
+    not resampled: ``hasAlignment()`` True, ``interpolated()`` False).
+    ``owner``: a BaseTest class or a Project.  Returns the new set."""
+    from pwem.objects import Transform
+    from tomo.objects import SetOfTiltSeries, TiltSeries
+    project = owner.proj if isinstance(owner, type) else owner
+    inSet = getattr(prot, inputName)
+    outSet = SetOfTiltSeries.create(prot._getPath(), suffix=outputName)
+    outSet.copyInfo(inSet)
+    for ts in inSet.iterItems():
+        tsOut = TiltSeries()
+        tsOut.copyInfo(ts)
+        outSet.append(tsOut)
+        items = sorted((ti.clone() for ti in ts.iterItems()), key=lambda t: t.getIndex())
+        for ti, m in zip(items, matrices):
+            t = Transform()
+            t.setMatrix(np.asarray(m, dtype=float))
+            ti.setTransform(t)
+            tsOut.append(ti)
+        outSet.update(tsOut)
+        tsOut.write()
+    outSet.write()
+    prot._defineOutputs(**{outputName: outSet})
+    project._storeProtocol(prot)
+    return outSet
+
+
+def makeFilmTestModel(folder: str) -> str:
+    """A tiny randomly initialised FILM SavedModel made by the engine
+    (``cryotiger model init --config small``) in the managed environment."""
+    import subprocess
+    from cryotiger_scipion import Plugin
+    if not os.path.exists(os.path.join(folder, "saved_model.pb")):
+        cmd = "%s model init --config small --output '%s'" % (Plugin.getEngineCommand(), folder)
+        subprocess.run(cmd, shell=True, check=True, env=dict(Plugin.getEnviron()),
+                       stdout=subprocess.DEVNULL)
+    return folder

@@ -12,8 +12,10 @@ import numpy as np
 from pyworkflow.tests import BaseTest, setupTestProject
 
 from common import (IMPORT_OUTPUT, doseSymmetricOrder, excludeViews, fileChecksum,
-                    importTiltSeries, simulateTiltSeries, tiltImages)
+                    importTiltSeries, makeFilmTestModel, addAlignedCopy, simulateTiltSeries,
+                    tiltImages)
 from cryotiger_scipion.constants import ATTR_SOURCES, ATTR_SYNTHETIC, OUT_TILTSERIES
+from cryotiger_scipion.engine.io import write_stack
 from cryotiger_scipion.protocols import ProtCryoTigerInterpolate
 
 ANGLES = list(range(-30, 31, 6))          # 11 tilts, 6 degree steps
@@ -45,11 +47,13 @@ class TestCryoTigerInterpolate(BaseTest):
         excludeViews(getattr(cls.protExcl, IMPORT_OUTPUT), "TS_01", [4])   # -12 degrees
 
     # -------------------------------------------------------------- helpers
-    def _interpolate(self, protImport, **kwargs):
+    def _interpolate(self, protImport, inputName=IMPORT_OUTPUT, threads=1, **kwargs):
+        """Run the protocol; threads=2 runs the per-series steps in parallel
+        threads (one worker), 1 runs them serially (no polling delays: faster)."""
         prot = self.newProtocol(ProtCryoTigerInterpolate, **kwargs)
         prot.inputSetOfTiltSeries.set(protImport)
-        prot.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
-        prot.numberOfThreads.set(2)
+        prot.inputSetOfTiltSeries.setExtended(inputName)
+        prot.numberOfThreads.set(threads)
         self.launchProtocol(prot)
         out = getattr(prot, OUT_TILTSERIES, None)
         self.assertIsNotNone(out, "no output tilt series")
@@ -103,7 +107,7 @@ class TestCryoTigerInterpolate(BaseTest):
     # -------------------------------------------------------------- tests
     def test_add_one_per_gap(self):
         inSet = getattr(self.protImport, IMPORT_OUTPUT)
-        prot, out = self._interpolate(self.protImport, tiltsPerGap=1, mode=0)
+        prot, out = self._interpolate(self.protImport, threads=2, tiltsPerGap=1, mode=0)
         n = len(ANGLES)
         self._checkCommon(inSet, out, 2 * n - 1)
         for ts in out.iterItems():
@@ -192,3 +196,65 @@ class TestCryoTigerInterpolate(BaseTest):
         # restore with K per gap needs K + 2 usable tilts; we have 11
         self.assertEqual(errorsFor(tiltsPerGap=9, mode=1), "")
         self.assertIn("needs at least 12", errorsFor(tiltsPerGap=10, mode=1))
+
+    def test_transforms_are_applied(self):
+        """A series with per-image transforms (not resampled): the engine applies
+        them (IMOD .xf convention) and the output is aligned, without transforms."""
+        aligned = self.sims["TS_02"]["data"]
+        n = len(ANGLES)
+        # raw content moved by +3 px in x (columns) and -2 px in y (rows) ...
+        raw = np.roll(aligned, shift=(-2, 3), axis=(1, 2))
+        folder = self.getOutputPath("raw")
+        os.makedirs(folder, exist_ok=True)
+        write_stack(os.path.join(folder, "TS_03.mrcs"), raw, PIXEL)
+        with open(self.sims["TS_02"]["tlt"]) as f, open(os.path.join(folder, "TS_03.tlt"), "w") as g:
+            g.write(f.read())
+        before = fileChecksum(os.path.join(folder, "TS_03.mrcs"))
+        imp = importTiltSeries(self.__class__, folder, "TS_03.mrcs", pixelSize=PIXEL,
+                               dosePerTilt=DOSE, aligned=False, label="with transforms")
+        # ... so the alignment moves it back: x' = x + d with d = (-3, +2)
+        inSet = addAlignedCopy(self.__class__, imp, [[[1, 0, -3], [0, 1, 2], [0, 0, 1]]] * n)
+        self.assertTrue(inSet.hasAlignment())
+        self.assertFalse(inSet.interpolated())
+        prot, out = self._interpolate(imp, tiltsPerGap=1, inputName="alignedTiltSeries")
+        self._checkCommon(inSet, out, 2 * n - 1)
+        tis = tiltImages(out.getFirstItem())
+        with mrcfile.open(tis[0].getFileName(), permissive=True) as m:
+            data = np.array(m.data)
+        np.testing.assert_allclose(data[::2, 4:-4, 4:-4], aligned[:, 4:-4, 4:-4], rtol=1e-5, atol=1e-5)
+        self.assertEqual(fileChecksum(os.path.join(folder, "TS_03.mrcs")), before)
+
+    def test_film_with_a_model_folder(self):
+        """FILM through the protocol (a tiny random model, CPU): the options reach
+        the engine and the output is complete and flagged."""
+        model = makeFilmTestModel(self.getOutputPath("film_model"))
+        inSet = getattr(self.protExcl, IMPORT_OUTPUT)
+        prot, out = self._interpolate(self.protExcl, method=1, modelSource=3, modelFolder=model,
+                                      tiltsPerGap=1, useGpu=False)
+        n = len(ANGLES)
+        self._checkCommon(inSet, out, 2 * n - 2)
+        tis = tiltImages(out.getFirstItem())
+        self.assertEqual(sum(_synthetic(ti) for ti in tis), n - 2)
+        with mrcfile.open(tis[0].getFileName(), permissive=True) as m:
+            self.assertTrue(np.all(np.isfinite(m.data)))
+        self.assertIn("FILM", "\n".join(prot.summary()))
+
+    def test_a_failing_series_is_reported_and_the_others_are_kept(self):
+        folder = self.getOutputPath("broken")
+        simulateTiltSeries(folder, "TS_08", ANGLES, pixelSize=PIXEL, dosePerTilt=DOSE, seed=8)
+        simulateTiltSeries(folder, "TS_09", ANGLES, pixelSize=PIXEL, dosePerTilt=DOSE, seed=9)
+        imp = importTiltSeries(self.__class__, folder, "TS_*.mrcs", pixelSize=PIXEL,
+                               dosePerTilt=DOSE, aligned=True, label="one broken")
+        stack = os.path.join(folder, "TS_09.mrcs")
+        with open(stack, "r+b") as f:          # a copy cut short after the import
+            f.truncate(os.path.getsize(stack) - 4096)
+        prot = self.newProtocol(ProtCryoTigerInterpolate, tiltsPerGap=1, numberOfThreads=1)
+        prot.inputSetOfTiltSeries.set(imp)
+        prot.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
+        self.launchProtocol(prot)
+        out = getattr(prot, OUT_TILTSERIES)
+        self.assertEqual([ts.getTsId() for ts in out.iterItems()], ["TS_08"])
+        failed = prot.getFailedItems()
+        self.assertEqual(list(failed), ["TS_09"])
+        self.assertIn("truncated MRC file", failed["TS_09"])      # the engine's own message
+        self.assertIn("TS_09", "\n".join(prot.summary()))

@@ -55,6 +55,9 @@ def register(subparsers):
 
 
 def film_options(args) -> dict:
+    if getattr(args, "gpu_ids", None):
+        # Scipion fills %(GPU)s with space-separated ids ("0 1"): accept both.
+        args.gpu_ids = ",".join(str(args.gpu_ids).replace(",", " ").split())
     return {k: getattr(args, k) for k in ("model", "tile_size", "tile_overlap", "max_memory", "device",
                                           "gpu_ids", "batch_size", "normalization", "precision")
             if getattr(args, k, None) is not None}

@@ -33,7 +33,8 @@ def register(subparsers):
                    help="builtin: CPU estimator in the engine; gctf: the Gctf binary (GPU)")
     p.add_argument("--gctf", default=None, help="Gctf binary (backend gctf; default: $CRYOTIGER_GCTF_BIN, "
                                                 "then Gctf on PATH)")
-    p.add_argument("--gpu-id", type=int, default=0, help="GPU id for Gctf (0)")
+    p.add_argument("--gpu-id", default="0",
+                   help="GPU id for Gctf (0; of a list such as '0 1' the first is used)")
     p.add_argument("--defocus-min", type=float, default=5000.0, help="search range start, A (5000)")
     p.add_argument("--defocus-max", type=float, default=80000.0, help="search range end, A (80000)")
     p.add_argument("--defocus-step", type=float, default=500.0, help="1D search step, A (500)")
@@ -96,7 +97,7 @@ def run(args) -> int:
         from ..gctf import GctfOptions, find_gctf, run_gctf_stack
         binary = find_gctf(args.gctf)
         work = args.work_dir or os.path.splitext(args.output)[0] + "_gctf"
-        gopts = GctfOptions.from_fit_options(options, scope, gpu_id=args.gpu_id)
+        gopts = GctfOptions.from_fit_options(options, scope, gpu_id=_first_gpu(args.gpu_id))
         results = run_gctf_stack(binary, args.input, angles, gopts, work, progress=not args.quiet)
         entries = [r.to_json(None if synthetic is None else synthetic[i], backend="gctf")
                    for i, r in enumerate(results)]
@@ -111,3 +112,13 @@ def run(args) -> int:
               f"{dz.max() / 1e4:.3f} um (median {np.median(dz) / 1e4:.3f} um) in "
               f"{time.monotonic() - t0:.1f} s")
     return 0
+
+
+def _first_gpu(text) -> int:
+    """The first GPU id of '0', '1 2' or '0,1' (Scipion passes its GPU list)."""
+    import re
+    from .. import InputError
+    m = re.search(r"\d+", str(text))
+    if not m:
+        raise InputError(f"--gpu-id '{text}' holds no GPU number; give e.g. --gpu-id 0")
+    return int(m.group(0))

@@ -8,6 +8,5 @@ from .protocol_compare_tomograms import ProtCryoTigerCompareTomograms
 from .protocol_picking_metrics import ProtCryoTigerPickingMetrics
 from .protocol_segmentation_metrics import ProtCryoTigerSegmentationMetrics
 from .protocol_ctf import ProtCryoTigerCtf
-from .protocol_ctf import ProtCryoTigerCtf
 from .protocol_reconstruct import ProtCryoTigerReconstruct
 from .protocol_train import ProtCryoTigerTrain

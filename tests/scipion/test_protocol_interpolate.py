@@ -258,3 +258,31 @@ class TestCryoTigerInterpolate(BaseTest):
         self.assertEqual(list(failed), ["TS_09"])
         self.assertIn("truncated MRC file", failed["TS_09"])      # the engine's own message
         self.assertIn("TS_09", "\n".join(prot.summary()))
+
+    def test_film_gpu_arguments_reach_the_engine(self):
+        """useGpu: the command carries --device gpu --gpu-ids "%(GPU)s"; Scipion fills
+        it with the thread's GPUs, space separated, which the engine accepts."""
+        from pyworkflow.utils.process import buildRunCommand
+        from cryotiger_scipion.engine.cli import build_parser
+        from cryotiger_scipion.engine.commands.interpolate import film_options
+        model = makeFilmTestModel(self.getOutputPath("film_model"))
+        prot = self.newProtocol(ProtCryoTigerInterpolate, method=1, modelSource=3, modelFolder=model,
+                                useGpu=True, gpuList="0 1", tiltsPerGap=3, tileSize=256,
+                                tileOverlap=32, maxMemory=6, batchSize=4)
+        self.assertTrue(prot.stepNeedsGpu(prot.isFilm()))
+        args = "--input a.mrcs --angles a.tlt --output b.mrcs " + prot._getMethodArgs()
+        command = buildRunCommand("cryotiger interpolate", args, 1, gpuList=[0, 1])
+        self.assertIn('--gpu-ids "0 1"', command)
+        import shlex
+        parsed = build_parser().parse_args(["interpolate"] + shlex.split(command.split("cryotiger interpolate", 1)[1]))
+        opts = film_options(parsed)
+        self.assertEqual(opts["gpu_ids"], "0,1")
+        self.assertEqual(opts["device"], "gpu")
+        self.assertEqual((opts["tile_size"], opts["tile_overlap"], opts["max_memory"], opts["batch_size"]),
+                         (256, 32, 6.0, 4))
+        self.assertEqual(os.path.realpath(opts["model"]), os.path.realpath(model))
+        self.assertEqual(parsed.per_gap, 3)
+        # linear never asks for a GPU
+        lin = self.newProtocol(ProtCryoTigerInterpolate, method=0, useGpu=True)
+        self.assertFalse(lin.stepNeedsGpu(lin.isFilm()))
+        self.assertNotIn("--device", lin._getMethodArgs())

@@ -36,7 +36,7 @@ fi
 if [[ ! -f .venv-engine/.cryotiger-stamp || "$(cat .venv-engine/.cryotiger-stamp)" != "$STAMP_SRC$GPU" ]]; then
   echo "setup: installing .venv-engine (managed environment: TensorFlow + engine)"
   .venv/bin/python -m cryotiger_scipion.environment --prefix .venv-engine --python "$PY" $GPU \
-      --extra pytest --extra scikit-image
+      --extra pytest --extra scikit-image --extra astra-toolbox  # astra: bench/reconstruct.py
   echo "$STAMP_SRC$GPU" > .venv-engine/.cryotiger-stamp
 fi
 

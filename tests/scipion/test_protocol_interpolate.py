@@ -286,3 +286,29 @@ class TestCryoTigerInterpolate(BaseTest):
         lin = self.newProtocol(ProtCryoTigerInterpolate, method=0, useGpu=True)
         self.assertFalse(lin.stepNeedsGpu(lin.isFilm()))
         self.assertNotIn("--device", lin._getMethodArgs())
+
+    def test_stack_in_acquisition_order(self):
+        """A raw stack written in acquisition (dose-symmetric) order, not sorted by
+        angle: neighbours are found by angle, sources are stack positions."""
+        order = doseSymmetricOrder(ANGLES)                 # order of each sorted angle
+        byTime = [ANGLES[i] for i in np.argsort(order)]   # stack = acquisition order
+        folder = self.getOutputPath("acqorder")
+        sim = simulateTiltSeries(folder, "TS_05", byTime, pixelSize=PIXEL, dosePerTilt=DOSE,
+                                 orders=range(1, len(byTime) + 1), seed=5)
+        imp = importTiltSeries(self.__class__, folder, "TS_05.mrcs", pixelSize=PIXEL,
+                               dosePerTilt=DOSE, aligned=True, label="acquisition order")
+        prot, out = self._interpolate(imp, tiltsPerGap=1)
+        n = len(ANGLES)
+        self._checkCommon(getattr(imp, IMPORT_OUTPUT), out, 2 * n - 1)
+        tis = tiltImages(out.getFirstItem())
+        np.testing.assert_allclose([ti.getTiltAngle() for ti in tis], np.arange(-30, 30.1, 3))
+        with mrcfile.open(tis[0].getFileName(), permissive=True) as m:
+            data = np.array(m.data)
+        pos = {a: i for i, a in enumerate(byTime)}        # stack position of each angle
+        for k, a in enumerate(ANGLES):                     # real tilts, by angle
+            np.testing.assert_array_equal(data[2 * k], sim["data"][pos[a]])
+            self.assertEqual(tis[2 * k].getAcquisitionOrder(), pos[a] + 1)
+        mid = tis[1]                                       # -27: between -30 and -24
+        self.assertEqual(getattr(mid, ATTR_SOURCES).get(), "%d,%d" % (pos[-30] + 1, pos[-24] + 1))
+        np.testing.assert_allclose(data[1], 0.5 * (sim["data"][pos[-30]] + sim["data"][pos[-24]]),
+                                   rtol=1e-5, atol=1e-6)

@@ -2,7 +2,7 @@
 """
 @article{Majtner2025,
 title = "cryoTIGER: deep-learning based tilt interpolation generator for enhanced reconstruction in cryo electron tomography",
-author = "Majtner, Tomas and others",
+author = "Majtner and others",
 journal = "Communications Biology",
 year = "2025",
 doi = "http://dx.doi.org/10.1038/s42003-025-08961-5"

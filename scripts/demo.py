@@ -60,6 +60,26 @@ def simulate(args, folder):
     return data.shape, px
 
 
+def restore_scores(tis, data_dir):
+    """Mean and range of the Pearson correlation between each synthetic tilt and
+    the real (noisy) tilt acquired at its angle."""
+    import mrcfile
+    import numpy as np
+    from cryotiger_scipion.constants import ATTR_SYNTHETIC
+    from cryotiger_scipion.engine.io import read_angles
+    real_angles = list(read_angles(os.path.join(data_dir, "TS_MT.tlt")))
+    with mrcfile.open(os.path.join(data_dir, "TS_MT.mrcs"), permissive=True) as m:
+        real = np.array(m.data)
+    with mrcfile.open(tis[0].getFileName(), permissive=True) as m:
+        out = np.array(m.data)
+    rs = []
+    for ti in tis:
+        if getattr(ti, ATTR_SYNTHETIC).get():
+            j = int(np.argmin(np.abs(np.array(real_angles) - ti.getTiltAngle())))
+            rs.append(np.corrcoef(out[ti.getIndex() - 1].ravel(), real[j].ravel())[0, 1])
+    return "mean %.3f (min %.3f, max %.3f) over %d tilts" % (np.mean(rs), min(rs), max(rs), len(rs))
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not os.path.exists(args.volume):
@@ -119,6 +139,8 @@ def main(argv=None):
         print("  output stack: %s" % os.path.join(project.getPath(), tis[0].getFileName()))
         print("  angles:       %s" % os.path.join(project.getPath(),
                                                   os.path.splitext(tis[0].getFileName())[0] + ".tlt"))
+        if args.mode == "restore":
+            print("  restored tilts vs the real (noisy) tilts at their angles, Pearson r: %s" % restore_scores(tis, data_dir))
     print("input stack:    %s" % os.path.join(data_dir, "TS_MT.mrcs"))
     print("Scipion project: %s (open it with: scipion3 project %s, SCIPION_USER_DATA=%s)"
           % (project.getPath(), PROJECT, os.environ.get("SCIPION_USER_DATA", "")))

@@ -110,7 +110,7 @@ class FitOptions:
             raise InputError(f"defocus step {self.defocus_step:g} A is not positive; give "
                              "--defocus-step in Angstrom (e.g. 500)")
         res_max = self.resolved_res_max(pixel_size)
-        if res_max < 2 * pixel_size * 1.0001 - 1e-9 and not math.isclose(res_max, 2 * pixel_size):
+        if res_max < 2 * pixel_size - 1e-6:
             raise InputError(f"--res-max {res_max:g} A is beyond Nyquist ({2 * pixel_size:g} A at "
                              f"{pixel_size:g} A/px); give a value >= {2 * pixel_size:g} A")
         if not self.res_min > res_max:
@@ -474,8 +474,8 @@ class _Prepared:
         s_hi = 1.0 / options.resolved_res_max(px)
         self.s_nyq = 0.5 / px
         ds = 1.0 / (tile * px)
-        self.white = [_whiten(sp, s, max(s_lo * 0.8, ds), min(s_hi * 1.15, self.s_nyq), ds)
-                      for sp in spectra]
+        self.white = [_whiten(sp, s, max(s_lo * 0.8, ds), min(s_hi * 1.15, self.s_nyq),
+                              ds).astype(np.float32) for sp in spectra]
         band = (s >= s_lo) & (s <= s_hi)
         if band.sum() < 50:
             raise InputError(f"the fitting band {options.res_min:g}..{1 / s_hi:g} A holds only "
@@ -687,6 +687,9 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
             prep = _Prepared(np.asarray(data[i], dtype=np.float32), scope, options,
                              angle=float(angles[i]))
             fit = prep.fit(options, astig=(0.0, 0.0) if mode == "none" else None)
+            if len(prep.variants) > 1:            # keep the chosen gradient sign only (memory)
+                prep.variants = [prep.variants[fit[1]]]
+                fit = (fit[0], 0) + tuple(fit[2:])
             if mode == "series" or options.series_window:
                 preps.append(prep)
                 fits.append(fit)

@@ -128,3 +128,32 @@ def test_bfloat16_runs_and_stays_close(net, pair):
     assert np.abs(out - ref).max() < 0.05 * (ref.max() - ref.min())
     with pytest.raises(InputError, match="GPU"):
         FilmInterpolator(net, precision="mixed")
+
+
+class _MeanModel(tf.Module):
+    """A foreign model with the FILM interface and no FILM variables: image = (x0 + x1) / 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = tf.Variable(1.0, name="other/scale")
+
+    @tf.function(input_signature=[{"x0": tf.TensorSpec([None, None, None, 3], tf.float32),
+                                   "x1": tf.TensorSpec([None, None, None, 3], tf.float32),
+                                   "time": tf.TensorSpec([None, 1], tf.float32)},
+                                  tf.TensorSpec([], tf.bool)])
+    def __call__(self, inputs, training=False):
+        tf.debugging.assert_equal(tf.shape(inputs["x0"])[1:3] % 64, 0)   # the caller pads
+        return {"image": self.unused * 0.5 * (inputs["x0"] + inputs["x1"])}
+
+
+def test_foreign_savedmodel_is_called_as_is_with_padding_tiling_and_units(tmp_path):
+    folder = str(tmp_path / "foreign")
+    tf.saved_model.save(_MeanModel(), folder)
+    rng = np.random.default_rng(3)
+    a = rng.normal(50, 8, (150, 300)).astype(np.float32)
+    b = rng.normal(60, 8, (150, 300)).astype(np.float32)
+    fi = FilmInterpolator(folder, tile_size=128, tile_overlap=64, log=lambda m: None)
+    assert fi.net is None and fi.model_info["source"] == "savedmodel"
+    out = fi.interpolate_gaps([(a, b, [0.5])])[0][0]
+    # Luma weights sum to 1, normalisation is undone, blending weights sum to 1: linear.
+    np.testing.assert_allclose(out, 0.5 * (a + b), rtol=1e-5, atol=1e-3)

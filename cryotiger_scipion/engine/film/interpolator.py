@@ -145,18 +145,25 @@ class FilmInterpolator(Interpolator):
         configure_devices(device, gpu_ids)
         import tensorflow as tf
         from .network import FilmNet
-        from .savedmodel import load_network
+        from .savedmodel import load_for_inference
 
         self.device = device
         self.log = log or (lambda msg: print(f"film: {msg}", file=sys.stderr))
+        self._saved = None
         if isinstance(model, FilmNet):
             self.net, self.model_info = model, {"folder": None, "config": model.config, "source": "python"}
         else:
-            self.net, self.model_info = load_network(model)
+            self.net, self._saved, self.model_info = load_for_inference(model)
+            if self.net is None:
+                self.log(f"weights of {self.model_info['folder']} could not be imported into the native "
+                         f"network ({self.model_info['import_error']}); calling the SavedModel as it is "
+                         "(float32)")
         self.model_path = self.model_info["folder"]
         on_gpu = device == "gpu"
         if precision == "auto":
             precision = "mixed" if on_gpu else "float32"
+        if self.net is None:
+            precision = "float32"
         if precision == "mixed" and not on_gpu:
             raise InputError("--precision mixed (float16) is for GPUs; on CPU use float32 or bfloat16")
         self.precision = precision
@@ -165,7 +172,7 @@ class FilmInterpolator(Interpolator):
         self.gaps_per_call = self.batch_size
         self.normalization = normalization
         self.stack_range = tuple(float(v) for v in stack_range) if stack_range is not None else None
-        params = self.net.count_params()
+        params = self.parameters()
         if tile_size is None:
             if max_memory is None:
                 max_memory = 20.0 if on_gpu else min(8.0, 0.5 * _available_memory_gib())
@@ -189,7 +196,11 @@ class FilmInterpolator(Interpolator):
         tf = self._tf
         x0 = tf.repeat(grey0[..., None], 3, axis=-1)
         x1 = tf.repeat(grey1[..., None], 3, axis=-1)
-        rgb = self.net(x0, x1, dtype=self.compute_dtype)
+        if self.net is not None:
+            rgb = self.net(x0, x1, dtype=self.compute_dtype)
+        else:
+            rgb = self._saved({"x0": x0, "x1": x1, "time": tf.fill([tf.shape(x0)[0], 1], 0.5)},
+                              training=False)["image"]
         if self.normalization == "notebook":
             rgb = tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0) / 255.0
         return tf.tensordot(rgb, tf.constant(LUMA), axes=[[3], [0]])
@@ -202,6 +213,12 @@ class FilmInterpolator(Interpolator):
         with self._tf.device(self._device_name):
             out = self._fn(self._tf.constant(g0), self._tf.constant(g1))
         return out.numpy()[:n]
+
+    def parameters(self) -> int:
+        if self.net is not None:
+            return self.net.count_params()
+        from .savedmodel import collect_variables
+        return int(sum(np.prod(v.shape) for v in collect_variables(self._saved)))
 
     # -- midpoints of normalised grey pairs ------------------------------------------
     def midpoints(self, pairs: Sequence[Tuple[np.ndarray, np.ndarray]]) -> List[np.ndarray]:
@@ -301,7 +318,7 @@ class FilmInterpolator(Interpolator):
         cfg = self.model_info.get("config")
         return {"method": self.name, "model": self.model_path, "model_source": self.model_info.get("source"),
                 "config": cfg.to_json() if cfg is not None else None,
-                "parameters": self.net.count_params(), "tile_size": self.tile_size,
+                "parameters": self.parameters(), "tile_size": self.tile_size,
                 "tile_overlap": self.tile_overlap, "max_memory_gib": self.max_memory,
                 "device": self.device, "batch_size": self.batch_size,
                 "normalization": self.normalization, "precision": self.precision,

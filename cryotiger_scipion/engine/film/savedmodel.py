@@ -286,6 +286,19 @@ def read_config(folder: str) -> Optional[FilmConfig]:
     return FilmConfig.load(path) if os.path.isfile(path) else None
 
 
+def load_for_inference(path: str):
+    """(net, loaded, info): the native network with imported weights when the
+    variables allow it (net not None), else the loaded SavedModel to call as is
+    (loaded not None; float32 only), for FILM-interface models with other naming."""
+    try:
+        net, info = load_network(path)
+        return net, None, info
+    except InputError as exc:
+        loaded, folder = load_savedmodel(path)   # a missing/broken folder raises again here
+        return None, loaded, {"folder": folder, "config": None, "source": "savedmodel",
+                              "import_error": str(exc)}
+
+
 def load_network(path: str) -> Tuple[FilmNet, dict]:
     """Load a model folder and import its weights into a native ``FilmNet``.
 

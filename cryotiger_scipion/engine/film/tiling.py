@@ -21,22 +21,43 @@ from .config import PAD_MULTIPLE
 
 #: Peak bytes per tile pixel of the published network in float32 on CPU
 #: (measured with bench/film_inference.py: RSS growth / pixels, batch of one pair).
-BYTES_PER_PIXEL_PUBLISHED = 7_000
+BYTES_PER_PIXEL_PUBLISHED = 7_500
 #: Memory that does not scale with the tile (TensorFlow, weights, buffers), bytes.
-BASE_BYTES = 1.0 * 2 ** 30
+BASE_BYTES = 1.25 * 2 ** 30
 MIN_TILE = 128
 
 
 def tile_starts(size: int, tile: int, overlap: int, align: int = PAD_MULTIPLE) -> List[int]:
     """Start positions (multiples of ``align``) of tiles of length ``tile`` covering
-    ``size`` (a multiple of ``align``) with overlaps of at least ``overlap``."""
+    ``size`` (a multiple of ``align``) with overlaps of at least ``overlap``: as
+    few tiles as possible, spread evenly."""
     if tile >= size:
         return [0]
-    step = max(align, (tile - overlap) // align * align)
-    starts = list(range(0, size - tile, step))
-    if not starts or starts[-1] != size - tile:
-        starts.append(size - tile)
-    return starts
+    n = max(2, int(np.ceil((size - overlap) / max(1, tile - overlap))))
+    while True:
+        starts = sorted({int(round(k * (size - tile) / (n - 1) / align)) * align for k in range(n)})
+        if all(b - a <= tile - overlap for a, b in zip(starts, starts[1:])):
+            return starts
+        n += 1
+
+
+def plan_axis(size: int, tile: int, overlap: int, align: int = PAD_MULTIPLE) -> Tuple[int, List[int]]:
+    """(tile length, starts) along one axis: the tile count that ``tile`` needs,
+    then the smallest tile (multiple of ``align``, at most ``tile``) that still
+    covers ``size`` with that count and overlaps of at least ``overlap``."""
+    if tile >= size:
+        return size, [0]
+    starts = tile_starts(size, tile, overlap, align)
+    n = len(starts)
+    best = (tile, starts)
+    t = tile - align
+    while t >= 2 * align and t - overlap >= align:
+        s = tile_starts(size, t, overlap, align)
+        if len(s) > n:
+            break
+        best = (t, s)
+        t -= align
+    return best
 
 
 def window_1d(start: int, tile: int, size: int, overlap: int) -> np.ndarray:
@@ -61,10 +82,9 @@ class TileGrid:
         if height % align or width % align:
             raise ValueError(f"image {height}x{width} not padded to a multiple of {align}")
         self.height, self.width = height, width
-        self.tile_h, self.tile_w = min(tile, height), min(tile, width)
         self.overlap = overlap
-        self.ys = tile_starts(height, self.tile_h, overlap, align)
-        self.xs = tile_starts(width, self.tile_w, overlap, align)
+        self.tile_h, self.ys = plan_axis(height, tile, overlap, align)
+        self.tile_w, self.xs = plan_axis(width, tile, overlap, align)
         self.wy = [window_1d(y, self.tile_h, height, overlap) for y in self.ys]
         self.wx = [window_1d(x, self.tile_w, width, overlap) for x in self.xs]
 
@@ -98,8 +118,8 @@ class TileGrid:
 
 
 def default_overlap(tile: int, align: int = PAD_MULTIPLE) -> int:
-    """A quarter of the tile, rounded to ``align``, at least ``align``."""
-    return max(align, int(round(tile / 4 / align)) * align)
+    """A sixth of the tile, rounded to ``align``, at least ``align`` (768 -> 128)."""
+    return max(align, int(round(tile / 6 / align)) * align)
 
 
 def check_tiling(tile: int, overlap: int, align: int = PAD_MULTIPLE) -> None:

@@ -169,13 +169,16 @@ def against_clean(clean_path: str, keep: str) -> dict:
 
 
 def cli(*args, log=None, env=None) -> None:
+    """Run ``cryotiger ARGS``; its output is appended to ``log`` as it comes."""
     cmd = [os.path.join(os.path.dirname(sys.executable), "cryotiger"), *map(str, args)]
-    res = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if log:
-        with open(log, "a") as f:
-            f.write(" ".join(cmd) + "\n" + res.stdout)
+    with open(log or os.devnull, "a") as f:
+        f.write(" ".join(cmd) + "\n")
+        f.flush()
+        res = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, text=True)
     if res.returncode:
-        sys.stderr.write(res.stdout[-4000:])
+        if log:
+            with open(log) as f:
+                sys.stderr.write(f.read()[-4000:])
         raise SystemExit(f"failed: {' '.join(cmd)}")
 
 

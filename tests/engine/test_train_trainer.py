@@ -82,7 +82,7 @@ def test_resume_after_interruption_continues_exactly(db, tmp_path):
     assert s2["start_step"] == 3 and s2["step"] == 6 and "resumed" in s2["what"]
     wa, wb = _weights(straight), _weights(resumed)
     worst = max(float(np.max(np.abs(wa[k] - wb[k]))) for k in wa)
-    assert worst < 1e-5, worst
+    assert worst < 1e-4, worst      # losing the Adam state or the data position moves weights ~1e-3
     # A different training in the same work folder is refused.
     with pytest.raises(InputError, match="different training"):
         Trainer(database, str(tmp_path / "b"), "small", _cfg(batch_size=2), progress=False)

@@ -150,7 +150,10 @@ def run(args) -> int:
             print(f"training database {database}: {man['counts']['train']} training, "
                   f"{man['counts'].get('val', 0)} validation patches "
                   f"(validation split: {man['validation_split']})", flush=True)
-    cfg = TrainConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+    minutes = args.minutes
+    if minutes:   # the budget counts from the start of the command (database included)
+        minutes = max(1e-3, minutes - (time.monotonic() - t0) / 60.0)
+    cfg = TrainConfig(steps=args.steps, minutes=minutes, batch_size=args.batch_size,
                       learning_rate=args.lr, decay_steps=args.decay_steps, decay_rate=args.decay_rate,
                       checkpoint_every=args.checkpoint_every, val_every=args.val_every,
                       val_batches=args.val_batches, log_every=args.log_every, seed=args.seed,

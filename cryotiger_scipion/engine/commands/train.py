@@ -124,7 +124,8 @@ def run(args) -> int:
     if args.threads:
         from ..train.trainer import _set_threads
         _set_threads(args.threads)      # before TensorFlow starts
-    configure_devices(args.device, args.gpu_ids)
+    gpu_ids = ",".join(str(args.gpu_ids).replace(",", " ").split()) if args.gpu_ids else None
+    configure_devices(args.device, gpu_ids)       # '0 1' (Scipion's %(GPU)s) or '0,1'
     spacings = (2,) if args.self_supervised and str(args.spacing) == "1" else parse_spacings(args.spacing)
     series = series_from_args(args)
     from ..train.film_api import resolve_config

@@ -30,6 +30,20 @@ def _isPng(path):
         return f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def _checkViewer(test, viewerClass, prot, nAxes):
+    """The viewer's views, made headless: a text table and matplotlib plots."""
+    from pyworkflow.gui.plotter import Plotter
+    from pyworkflow.viewer import TextView
+    views = viewerClass(project=test.proj, protocol=prot)._visualize(prot)
+    test.assertIsInstance(views[0], TextView)
+    test.assertTrue(os.path.exists(views[0].getFileList()[0]))
+    plots = [v for v in views if isinstance(v, Plotter)]
+    test.assertTrue(plots)
+    test.assertEqual(len(plots[0].figure.axes), nAxes)
+    for p in plots:
+        p.close()
+
+
 def _importTomograms(owner, folder, pattern, pixel, label=None):
     from tomo.protocols import ProtImportTomograms
     prot = owner.newProtocol(ProtImportTomograms, filesPath=folder, filesPattern=pattern,
@@ -80,6 +94,8 @@ class TestCryoTigerHoldout(BaseTest):
         self.assertTrue(os.path.exists(os.path.join(prot._getExtraPath("TS_01"), "plots",
                                                     "holdout_boxplots.png")))
         self.assertTrue(any("median PSNR" in line for line in prot.summary()))
+        from cryotiger_scipion.viewers.viewer_holdout import CryoTigerHoldoutViewer
+        _checkViewer(self, CryoTigerHoldoutViewer, prot, 3)
         paths = writeHoldoutFigures(prot, self.getOutputPath("holdout_figs"))
         self.assertIn("linear", open(paths[0]).read())
         for p in paths[1:]:
@@ -169,6 +185,8 @@ class TestCryoTigerVolumeMetrics(BaseTest):
         t = [x for x in r["paired_tests"] if x["metric"] == "std"][0]
         self.assertEqual(t["n"], 3)
         self.assertLess(t["mean_diff"], 0)
+        from cryotiger_scipion.viewers.viewer_evaluation import CryoTigerCompareTomogramsViewer
+        _checkViewer(self, CryoTigerCompareTomogramsViewer, prot, 2)
         paths = writeContrastFigures(prot, self.getOutputPath("contrast_figs"))
         self.assertTrue(_isPng(paths[1]))
         self.assertIn("Paired tests", open(paths[0]).read())
@@ -192,6 +210,8 @@ class TestCryoTigerVolumeMetrics(BaseTest):
         self.assertAlmostEqual(s["jaccard"], 700 / 1300)
         self.assertAlmostEqual(s["hausdorff_px"], 3.0)
         self.assertAlmostEqual(s["hausdorff_A"], 30.0)
+        from cryotiger_scipion.viewers.viewer_evaluation import CryoTigerSegmentationMetricsViewer
+        _checkViewer(self, CryoTigerSegmentationMetricsViewer, prot, 1)
         paths = writeSegmentationFigures(prot, self.getOutputPath("seg_figs"))
         self.assertTrue(_isPng(paths[1]))
 
@@ -269,6 +289,8 @@ class TestCryoTigerPickingMetrics(BaseTest):
         prot.gtCoordinates.setExtended("outputCoordinates")
         self.launchProtocol(prot)
         self._check(prot.getResults())
+        from cryotiger_scipion.viewers.viewer_evaluation import CryoTigerPickingMetricsViewer
+        _checkViewer(self, CryoTigerPickingMetricsViewer, prot, 1)
         paths = writePickingFigures(prot, self.getOutputPath("pick_figs"))
         self.assertEqual(len(paths), 3)
         for p in paths[1:]:

@@ -283,9 +283,15 @@ class _Segment:
         y = np.asarray(data, dtype=np.float64) * sw
         self.y = y - q @ (q.T @ y)
 
-    def project(self, model: np.ndarray) -> np.ndarray:
+    def project(self, model: np.ndarray) -> tuple:
+        """(model with the trend basis projected out, its energy with only the
+        mean removed): the part of a model that looks like background
+        earns nothing, so slowly varying (low-defocus) models cannot win by
+        fitting the background."""
         m = model * self.sw
-        return m - self.q @ (self.q.T @ m)
+        q0 = self.q[:, 0]
+        mc = m - q0 * (q0 @ m)
+        return m - self.q @ (self.q.T @ m), float(mc @ mc)
 
 
 class _Model:
@@ -308,9 +314,9 @@ class _Model:
         num = 0.0
         mm = 0.0
         for seg in self.segments:
-            m = seg.project(np.sin(self.chi(seg, dz_mean, astig, angle_rad)) ** 2)
+            m, energy = seg.project(np.sin(self.chi(seg, dz_mean, astig, angle_rad)) ** 2)
             num += float(seg.y @ m)
-            mm += float(m @ m)
+            mm += energy
         if mm <= 0 or self.yy <= 0:
             return -1.0
         return num / math.sqrt(mm * self.yy)

@@ -99,6 +99,19 @@ class TestCryoTigerReconstruct(BaseTest):
                     mrcfile.open(expOnly[tsId].getFileName()) as b:
                 self.assertTrue(np.allclose(a.data, b.data, atol=1e-4), tsId)
 
+    def test_novactf_backend(self):
+        from cryotiger_scipion import Plugin
+        if not Plugin.getNovaCtfBinary():
+            self.skipTest("novaCTF not found: set CRYOTIGER_NOVACTF_BIN to a built novaCTF "
+                          "(github.com/turonova/novaCTF) to run the novaCTF back end")
+        _, out = self._reconstruct(self.protImport, ctfCorrection=2, thickness=16, binning=2,
+                                   backend=1)
+        ours = self._tomos(self._plain())
+        for tsId, tomo in self._tomos(out).items():
+            self.assertEqual(tomo.getDim(), (20, 16, 8))
+            with mrcfile.open(tomo.getFileName()) as a, mrcfile.open(ours[tsId].getFileName()) as b:
+                self.assertGreater(cc(a.data, b.data), 0.98, tsId)
+
     def test_validation(self):
         prot = self.newProtocol(ProtCryoTigerReconstruct, ctfCorrection=0)
         prot.inputSetOfTiltSeries.set(self.protImport)

@@ -1,7 +1,7 @@
 """Fusion decoder: U-Net style decoder from the warped pyramids to the image.
 
 Start from the coarsest fusion level (no conv there); for each finer level i:
-nearest-neighbour 2x upsample, 2x2 linear conv of ``filters * 2**i`` (TF
+nearest-neighbour 2x upsample, 2x2 linear conv of ``fusion_filters(i)`` (TF
 'same': pad 0 top/left, 1 bottom/right), concat(skip_i, up), two 3x3 leaky
 convs.  A final 1x1 linear conv gives 3 channels (not clipped).
 Variables are ``fusion/conv2d``, ``fusion/conv2d_1``, ... in creation order:
@@ -21,6 +21,12 @@ def _keras_name(k: int) -> str:
     return "fusion/conv2d" if k == 0 else f"fusion/conv2d_{k}"
 
 
+def fusion_filters(config: FilmConfig, level: int) -> int:
+    """Width of decoder level ``level``: filters * 2**level, capped at
+    filters * 2**specialized_levels (64, 128, 256, 512 published)."""
+    return config.filters * 2 ** min(level, config.specialized_levels)
+
+
 class Fusion(tf.Module):
     def __init__(self, config: FilmConfig, rng: np.random.Generator):
         super().__init__(name="fusion")
@@ -28,14 +34,14 @@ class Fusion(tf.Module):
         self.levels = []
         k = 0
         for i in range(n - 1):
-            f = config.filters * 2 ** i
-            cin_up = config.fusion_channels(n - 1) if i == n - 2 else config.filters * 2 ** (i + 1)
+            f = fusion_filters(config, i)
+            cin_up = config.fusion_channels(n - 1) if i == n - 2 else fusion_filters(config, i + 1)
             up = Conv2D(_keras_name(k), 2, cin_up, f, False, rng)
             c1 = Conv2D(_keras_name(k + 1), 3, config.fusion_channels(i) + f, f, True, rng)
             c2 = Conv2D(_keras_name(k + 2), 3, f, f, True, rng)
             self.levels.append([up, c1, c2])
             k += 3
-        self.output_conv = Conv2D(_keras_name(k), 1, config.filters, 3, False, rng)
+        self.output_conv = Conv2D(_keras_name(k), 1, fusion_filters(config, 0), 3, False, rng)
 
     def __call__(self, pyramid: list) -> tf.Tensor:
         """``pyramid``: fusion inputs finest first; returns (B, H, W, 3)."""

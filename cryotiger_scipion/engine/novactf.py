@@ -123,7 +123,7 @@ def reconstruct_novactf(binary: str, stack: np.ndarray, angles: Sequence[float],
                         pixel_size: float, workdir: str, ctf=None, correction: str = "none",
                         ctf_mode: str = "phaseflip", defocus_step: Optional[float] = None,
                         radial=(0.35, 0.05), correct_astigmatism: bool = True,
-                        progress=None) -> np.ndarray:
+                        sirt_like: int = 0, progress=None) -> np.ndarray:
     """Reconstruct with novaCTF.  ``stack`` (n, y, x) float32 (already binned),
     ``angles`` degrees, ``thickness`` pixels, ``pixel_size`` Angstrom, ``ctf``
     an engine.reconstruct.CtfSettings for the same tilts.  Returns the volume
@@ -185,8 +185,8 @@ def reconstruct_novactf(binary: str, stack: np.ndarray, angles: Sequence[float],
         filtered = f"filter.mrc_{k}" if correction == "3d" else "filter.mrc"
         run_novactf(binary, ["-Algorithm", "filterProjections", "-InputProjections", f"flip.mrc_{k}",
                              "-OutputFile", filtered, "-TILTFILE", "ts.tlt",
-                             "-StackOrientation", "xz", "-RADIAL", f"{radial[0]:g},{radial[1]:g}"],
-                    workdir, log)
+                             "-StackOrientation", "xz", "-RADIAL", f"{radial[0]:g},{radial[1]:g}"]
+                    + (["-FakeSIRTiterations", int(sirt_like)] if sirt_like else []), workdir, log)
         os.remove(os.path.join(workdir, f"flip.mrc_{k}"))
         if progress is not None:
             progress.update(1, f"plane {k + 1}/{n_planes} corrected and filtered")

@@ -61,7 +61,8 @@ class CtfSettings:
 # Filters
 # ----------------------------------------------------------------------------
 def radial_filter(n_pad: int, kind: str = "ramp", cutoff: float = 0.35,
-                  falloff: float = 0.05) -> np.ndarray:
+                  falloff: float = 0.05, sirt_iterations: int = 0,
+                  n_image: Optional[int] = None) -> np.ndarray:
     """The 1D weighting filter on the ``np.fft.rfft`` grid of ``n_pad`` samples.
 
     The ramp is the Fourier transform of the band-limited spatial ramp
@@ -69,6 +70,10 @@ def radial_filter(n_pad: int, kind: str = "ramp", cutoff: float = 0.35,
     ``kind`` applies a window (shepp-logan, cosine, hamming); beyond
     ``cutoff`` (cycles/pixel, 0.5 = Nyquist) a Gaussian falloff of sigma
     ``falloff`` as IMOD's RADIAL (falloff 0: a hard cutoff).
+    ``sirt_iterations`` K > 0: the SIRT-like weighting of Zeng (2012), the
+    ramp times ``1 - (1 - 1/n)^K`` with n the frequency index of the image
+    (``n_image`` pixels wide): like K iterations of SIRT (Landweber), a
+    low-pass that suppresses noise; large K tends to the plain ramp.
     """
     if kind not in FILTERS:
         raise InputError(f"unknown filter '{kind}'; use one of {', '.join(FILTERS)}")
@@ -89,6 +94,11 @@ def radial_filter(n_pad: int, kind: str = "ramp", cutoff: float = 0.35,
         ramp *= np.cos(np.pi * f)
     elif kind == "hamming":
         ramp *= 0.54 + 0.46 * np.cos(2 * np.pi * f)
+    if sirt_iterations and sirt_iterations > 0:
+        n = np.maximum(f * (n_image or n_pad), 1.0)
+        ramp *= 1.0 - (1.0 - 1.0 / n) ** int(sirt_iterations)
+    elif sirt_iterations and sirt_iterations < 0:
+        raise InputError(f"SIRT-like iterations {sirt_iterations}: give a number >= 0 (0: off)")
     beyond = f > cutoff
     if falloff > 0:
         ramp[beyond] *= np.exp(-((f[beyond] - cutoff) / falloff) ** 2)
@@ -189,7 +199,7 @@ def reconstruct(images, angles: Sequence[float], thickness: int, pixel_size: flo
                 ctf: Optional[CtfSettings] = None, correction: str = "none",
                 ctf_mode: str = "phaseflip", defocus_step: Optional[float] = None,
                 filter_kind: str = "ramp", radial=(0.35, 0.05), binning: int = 1,
-                max_memory_gb: float = 1.0, progress=None) -> tuple:
+                max_memory_gb: float = 1.0, sirt_like: int = 0, progress=None) -> tuple:
     """Reconstruct a tomogram from an aligned tilt series.
 
     ``images``: (n, y, x) array (or memory-mapped stack) in stack order;
@@ -199,7 +209,9 @@ def reconstruct(images, angles: Sequence[float], thickness: int, pixel_size: flo
     tilt's defocus on the whole image) or '3d' (per-voxel height, planes
     ``defocus_step`` Angstrom apart; default: :func:`auto_defocus_step`);
     ``ctf_mode``: 'phaseflip' or 'multiply' (by the CTF, novaCTF's
-    multiplication).  ``radial``: (cutoff cycles/pixel, Gaussian falloff).
+    multiplication).  ``radial``: (cutoff cycles/pixel, Gaussian falloff);
+    ``sirt_like``: K SIRT-like iterations (0: plain weighting; see
+    :func:`radial_filter`).
     ``progress``: an engine.progress.Progress (one update per tilt).
 
     Returns (volume (z, y, x) float32, output pixel size in Angstrom).
@@ -232,7 +244,7 @@ def reconstruct(images, angles: Sequence[float], thickness: int, pixel_size: flo
     nz = max(1, int(round(int(thickness) / b)))
     px = float(pixel_size) * b
     cutoff, falloff = radial
-    filt = radial_filter(_next_fast(2 * nx), filter_kind, cutoff, falloff)
+    filt = radial_filter(_next_fast(2 * nx), filter_kind, cutoff, falloff, sirt_like, nx)
     filterer = _Filterer((ny, nx), px, filt, _next_fast(2 * nx),
                          _next_fast(ny + 2 * min(ny // 2, 64)))
     weights = angular_weights(angles)

@@ -107,6 +107,10 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         group.addParam("filterWindow", params.EnumParam, choices=FILTER_NAMES, default=0,
                        condition="backend==%d" % BACKEND_BUILTIN, label="Window",
                        help="Window on the ramp filter (built-in back end).")
+        group.addParam("sirtLike", params.IntParam, default=0, validators=[params.GE(0)],
+                       label="SIRT-like iterations",
+                       help="Weighting that mimics this many SIRT iterations (less noise, lower "
+                            "resolution); 0: plain weighted back-projection.")
         group.addParam("defocusStep", params.FloatParam, default=0,
                        condition="ctfCorrection==0", label="Defocus step (A)",
                        help="3D correction: spacing of the defocus planes in Angstrom; 0: the "
@@ -213,6 +217,8 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         if settings["exclude"]:
             args += " --exclude %s" % ",".join(str(p) for p in settings["exclude"])
         args += " --radial %s,%s" % (self.radialCutoff.get(), self.radialFalloff.get())
+        if self.sirtLike.get():
+            args += " --sirt-like %d" % self.sirtLike.get()
         correction = CORRECTION_NAMES[self.ctfCorrection.get()]
         if correction != "none":
             micro = settings["microscope"]

@@ -56,6 +56,9 @@ def register(subparsers):
                         "as IMOD's RADIAL")
     p.add_argument("--filter", default="ramp", choices=["ramp", "shepp-logan", "cosine", "hamming"],
                    help="window on the ramp (builtin back end)")
+    p.add_argument("--sirt-like", type=int, default=0, metavar="K",
+                   help="SIRT-like weighting equivalent to K iterations (less noise, lower "
+                        "resolution; 0: off). novactf: its -FakeSIRTiterations")
     p.add_argument("--pixel-size", type=float, default=None,
                    help="pixel size in Angstrom (default: from the input header)")
     p.add_argument("--voltage", type=float, default=300.0, help="kV")
@@ -91,6 +94,8 @@ def run(args) -> int:
                   exclude=parse_view_list(args.exclude), pixel_size=args.pixel_size,
                   voltage=args.voltage, cs=args.cs, amp_contrast=args.amp_contrast,
                   progress=not args.quiet, xf=None)
+    if args.sirt_like:
+        common["sirt_like"] = args.sirt_like
     if args.xf:
         from ..align import read_xf
         common["xf"] = read_xf(args.xf)

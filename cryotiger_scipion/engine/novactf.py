@@ -134,6 +134,12 @@ def reconstruct_novactf(binary: str, stack: np.ndarray, angles: Sequence[float],
     if correction != "none" and ctf is None:
         raise InputError(f"CTF correction '{correction}' needs the per-tilt defocus (--ctf CTF.json)")
     n, ny, nx = stack.shape
+    if nx % 2:
+        # Checked against the built-in back end: novaCTF (HEAD 4f134c7) returns a
+        # wrong volume (correlation ~0.3) for images of odd width.
+        raise InputError(f"novaCTF needs images of even width; these are {nx} pixels wide "
+                         "(after binning): crop the stack by one column, change the binning, "
+                         "or use --backend builtin")
     px_nm = pixel_size / 10.0
     log = os.path.join(workdir, "novactf.log")
     _write_mrc(os.path.join(workdir, "ts.mrc"), stack, pixel_size)

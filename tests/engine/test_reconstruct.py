@@ -294,3 +294,10 @@ def test_sirt_like_weighting_suppresses_noise():
     assert np.all(w <= ramp + 1e-7) and w[f > 0.4].max() < 0.2 * ramp[f > 0.4].min()
     assert np.allclose(R.radial_filter(256, sirt_iterations=100000, n_image=128), R.radial_filter(256),
                        rtol=1e-3)
+
+
+def test_novactf_odd_width_is_refused(tmp_path):
+    from cryotiger_scipion.engine.novactf import reconstruct_novactf
+    with pytest.raises(InputError, match="even width"):
+        reconstruct_novactf("/nonexistent/novaCTF", np.zeros((3, 8, 9), np.float32), [-3, 0, 3], 4,
+                            10.0, str(tmp_path))

@@ -301,3 +301,18 @@ def test_novactf_odd_width_is_refused(tmp_path):
     with pytest.raises(InputError, match="even width"):
         reconstruct_novactf("/nonexistent/novaCTF", np.zeros((3, 8, 9), np.float32), [-3, 0, 3], 4,
                             10.0, str(tmp_path))
+
+
+def test_astigmatism_is_corrected_along_the_right_axis():
+    from cryotiger_scipion.engine.simulate import Acquisition
+    n = len(ANGLES)
+    vol = phantom_volume((24, 96, 96), n_blobs=60, seed=2)
+    ts = simulate_tilt_series(vol, ANGLES, Acquisition(pixel_size=4.0, defocus=[30000.0] * n,
+                                                       astigmatism=10000.0, astig_angle=30.0))
+
+    def score(angle):
+        ctf = R.CtfSettings([35000.0] * n, [25000.0] * n, [angle] * n)
+        return cc(R.reconstruct(ts, ANGLES, 24, 4.0, ctf=ctf, correction="phaseflip",
+                                radial=(0.5, 0))[0], -vol)
+    assert score(30.0) > score(120.0) + 0.015      # U and V swapped
+    assert score(30.0) > score(-30.0) + 0.004      # mirrored axis

@@ -157,3 +157,16 @@ def test_foreign_savedmodel_is_called_as_is_with_padding_tiling_and_units(tmp_pa
     out = fi.interpolate_gaps([(a, b, [0.5])])[0][0]
     # Luma weights sum to 1, normalisation is undone, blending weights sum to 1: linear.
     np.testing.assert_allclose(out, 0.5 * (a + b), rtol=1e-5, atol=1e-3)
+
+
+def test_gpu_code_paths_xla_and_float16_agree_on_cpu(net, pair):
+    """The GPU defaults (XLA, float16 compute) run and agree with float32 (checked on the CPU)."""
+    a, b = pair[0][:128, :192], pair[1][:128, :192]
+    ref = FilmInterpolator(net, tile_size=512, tile_overlap=64).interpolate_gaps([(a, b, [0.5])])[0]
+    xla = FilmInterpolator(net, tile_size=512, tile_overlap=64, jit_compile=True)
+    np.testing.assert_allclose(xla.interpolate_gaps([(a, b, [0.5])])[0], ref, atol=1e-3 * np.ptp(ref))
+    x0 = np.repeat(((a - a.min()) / np.ptp(a))[None, ..., None], 3, -1).astype(np.float32)
+    x1 = np.repeat(((b - a.min()) / np.ptp(a))[None, ..., None], 3, -1).astype(np.float32)
+    f32 = net(x0, x1).numpy()
+    f16 = net(x0, x1, dtype=tf.float16).numpy()
+    assert f16.dtype == np.float32 and np.abs(f16 - f32).max() < 0.02 * np.ptp(f32)

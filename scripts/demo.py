@@ -1,12 +1,15 @@
-"""cryoTIGER demo: a headless Scipion project from templates/cryotiger_interpolate_demo.json.template.
+"""cryoTIGER demo: a headless Scipion project from the portable full-chain
+workflow template (templates/cryotiger_full_chain_builtin.json.template).
 
 1. Simulate an aligned tilt series from a REAL volume (default: the cylindra
    microtubule tomogram ../shared/data/cylindra_mt/14pf_MT.tif, 10.52 A/px),
    -60..60 degrees every 3 degrees, dose-symmetric order, 3 e/A^2 per tilt
-   (Poisson noise).
+   (Poisson noise), CTF at a known defocus (default 5 um).
 2. Create a Scipion project, load the template with the files filled in
-   (tomo's ProtImportTs -> ProtCryoTigerInterpolate), run both protocols.
-3. Print a summary: tilts in and out, synthetic tilts, where the results are.
+   (tomo's ProtImportTs -> ProtCryoTigerInterpolate -> ProtCryoTigerCtf ->
+   ProtCryoTigerReconstruct, built-in back ends) and run the protocols.
+3. Print a summary: tilts in and out, synthetic tilts, estimated defocus
+   against the truth, the 3D-CTF-corrected tomogram, where the results are.
 
 Run it with `bash scripts/demo.sh` (sets up the environments first); options:
 `bash scripts/demo.sh --per-gap 3 --mode restore --volume PATH`.
@@ -19,7 +22,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_VOLUME = os.path.join(ROOT, "..", "shared", "data", "cylindra_mt", "14pf_MT.tif")
-TEMPLATE = "cryotiger_interpolate_demo"
+TEMPLATE = "cryotiger_full_chain_builtin"
 PROJECT = "cryotiger-demo"
 
 
@@ -34,7 +37,8 @@ def parse_args(argv=None):
     p.add_argument("--max-angle", type=float, default=60.0)
     p.add_argument("--dose", type=float, default=3.0, help="e/A^2 per tilt")
     p.add_argument("--per-gap", type=int, default=1, help="new tilts per gap")
-    p.add_argument("--mode", choices=["add", "restore"], default="add")
+    p.add_argument("--defocus", type=float, default=50000.0, help="defocus of the simulation (A)")
+    p.add_argument("--thickness", type=int, default=64, help="tomogram thickness (px)")
     return p.parse_args(argv)
 
 
@@ -50,7 +54,8 @@ def simulate(args, folder):
     vol = vol - np.median(vol)            # density above the background projects positive
     angles = np.arange(-args.max_angle, args.max_angle + 1e-6, args.step)
     order = dose_symmetric_order(angles)
-    acq = Acquisition(pixel_size=px, dose_per_tilt=args.dose, order=order, seed=0)
+    acq = Acquisition(pixel_size=px, dose_per_tilt=args.dose, order=order, seed=0,
+                      defocus=[args.defocus] * len(angles))
     data = simulate_tilt_series(vol, angles, acq)
     os.makedirs(folder, exist_ok=True)
     write_stack(os.path.join(folder, "TS_MT.mrcs"), data, px)
@@ -58,26 +63,6 @@ def simulate(args, folder):
         for a, o in zip(angles, order):
             f.write("%.2f %.4f %d\n" % (a, o * args.dose, o))
     return data.shape, px
-
-
-def restore_scores(tis, data_dir):
-    """Mean and range of the Pearson correlation between each synthetic tilt and
-    the real (noisy) tilt acquired at its angle."""
-    import mrcfile
-    import numpy as np
-    from cryotiger_scipion.constants import ATTR_SYNTHETIC
-    from cryotiger_scipion.engine.io import read_angles
-    real_angles = list(read_angles(os.path.join(data_dir, "TS_MT.tlt")))
-    with mrcfile.open(os.path.join(data_dir, "TS_MT.mrcs"), permissive=True) as m:
-        real = np.array(m.data)
-    with mrcfile.open(tis[0].getFileName(), permissive=True) as m:
-        out = np.array(m.data)
-    rs = []
-    for ti in tis:
-        if getattr(ti, ATTR_SYNTHETIC).get():
-            j = int(np.argmin(np.abs(np.array(real_angles) - ti.getTiltAngle())))
-            rs.append(np.corrcoef(out[ti.getIndex() - 1].ravel(), real[j].ravel())[0, 1])
-    return "mean %.3f (min %.3f, max %.3f) over %d tilts" % (np.mean(rs), min(rs), max(rs), len(rs))
 
 
 def main(argv=None):
@@ -108,10 +93,11 @@ def main(argv=None):
         shutil.rmtree(os.path.realpath(proj_path))
     project = manager.createProject(PROJECT)
     os.chdir(project.getPath())
-    protImport, protInterp = loadTemplate(project, TEMPLATE, {
+    protImport, protInterp, protCtf, protRec = loadTemplate(project, TEMPLATE, {
         "folder": data_dir, "pattern": "TS_*.mrcs", "pixelSize": px, "dose": args.dose,
-        "perGap": args.per_gap, "mode": 0 if args.mode == "add" else 1})
-    for prot in (protImport, protInterp):
+        "perGap": args.per_gap, "thickness": args.thickness, "binning": 1, "tilts": 0,
+        "defocusMin": 0.5 * args.defocus, "defocusMax": 1.5 * args.defocus})
+    for prot in (protImport, protInterp, protCtf, protRec):
         print("demo: running %s ..." % prot.getObjLabel())
         errors = prot.validate()
         if errors:
@@ -139,8 +125,20 @@ def main(argv=None):
         print("  output stack: %s" % os.path.join(project.getPath(), tis[0].getFileName()))
         print("  angles:       %s" % os.path.join(project.getPath(),
                                                   os.path.splitext(tis[0].getFileName())[0] + ".tlt"))
-        if args.mode == "restore":
-            print("  restored tilts vs the real (noisy) tilts at their angles, Pearson r: %s" % restore_scores(tis, data_dir))
+    import numpy as np
+    from cryotiger_scipion.constants import OUT_CTFS, OUT_TOMOGRAMS
+    for ctfTs in getattr(protCtf, OUT_CTFS).iterItems():
+        du = np.array([c.getDefocusU() for c in ctfTs.iterItems()])
+        dv = np.array([c.getDefocusV() for c in ctfTs.iterItems()])
+        err = np.abs(0.5 * (du + dv) - args.defocus)
+        print("CTF %s: %d tilts (synthetic included), median defocus %.0f A (truth %.0f A), "
+              "median |error| %.0f nm" % (ctfTs.getTsId(), len(du), np.median(0.5 * (du + dv)),
+                                          args.defocus, np.median(err) / 10))
+    for tomo in getattr(protRec, OUT_TOMOGRAMS).iterItems():
+        print("tomogram %s: %s, %s px (x, y, z), %.2f A/px, 3D-CTF corrected: %s"
+              % (tomo.getTsId(), os.path.join(project.getPath(), tomo.getFileName()),
+                 "x".join(str(d) for d in tomo.getDim()), tomo.getSamplingRate(),
+                 bool(tomo.ctfCorrected()) if hasattr(tomo, "ctfCorrected") else "?"))
     print("input stack:    %s" % os.path.join(data_dir, "TS_MT.mrcs"))
     print("Scipion project: %s (open it with: scipion3 project %s, SCIPION_USER_DATA=%s)"
           % (project.getPath(), PROJECT, os.environ.get("SCIPION_USER_DATA", "")))

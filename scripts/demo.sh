@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the demo: simulate a tilt series from a real
 # volume (../shared/data/cylindra_mt/14pf_MT.tif), build a headless Scipion
-# project from templates/cryotiger_interpolate_demo.json.template (import ->
-# interpolate), run it and print a summary.  Everything goes to demo-output/.
-# Extra arguments go to scripts/demo.py (e.g. --per-gap 3 --mode restore).
+# project from templates/cryotiger_full_chain_builtin.json.template (import ->
+# interpolate -> CTF -> 3D-CTF reconstruction, built-in back ends), run it and
+# print a summary.  Everything goes to demo-output/.
+# Extra arguments go to scripts/demo.py (e.g. --per-gap 3 --defocus 40000).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

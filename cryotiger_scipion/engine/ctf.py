@@ -47,7 +47,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from . import InputError
-from .ctf_model import ctf_phase, electron_wavelength
+from .ctf_model import electron_wavelength
 
 
 # ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ Definitions (see docs/evaluation.md):
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 

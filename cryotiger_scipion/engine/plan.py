@@ -21,7 +21,7 @@ README, section "What the output tilts are"):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence
 
 import numpy as np

@@ -50,7 +50,7 @@ import pyworkflow.protocol.params as params
 from pyworkflow.object import Boolean, Set, String
 from pyworkflow.protocol import STEPS_PARALLEL
 from pwem.protocols import EMProtocol
-from tomo.objects import SetOfTiltSeries, TiltImage, TiltSeries
+from tomo.objects import TiltImage, TiltSeries
 from tomo.protocols import ProtTomoBase
 
 from .. import Plugin
@@ -363,6 +363,40 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
                               pixelSize=pixelSize, records=records)
         inputs.save(base + "_inputs.json")
         return inputs
+
+    # -------------------------- per-series steps -----------------------------
+    def insertPerTsSteps(self, tsSet, processStep, processNeedsGPU: bool = False,
+                         outputStep=None, finalStep=None) -> None:
+        """Insert, for every enabled tilt series of ``tsSet``, the chain
+        ``convertInputStep(tsId) -> processStep(tsId) [-> outputStep(tsId)]``
+        (series run in parallel with STEPS_PARALLEL), then ``finalStep``
+        (default :meth:`closeOutputSetsStep`) after all of them."""
+        deps = []
+        for tsId in self.getTsIds(tsSet):
+            last = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],
+                                            needsGPU=False)
+            last = self._insertFunctionStep(processStep, tsId, prerequisites=[last],
+                                            needsGPU=processNeedsGPU)
+            if outputStep is not None:
+                last = self._insertFunctionStep(outputStep, tsId, prerequisites=[last],
+                                                needsGPU=False)
+            deps.append(last)
+        self._insertFunctionStep(finalStep or self.closeOutputSetsStep, prerequisites=deps,
+                                 needsGPU=False)
+
+    def forItem(self, tsId: str, func, *args, **kwargs):
+        """Run one tilt series' share of a step: ``func(*args, **kwargs)``.
+
+        Skipped when ``tsId`` already failed; an exception is recorded as a
+        failed item (logged, listed in the summary) instead of stopping the
+        other tilt series.  Returns ``func``'s result, or None."""
+        if self.isFailedItem(tsId):
+            return None
+        try:
+            return func(*args, **kwargs)
+        except Exception as e:
+            self.addFailedItem(tsId, e)
+            return None
 
     # -------------------------- failed items ---------------------------------
     def addFailedItem(self, tsId: str, error) -> None:

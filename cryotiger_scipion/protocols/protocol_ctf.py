@@ -98,45 +98,27 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
 
     # -------------------------- INSERT steps functions -----------------------
     def _insertAllSteps(self):
-        gpu = self.isGctf()
-        closeDeps = []
-        for tsId in self.getTsIds(self.inputSetOfTiltSeries.get()):
-            cId = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],
-                                           needsGPU=False)
-            eId = self._insertFunctionStep(self.estimateStep, tsId, prerequisites=[cId],
-                                           needsGPU=gpu)
-            oId = self._insertFunctionStep(self.createOutputStep, tsId, prerequisites=[eId],
-                                           needsGPU=False)
-            closeDeps.append(oId)
-        self._insertFunctionStep(self.closeOutputSetsStep, prerequisites=closeDeps, needsGPU=False)
+        self.insertPerTsSteps(self.inputSetOfTiltSeries.get(), self.estimateStep,
+                              processNeedsGPU=self.isGctf(), outputStep=self.createOutputStep)
 
     # -------------------------- STEPS functions ------------------------------
     def convertInputStep(self, tsId):
-        try:
-            # CTF estimation needs no alignment: the images are used as they are.
-            self.writeEngineInputs(self.inputSetOfTiltSeries.get(), tsId, applyAlignment=False)
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        # CTF estimation needs no alignment: the images are used as they are.
+        self.forItem(tsId, self.writeEngineInputs, self.inputSetOfTiltSeries.get(), tsId,
+                     applyAlignment=False)
 
     def estimateStep(self, tsId):
-        if self.isFailedItem(tsId):
-            return
-        try:
-            inputs = self._loadInputs(tsId)
-            args = '--input "%s" --angles "%s" --output "%s" --pixel-size %s %s' % (
-                inputs.stack, inputs.tlt, os.path.abspath(self._getCtfJson(tsId)),
-                inputs.pixelSize, self._getEngineArgs())
-            self.runEngine("ctf", args)
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        self.forItem(tsId, self._estimate, tsId)
 
     def createOutputStep(self, tsId):
-        if self.isFailedItem(tsId):
-            return
-        try:
-            self._createOutputCtf(tsId)
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        self.forItem(tsId, self._createOutputCtf, tsId)
+
+    def _estimate(self, tsId):
+        inputs = self._loadInputs(tsId)
+        args = '--input "%s" --angles "%s" --output "%s" --pixel-size %s %s' % (
+            inputs.stack, inputs.tlt, os.path.abspath(self._getCtfJson(tsId)),
+            inputs.pixelSize, self._getEngineArgs())
+        self.runEngine("ctf", args)
 
     # -------------------------- output --------------------------------------
     def _createOutputCtf(self, tsId):

@@ -157,37 +157,27 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
 
     # -------------------------- steps ----------------------------------------
     def _insertAllSteps(self):
-        deps = []
-        for tsId in self.getTsIds(self.inputSetOfTiltSeries.get()):
-            cId = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],
-                                           needsGPU=False)
-            hId = self._insertFunctionStep(self.holdoutStep, tsId, prerequisites=[cId],
-                                           needsGPU=self.stepNeedsGpu(self._usesFilm()))
-            deps.append(hId)
-        self._insertFunctionStep(self.summaryStep, prerequisites=deps, needsGPU=False)
+        self.insertPerTsSteps(self.inputSetOfTiltSeries.get(), self.holdoutStep,
+                              processNeedsGPU=self.stepNeedsGpu(self._usesFilm()),
+                              finalStep=self.summaryStep)
 
     def convertInputStep(self, tsId):
-        try:
-            self.writeEngineInputs(self.inputSetOfTiltSeries.get(), tsId)
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        self.forItem(tsId, self.writeEngineInputs, self.inputSetOfTiltSeries.get(), tsId)
 
     def holdoutStep(self, tsId):
-        if self.isFailedItem(tsId):
-            return
-        try:
-            from .protocol_base import EngineInputs
-            folder = self.getTsFolder(tsId, tmp=True)
-            inputs = EngineInputs.load(os.path.join(folder, "%s_inputs.json" % tsId))
-            out = self.getTsFolder(tsId)
-            args = '%s %s --data-range %s --report "%s" --plot "%s"' % (
-                inputs.engineArgs(), self._methodArgs(), DATA_RANGES[self.dataRange.get()],
-                self.getReportFile(tsId), os.path.join(out, "plots"))
-            if self.defocusDiff.get():
-                args += " " + self._defocusArgs(inputs.pixelSize)
-            self.runEngine("holdout", args)
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        self.forItem(tsId, self._holdout, tsId)
+
+    def _holdout(self, tsId):
+        from .protocol_base import EngineInputs
+        folder = self.getTsFolder(tsId, tmp=True)
+        inputs = EngineInputs.load(os.path.join(folder, "%s_inputs.json" % tsId))
+        out = self.getTsFolder(tsId)
+        args = '%s %s --data-range %s --report "%s" --plot "%s"' % (
+            inputs.engineArgs(), self._methodArgs(), DATA_RANGES[self.dataRange.get()],
+            self.getReportFile(tsId), os.path.join(out, "plots"))
+        if self.defocusDiff.get():
+            args += " " + self._defocusArgs(inputs.pixelSize)
+        self.runEngine("holdout", args)
 
     def summaryStep(self):
         from ..engine.holdout import combine_reports

@@ -131,45 +131,27 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
     # -------------------------- INSERT steps functions -----------------------
     def _insertAllSteps(self):
-        net = self.isFilm()
-        closeDeps = []
-        for tsId in self.getTsIds(self.inputSetOfTiltSeries.get()):
-            cId = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],
-                                           needsGPU=False)
-            iId = self._insertFunctionStep(self.interpolateStep, tsId, prerequisites=[cId],
-                                           needsGPU=self.stepNeedsGpu(net))
-            oId = self._insertFunctionStep(self.createOutputStep, tsId, prerequisites=[iId],
-                                           needsGPU=False)
-            closeDeps.append(oId)
-        self._insertFunctionStep(self.closeOutputSetsStep, prerequisites=closeDeps, needsGPU=False)
+        self.insertPerTsSteps(self.inputSetOfTiltSeries.get(), self.interpolateStep,
+                              processNeedsGPU=self.stepNeedsGpu(self.isFilm()),
+                              outputStep=self.createOutputStep)
 
     # -------------------------- STEPS functions ------------------------------
     def convertInputStep(self, tsId):
-        try:
-            self.writeEngineInputs(self.inputSetOfTiltSeries.get(), tsId)
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        self.forItem(tsId, self.writeEngineInputs, self.inputSetOfTiltSeries.get(), tsId)
 
     def interpolateStep(self, tsId):
-        if self.isFailedItem(tsId):
-            return
-        try:
-            inputs = self._loadInputs(tsId)
-            args = "%s --output \"%s\" %s" % (inputs.engineArgs(),
-                                             os.path.abspath(self._getOutputStack(tsId)),
-                                             self._getMethodArgs())
-            args += " --pixel-size %s" % inputs.pixelSize
-            self.runEngine("interpolate", args)
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        self.forItem(tsId, self._interpolate, tsId)
 
     def createOutputStep(self, tsId):
-        if self.isFailedItem(tsId):
-            return
-        try:
-            self._createOutputTs(tsId)
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        self.forItem(tsId, self._createOutputTs, tsId)
+
+    def _interpolate(self, tsId):
+        inputs = self._loadInputs(tsId)
+        args = "%s --output \"%s\" %s" % (inputs.engineArgs(),
+                                         os.path.abspath(self._getOutputStack(tsId)),
+                                         self._getMethodArgs())
+        args += " --pixel-size %s" % inputs.pixelSize
+        self.runEngine("interpolate", args)
 
     # -------------------------- output --------------------------------------
     def _createOutputTs(self, tsId):

@@ -119,86 +119,74 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
 
     # -------------------------- INSERT steps functions -----------------------
     def _insertAllSteps(self):
-        closeDeps = []
-        for tsId in self.getTsIds(self.inputSetOfTiltSeries.get()):
-            cId = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],
-                                           needsGPU=False)
-            rId = self._insertFunctionStep(self.reconstructStep, tsId, prerequisites=[cId],
-                                           needsGPU=False)
-            oId = self._insertFunctionStep(self.createOutputStep, tsId, prerequisites=[rId],
-                                           needsGPU=False)
-            closeDeps.append(oId)
-        self._insertFunctionStep(self.closeOutputSetsStep, prerequisites=closeDeps, needsGPU=False)
+        self.insertPerTsSteps(self.inputSetOfTiltSeries.get(), self.reconstructStep,
+                              outputStep=self.createOutputStep)
 
     # -------------------------- STEPS functions ------------------------------
     def convertInputStep(self, tsId):
-        try:
-            tsSet = self.inputSetOfTiltSeries.get()
-            inputs = self.writeEngineInputs(tsSet, tsId)
-            folder = os.path.dirname(inputs.tlt)
-            with self._lock:
-                ts = self.getTiltSeries(tsSet, tsId)
-                synthetic = {ti.getObjId(): isSynthetic(ti) for ti in ts.iterItems()}
-                acq = ts.getAcquisition()
-                micro = {"voltage": acq.getVoltage() or 300.0,
-                         "cs": acq.getSphericalAberration() or 2.7,
-                         "amp_contrast": acq.getAmplitudeContrast() or 0.07}
-            exclude = [r.position for r in inputs.records if not r.enabled or
-                       (self.tilts.get() == TILTS_EXPERIMENTAL and synthetic.get(r.objId))]
-            if len(inputs.records) - len(exclude) < 2:
-                raise ValueError("%d tilt(s) left after leaving out %s; a tomogram needs at least 2"
-                                 % (len(inputs.records) - len(exclude),
-                                    "disabled and synthetic tilts" if self.tilts.get() else
-                                    "disabled tilts"))
-            settings = {"exclude": exclude, "microscope": micro, "pixelSize": inputs.pixelSize}
-            if self.usesCtf():      # kept in extra/<tsId>/ with the tomogram, for the record
-                ctfJson = os.path.abspath(os.path.join(self.getTsFolder(tsId), tsId + "_ctf.json"))
-                self._writeCtfJson(tsId, inputs, exclude, ctfJson)
-                settings["ctf"] = ctfJson
-            with open(os.path.join(folder, tsId + "_reconstruct.json"), "w") as f:
-                json.dump(settings, f)
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        self.forItem(tsId, self._convertInput, tsId)
+
+    def _convertInput(self, tsId):
+        tsSet = self.inputSetOfTiltSeries.get()
+        inputs = self.writeEngineInputs(tsSet, tsId)
+        folder = os.path.dirname(inputs.tlt)
+        with self._lock:
+            ts = self.getTiltSeries(tsSet, tsId)
+            synthetic = {ti.getObjId(): isSynthetic(ti) for ti in ts.iterItems()}
+            acq = ts.getAcquisition()
+            micro = {"voltage": acq.getVoltage() or 300.0,
+                     "cs": acq.getSphericalAberration() or 2.7,
+                     "amp_contrast": acq.getAmplitudeContrast() or 0.07}
+        exclude = [r.position for r in inputs.records if not r.enabled or
+                   (self.tilts.get() == TILTS_EXPERIMENTAL and synthetic.get(r.objId))]
+        if len(inputs.records) - len(exclude) < 2:
+            raise ValueError("%d tilt(s) left after leaving out %s; a tomogram needs at least 2"
+                             % (len(inputs.records) - len(exclude),
+                                "disabled and synthetic tilts" if self.tilts.get() else
+                                "disabled tilts"))
+        settings = {"exclude": exclude, "microscope": micro, "pixelSize": inputs.pixelSize}
+        if self.usesCtf():      # kept in extra/<tsId>/ with the tomogram, for the record
+            ctfJson = os.path.abspath(os.path.join(self.getTsFolder(tsId), tsId + "_ctf.json"))
+            self._writeCtfJson(tsId, inputs, exclude, ctfJson)
+            settings["ctf"] = ctfJson
+        with open(os.path.join(folder, tsId + "_reconstruct.json"), "w") as f:
+            json.dump(settings, f)
 
     def reconstructStep(self, tsId):
-        if self.isFailedItem(tsId):
-            return
-        try:
-            from .protocol_base import EngineInputs
-            folder = self.getTsFolder(tsId, tmp=True)
-            inputs = EngineInputs.load(os.path.join(folder, tsId + "_inputs.json"))
-            with open(os.path.join(folder, tsId + "_reconstruct.json")) as f:
-                settings = json.load(f)
-            self.runEngine("reconstruct", self._engineArgs(tsId, inputs, settings))
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        self.forItem(tsId, self._reconstruct, tsId)
+
+    def _reconstruct(self, tsId):
+        from .protocol_base import EngineInputs
+        folder = self.getTsFolder(tsId, tmp=True)
+        inputs = EngineInputs.load(os.path.join(folder, tsId + "_inputs.json"))
+        with open(os.path.join(folder, tsId + "_reconstruct.json")) as f:
+            settings = json.load(f)
+        self.runEngine("reconstruct", self._engineArgs(tsId, inputs, settings))
 
     def createOutputStep(self, tsId):
-        if self.isFailedItem(tsId):
-            return
-        try:
-            path = self.getOutputTomogram(tsId)
-            if not os.path.exists(path):
-                raise FileNotFoundError("%s: the engine wrote no tomogram" % path)
-            corrected = self.usesCtf()
-            with self._lock:
-                inSet = self.inputSetOfTiltSeries.get()
-                inTs = self.getTiltSeries(inSet, tsId)
-                sampling = float(inTs.getSamplingRate() or inSet.getSamplingRate()) * self.binning.get()
-                outSet = self.getOutputSet(OUT_TOMOGRAMS, inSet, createFunc=self._createSetOfTomograms)
-                outSet.setSamplingRate(sampling)
-                outSet.setCtfCorrected(corrected)
-                tomo = Tomogram()
-                tomo.setLocation(path)
-                tomo.setSamplingRate(sampling)
-                tomo.setTsId(tsId)
-                tomo.setAcquisition(inTs.getAcquisition().clone())
-                tomo.setOrigin()          # centre of the volume (the tilt axis), in Angstrom
-                tomo.setCtfCorrected(corrected)
-                outSet.append(tomo)
-                self.storeOutput(outSet)
-        except Exception as e:
-            self.addFailedItem(tsId, e)
+        self.forItem(tsId, self._createOutputTomogram, tsId)
+
+    def _createOutputTomogram(self, tsId):
+        path = self.getOutputTomogram(tsId)
+        if not os.path.exists(path):
+            raise FileNotFoundError("%s: the engine wrote no tomogram" % path)
+        corrected = self.usesCtf()
+        with self._lock:
+            inSet = self.inputSetOfTiltSeries.get()
+            inTs = self.getTiltSeries(inSet, tsId)
+            sampling = float(inTs.getSamplingRate() or inSet.getSamplingRate()) * self.binning.get()
+            outSet = self.getOutputSet(OUT_TOMOGRAMS, inSet, createFunc=self._createSetOfTomograms)
+            outSet.setSamplingRate(sampling)
+            outSet.setCtfCorrected(corrected)
+            tomo = Tomogram()
+            tomo.setLocation(path)
+            tomo.setSamplingRate(sampling)
+            tomo.setTsId(tsId)
+            tomo.setAcquisition(inTs.getAcquisition().clone())
+            tomo.setOrigin()          # centre of the volume (the tilt axis), in Angstrom
+            tomo.setCtfCorrected(corrected)
+            outSet.append(tomo)
+            self.storeOutput(outSet)
 
     # -------------------------- helpers --------------------------------------
     def usesCtf(self) -> bool:

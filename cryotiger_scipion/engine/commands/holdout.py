@@ -14,7 +14,6 @@ Default names: the method, then film-2, film-3 ... for repeats.
 from __future__ import annotations
 
 import argparse
-import os
 
 
 class _Ordered(argparse.Action):

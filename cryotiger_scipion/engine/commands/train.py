@@ -10,7 +10,6 @@ the work folder (default MODEL_DIR.work).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time

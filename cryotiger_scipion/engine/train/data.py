@@ -36,12 +36,12 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import InputError
-from ..io import atomic_path, check_angles_match, open_stack, read_angles
+from ..io import check_angles_match, open_stack, read_angles
 
 RAW_FLOAT32 = "raw_float32"
 MANIFEST = "database.json"

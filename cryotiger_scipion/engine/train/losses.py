@@ -16,7 +16,7 @@ ImageNet mean).
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from .. import InputError
 

@@ -20,7 +20,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 from .. import CryoTigerError, InputError
 from ..progress import Progress

@@ -109,23 +109,12 @@ def method_entries(tokens) -> list:
 
 
 def run(args) -> int:
-    from .. import InputError
     from ..holdout import format_table, method_specs, run_holdout
     from ..interpolate import parse_view_list
     from .interpolate import film_options
 
-    if not args.angles and not args.mdoc:
-        raise InputError("no tilt angles: give --angles TS.tlt (or --mdoc TS.mdoc)")
-    angles = None
-    if not args.angles:
-        from ..io import read_mdoc
-        angles = [t.angle for t in read_mdoc(args.mdoc).tilts]
-    from .interpolate import read_acquisition_json
-    xf = None
-    if args.xf:
-        from ..align import read_xf
-        xf = read_xf(args.xf)
-    acq = read_acquisition_json(args.acquisition_json, args.mdoc) if args.acquisition_json else {}
+    from .interpolate import read_series_options
+    angles, xf, acq = read_series_options(args)
     entries = method_entries(args.method_tokens)
     shared = {k: v for k, v in film_options(args).items() if k != "model"}
     for e in entries:

@@ -92,23 +92,33 @@ def read_acquisition_json(path: str, mdoc: str = None) -> dict:
     return out
 
 
-def run(args) -> int:
+def read_series_options(args) -> tuple:
+    """(angles or None, xf or None, acquisition dict) from the options shared by
+    the commands that read a tilt series: --angles/--mdoc, --xf, --acquisition-json.
+    ``angles`` is None when --angles is given (the file is read with the stack)."""
     from .. import InputError
-    from ..interpolate import describe_input, get_interpolator, parse_view_list, run_interpolation
-
-    if not os.path.exists(args.input):
-        raise InputError(f"{args.input}: input stack not found")
-    if not args.angles and not args.mdoc:
+    if not args.angles and not getattr(args, "mdoc", None):
         raise InputError("no tilt angles: give --angles TS.tlt (or --mdoc TS.mdoc)")
     angles = None
     if not args.angles:
         from ..io import read_mdoc
         angles = [t.angle for t in read_mdoc(args.mdoc).tilts]
     xf = None
-    if args.xf:
+    if getattr(args, "xf", None):
         from ..align import read_xf
         xf = read_xf(args.xf)
-    acq = read_acquisition_json(args.acquisition_json, args.mdoc) if args.acquisition_json else {}
+    acq_json = getattr(args, "acquisition_json", None)
+    acq = read_acquisition_json(acq_json, getattr(args, "mdoc", None)) if acq_json else {}
+    return angles, xf, acq
+
+
+def run(args) -> int:
+    from .. import InputError
+    from ..interpolate import describe_input, get_interpolator, parse_view_list, run_interpolation
+
+    if not os.path.exists(args.input):
+        raise InputError(f"{args.input}: input stack not found")
+    angles, xf, acq = read_series_options(args)
     tilts = describe_input(args.input, angles_path=args.angles, angles=angles, mdoc_path=args.mdoc,
                            exclude=parse_view_list(args.exclude), **acq)
     if args.method == "film":

@@ -128,15 +128,5 @@ if pwem is not None:
     def _find_binary(explicit, home, names):
         if explicit:
             return explicit if os.path.exists(explicit) else None
-        if home:
-            for folder in (home, os.path.join(home, "bin")):
-                for n in names:
-                    p = os.path.join(folder, n)
-                    if os.path.isfile(p) and os.access(p, os.X_OK):
-                        return p
-        import shutil
-        for n in names:
-            p = shutil.which(n)
-            if p:
-                return p
-        return None
+        from .engine.binaries import search_executable
+        return search_executable([home, os.path.join(home, "bin")] if home else [], names)

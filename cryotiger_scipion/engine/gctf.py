@@ -23,13 +23,13 @@ import math
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 
 from . import CryoTigerError, InputError
+from .binaries import is_executable, search_executable
 from .ctf import CtfResult, normalise_astigmatism
 
 GCTF_NAMES = ("Gctf", "gctf", "Gctf-v1.18_sm_30_cu10.1_x86_64", "Gctf-v1.06_sm_30_cu8.0_x86_64")
@@ -47,22 +47,15 @@ def find_gctf(explicit: Optional[str] = None) -> str:
     CRYOTIGER_GCTF_BIN when none is found."""
     for label, path in (("--gctf", explicit), ("CRYOTIGER_GCTF_BIN", os.environ.get("CRYOTIGER_GCTF_BIN"))):
         if path:
-            if os.path.isfile(path) and os.access(path, os.X_OK):
+            if is_executable(path):
                 return path
             raise InputError(f"Gctf binary {path} (from {label}) does not exist or is not "
                              "executable; set CRYOTIGER_GCTF_BIN to the Gctf executable or use "
                              "--backend builtin")
     home = os.environ.get("GCTF_HOME")
-    if home:
-        for folder in (os.path.join(home, "bin"), home):
-            for name in GCTF_NAMES:
-                p = os.path.join(folder, name)
-                if os.path.isfile(p) and os.access(p, os.X_OK):
-                    return p
-    for name in GCTF_NAMES:
-        p = shutil.which(name)
-        if p:
-            return p
+    found = search_executable([os.path.join(home, "bin"), home] if home else [], GCTF_NAMES)
+    if found:
+        return found
     raise InputError("Gctf binary not found; set CRYOTIGER_GCTF_BIN=/path/to/Gctf (or GCTF_HOME "
                      "as for scipion-em-gctf), or use the built-in estimator (--backend builtin)")
 

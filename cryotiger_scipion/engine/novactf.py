@@ -26,6 +26,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from . import CryoTigerError, InputError
+from .binaries import is_executable, search_executable
 
 NOVACTF_BIN = "CRYOTIGER_NOVACTF_BIN"
 NOVACTF_HOME = "NOVACTF_HOME"
@@ -43,22 +44,17 @@ class NovaCtfError(CryoTigerError):
 def find_novactf(explicit: Optional[str] = None) -> str:
     """The novaCTF executable: ``explicit``, else $CRYOTIGER_NOVACTF_BIN, else
     $NOVACTF_HOME/novaCTF (or bin/novaCTF), else ``novaCTF`` on PATH."""
-    candidates = []
-    if explicit:
-        candidates = [explicit]
-    elif os.environ.get(NOVACTF_BIN):
-        candidates = [os.environ[NOVACTF_BIN]]
+    given = explicit or os.environ.get(NOVACTF_BIN)
+    home = os.environ.get(NOVACTF_HOME)
+    if given:
+        if is_executable(given):
+            return given
+        where = given
     else:
-        home = os.environ.get(NOVACTF_HOME)
-        if home:
-            candidates = [os.path.join(home, "novaCTF"), os.path.join(home, "bin", "novaCTF")]
-        on_path = shutil.which("novaCTF")
-        if on_path:
-            candidates.append(on_path)
-    for c in candidates:
-        if os.path.isfile(c) and os.access(c, os.X_OK):
-            return c
-    where = candidates[0] if candidates else "(none given)"
+        found = search_executable([home, os.path.join(home, "bin")] if home else [], ["novaCTF"])
+        if found:
+            return found
+        where = os.path.join(home, "novaCTF") if home else "(none given)"
     raise InputError(f"novaCTF binary not found or not executable: {where}; build novaCTF "
                      f"(github.com/turonova/novaCTF) and give --novactf PATH or set {NOVACTF_BIN} "
                      f"(or {NOVACTF_HOME}), or use --backend builtin")

@@ -469,19 +469,13 @@ def simulate_thick_ctf(volume: np.ndarray, angles: Sequence[float], pixel_size: 
     p = ``contrast`` * projection / (99.5th percentile of |projections|).
     """
     from scipy import ndimage
+    from .simulate import ray_samples
     volume = np.asarray(volume, dtype=np.float32)
     nz, ny, nx = volume.shape
     step_px = max(1.0, (plane_step or pixel_size) / pixel_size)
     layers_all = []
     for a in angles:
-        th = np.deg2rad(a)
-        c, s = np.cos(th), np.sin(th)
-        depth = int(np.ceil(abs(nz * c) + abs(nx * s))) + 2
-        u = np.arange(nx) - (nx - 1) / 2.0
-        w = np.arange(depth) - (depth - 1) / 2.0
-        W, U = np.meshgrid(w, u, indexing="ij")
-        xs = U * c - W * s + (nx - 1) / 2.0
-        zs = U * s + W * c + (nz - 1) / 2.0
+        w, zs, xs = ray_samples(nz, nx, a)
         layer = np.rint(w / step_px).astype(int)            # ascending along w
         heights, starts = np.unique(layer, return_index=True)
         parts = np.zeros((len(heights), ny, nx), dtype=np.float32)

@@ -36,19 +36,27 @@ def phantom_volume(shape=(32, 64, 64), n_blobs: int = 30, seed: int = 0) -> np.n
     return vol
 
 
-def project(volume: np.ndarray, angle: float, order: int = 1) -> np.ndarray:
-    """Line integrals of ``volume`` (z, y, x) at tilt ``angle`` (degrees) -> (y, x)."""
-    nz, ny, nx = volume.shape
+def ray_samples(nz: int, nx: int, angle: float) -> tuple:
+    """Sample points of the rays of tilt ``angle`` (degrees) through an x-z plane
+    of nz x nx voxels: (w, zs, xs), w the depths along the beam (voxels from the
+    centre, ascending) and zs, xs (depth, nx) voxel coordinates; the point of
+    detector u and depth w is x = u cos - w sin, z = u sin + w cos."""
     th = np.deg2rad(angle)
     c, s = np.cos(th), np.sin(th)
-    # Integrate along the beam direction w (in the rotated frame); the sample
-    # point of detector u and depth w is x = u c - w s, z = u s + w c.
     depth = int(np.ceil(abs(nz * c) + abs(nx * s))) + 2
     u = np.arange(nx) - (nx - 1) / 2.0
     w = np.arange(depth) - (depth - 1) / 2.0
     W, U = np.meshgrid(w, u, indexing="ij")
     xs = U * c - W * s + (nx - 1) / 2.0
     zs = U * s + W * c + (nz - 1) / 2.0
+    return w, zs, xs
+
+
+def project(volume: np.ndarray, angle: float, order: int = 1) -> np.ndarray:
+    """Line integrals of ``volume`` (z, y, x) at tilt ``angle`` (degrees) -> (y, x)."""
+    nz, ny, nx = volume.shape
+    # Integrate along the beam direction w (in the rotated frame).
+    _, zs, xs = ray_samples(nz, nx, angle)
     out = np.empty((ny, nx), dtype=np.float32)
     for j in range(ny):
         plane = volume[:, j, :]

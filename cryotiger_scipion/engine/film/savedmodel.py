@@ -85,9 +85,9 @@ def _specs():
     return img, tf.TensorSpec([None, 1], tf.float32)
 
 
-def export_savedmodel(net: FilmNet, output_dir: str) -> str:
-    """Write ``net`` as a SavedModel with the published interface to ``output_dir``
-    (atomically: a temporary folder beside it is renamed into place).  Returns the path."""
+def check_export_folder(output_dir: str) -> str:
+    """Absolute ``output_dir`` if a model may be written there (new, empty, or an
+    earlier SavedModel to replace); its parent is created.  InputError otherwise."""
     output_dir = os.path.abspath(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise InputError(f"{output_dir}: exists and is not a folder; choose another --output")
@@ -95,8 +95,15 @@ def export_savedmodel(net: FilmNet, output_dir: str) -> str:
             not os.path.exists(os.path.join(output_dir, "saved_model.pb")):
         raise InputError(f"{output_dir}: folder exists, is not empty and holds no SavedModel; "
                          "choose a new or empty folder")
+    os.makedirs(os.path.dirname(output_dir), exist_ok=True)
+    return output_dir
+
+
+def export_savedmodel(net: FilmNet, output_dir: str) -> str:
+    """Write ``net`` as a SavedModel with the published interface to ``output_dir``
+    (atomically: a temporary folder beside it is renamed into place).  Returns the path."""
+    output_dir = check_export_folder(output_dir)
     parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
     module = _Exported(net)
     img, tim = _specs()
     inputs = {"x0": img, "x1": img, "time": tim}

@@ -54,16 +54,9 @@ def import_weights(net, model_dir: str) -> Tuple[int, int]:
 def export(net, output: str, info: dict) -> str:
     """SavedModel with the published FILM interface (engine/film export) plus
     ``cryotiger_train.json``, placed at ``output`` atomically."""
-    from ..film.savedmodel import export_savedmodel
-    output = os.path.abspath(output)
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise InputError(f"{output}: exists and is not a folder; choose another --output")
-    if os.path.isdir(output) and os.listdir(output) and \
-            not os.path.exists(os.path.join(output, "saved_model.pb")):
-        raise InputError(f"{output}: folder exists, is not empty and holds no SavedModel; "
-                         "choose a new or empty folder")
+    from ..film.savedmodel import check_export_folder, export_savedmodel
+    output = check_export_folder(output)
     parent = os.path.dirname(output)
-    os.makedirs(parent, exist_ok=True)
     tmp_parent = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.", suffix=".export", dir=parent)
     try:
         tmp = export_savedmodel(net, os.path.join(tmp_parent, "model"))

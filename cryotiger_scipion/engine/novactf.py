@@ -218,9 +218,9 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
     :func:`engine.reconstruct.reconstruct_file`.  The working folder is made
     beside the output and removed on success unless ``keep_work``."""
     from .align import apply_xf
-    from .io import check_angles_match, open_stack, read_angles, write_volume
+    from .io import open_stack, read_angles, write_volume
     from .progress import Progress
-    from .reconstruct import bin_image, experimental_views, read_ctf_json
+    from .reconstruct import bin_image, experimental_views, read_ctf_json, stack_data_checked
 
     if os.path.abspath(output_path) == os.path.abspath(input_path):
         raise InputError(f"{output_path}: the output would overwrite the input; choose another name")
@@ -231,12 +231,8 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
     angles = read_angles(angles_path)
     label = label or os.path.basename(input_path)
     with open_stack(input_path) as m:
-        data = m.data if m.data.ndim == 3 else m.data[None]
+        data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size)
         n = data.shape[0]
-        check_angles_match(angles, n, input_path, angles_path)
-        px = pixel_size if pixel_size and pixel_size > 0 else float(m.voxel_size.x)
-        if not px or px <= 0:
-            raise InputError(f"{input_path}: the header has no pixel size; give --pixel-size (Angstrom)")
         keep = experimental_views(exclude_synthetic, n) if exclude_synthetic else list(range(n))
         keep = [i for i in keep if i not in set(exclude)]
         if len(keep) < 2:

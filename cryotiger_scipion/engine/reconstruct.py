@@ -381,6 +381,20 @@ def experimental_views(plan_path: str, n: int) -> List[int]:
     return keep
 
 
+def stack_data_checked(mrc, angles, input_path: str, angles_path: str,
+                       pixel_size: Optional[float] = None) -> tuple:
+    """(data (n, y, x) memory-mapped, pixel size in A) of an open stack, after
+    checking that ``angles`` has one angle per image and that a pixel size is
+    known (``pixel_size`` when > 0, else the header's)."""
+    from .io import check_angles_match
+    data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
+    check_angles_match(angles, data.shape[0], input_path, angles_path)
+    px = pixel_size if pixel_size and pixel_size > 0 else float(mrc.voxel_size.x)
+    if not px or px <= 0:
+        raise InputError(f"{input_path}: the header has no pixel size; give --pixel-size (Angstrom)")
+    return data, px
+
+
 def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickness: int,
                      ctf_path: Optional[str] = None, correction: str = "none",
                      exclude_synthetic: Optional[str] = None, exclude: Sequence[int] = (),
@@ -397,7 +411,7 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
     Returns a summary dict.
     """
     from .align import apply_xf
-    from .io import check_angles_match, open_stack, read_angles, write_volume
+    from .io import open_stack, read_angles, write_volume
     from .progress import Progress
 
     if correction not in CORRECTIONS:
@@ -407,12 +421,8 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
     angles = read_angles(angles_path)
     label = label or os.path.basename(input_path)
     with open_stack(input_path) as m:
-        data = m.data if m.data.ndim == 3 else m.data[None]
+        data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size)
         n = data.shape[0]
-        check_angles_match(angles, n, input_path, angles_path)
-        px = pixel_size if pixel_size and pixel_size > 0 else float(m.voxel_size.x)
-        if not px or px <= 0:
-            raise InputError(f"{input_path}: the header has no pixel size; give --pixel-size (Angstrom)")
         if xf is not None and len(xf) != n:
             raise InputError(f"{len(xf)} transforms for {n} images; give one per image (.xf)")
         keep = list(range(n))

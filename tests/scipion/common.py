@@ -93,6 +93,25 @@ def launch(owner, prot):
     return prot
 
 
+def runOnTiltSeries(test, protClass, inputProt, inputName: str, outputName: str = None,
+                    threads: int = None, **kwargs):
+    """Run a new ``protClass`` (form values ``kwargs``) on ``inputProt.<inputName>``
+    in ``test`` (a BaseTest); assert that no tilt series failed and, with
+    ``outputName``, that the output exists.  Returns (protocol, output or None)."""
+    prot = test.newProtocol(protClass, **kwargs)
+    prot.inputSetOfTiltSeries.set(inputProt)
+    prot.inputSetOfTiltSeries.setExtended(inputName)
+    if threads is not None:
+        prot.numberOfThreads.set(threads)
+    test.launchProtocol(prot)
+    out = None
+    if outputName:
+        out = getattr(prot, outputName, None)
+        test.assertIsNotNone(out, "%s: no output %s" % (protClass.__name__, outputName))
+    test.assertEqual(prot.getFailedItems(), {})
+    return prot, out
+
+
 def importTiltSeries(owner, folder: str, pattern: str, pixelSize: float = 10.0,
                      dosePerTilt: float = 2.0, aligned: bool = True, label: str = None):
     """Import and wait; returns the finished ProtImportTs (output: ``.outputTiltSeries``)."""

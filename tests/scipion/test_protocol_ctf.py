@@ -12,7 +12,8 @@ import numpy as np
 from pyworkflow.tests import BaseTest, setupTestProject
 from scipy import ndimage
 
-from common import IMPORT_OUTPUT, doseSymmetricOrder, importTiltSeries, tiltImages
+from common import (IMPORT_OUTPUT, doseSymmetricOrder, importTiltSeries, runOnTiltSeries,
+                    tiltImages)
 from cryotiger_scipion import Plugin
 from cryotiger_scipion.constants import ATTR_SYNTHETIC, OUT_CTFS, OUT_TILTSERIES
 from cryotiger_scipion.engine.io import write_stack
@@ -53,15 +54,8 @@ class TestCryoTigerCtf(BaseTest):
                                           dosePerTilt=DOSE, aligned=True)
 
     def _ctf(self, prot, inputName, **kwargs):
-        p = self.newProtocol(ProtCryoTigerCtf, **kwargs)
-        p.inputSetOfTiltSeries.set(prot)
-        p.inputSetOfTiltSeries.setExtended(inputName)
-        p.numberOfThreads.set(2)
-        self.launchProtocol(p)
-        out = getattr(p, OUT_CTFS, None)
-        self.assertIsNotNone(out, "no output CTFs")
-        self.assertEqual(p.getFailedItems(), {})
-        return p, out
+        return runOnTiltSeries(self, ProtCryoTigerCtf, prot, inputName, OUT_CTFS, threads=2,
+                               **kwargs)
 
     def _checkPairing(self, tsSet, ctfSet, expectDefocus=True):
         from tomo.utils import getCommonTsAndCtfElements

@@ -8,7 +8,8 @@ import mrcfile
 import numpy as np
 from pyworkflow.tests import BaseTest, setupTestProject
 
-from common import IMPORT_OUTPUT, importTiltSeries, launch, simulateTiltSeries
+from common import (IMPORT_OUTPUT, importTiltSeries, launch, runOnTiltSeries,
+                    simulateTiltSeries)
 from cryotiger_scipion.engine import metrics as M
 from cryotiger_scipion.engine.io import write_volume
 from cryotiger_scipion.protocols import (ProtCryoTigerCompareTomograms, ProtCryoTigerHoldout,
@@ -64,12 +65,8 @@ class TestCryoTigerHoldout(BaseTest):
         cls.protImport = importTiltSeries(cls, cls.data, "TS_*.mrcs", pixelSize=PIXEL, aligned=True)
 
     def _holdout(self, **kwargs):
-        prot = self.newProtocol(ProtCryoTigerHoldout, **kwargs)
-        prot.inputSetOfTiltSeries.set(self.protImport)
-        prot.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
-        self.launchProtocol(prot)
-        self.assertEqual(prot.getFailedItems(), {})
-        return prot
+        return runOnTiltSeries(self, ProtCryoTigerHoldout, self.protImport, IMPORT_OUTPUT,
+                               **kwargs)[0]
 
     def test_linear_numbers_summary_and_figures(self):
         prot = self._holdout(useLinear=True)

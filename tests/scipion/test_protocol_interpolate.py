@@ -13,7 +13,7 @@ from pyworkflow.tests import BaseTest, setupTestProject
 
 from common import (IMPORT_OUTPUT, doseSymmetricOrder, excludeViews, fileChecksum,
                     importTiltSeries, makeFilmTestModel, addAlignedCopy, simulateTiltSeries,
-                    tiltImages)
+                    runOnTiltSeries, tiltImages)
 from cryotiger_scipion.constants import ATTR_SOURCES, ATTR_SYNTHETIC, OUT_TILTSERIES
 from cryotiger_scipion.engine.io import write_stack
 from cryotiger_scipion.protocols import ProtCryoTigerInterpolate
@@ -50,15 +50,8 @@ class TestCryoTigerInterpolate(BaseTest):
     def _interpolate(self, protImport, inputName=IMPORT_OUTPUT, threads=1, **kwargs):
         """Run the protocol; threads=2 runs the per-series steps in parallel
         threads (one worker), 1 runs them serially (no polling delays: faster)."""
-        prot = self.newProtocol(ProtCryoTigerInterpolate, **kwargs)
-        prot.inputSetOfTiltSeries.set(protImport)
-        prot.inputSetOfTiltSeries.setExtended(inputName)
-        prot.numberOfThreads.set(threads)
-        self.launchProtocol(prot)
-        out = getattr(prot, OUT_TILTSERIES, None)
-        self.assertIsNotNone(out, "no output tilt series")
-        self.assertEqual(prot.getFailedItems(), {})
-        return prot, out
+        return runOnTiltSeries(self, ProtCryoTigerInterpolate, protImport, inputName,
+                               OUT_TILTSERIES, threads=threads, **kwargs)
 
     def _checkCommon(self, inSet, outSet, nOut):
         """What every output must satisfy."""

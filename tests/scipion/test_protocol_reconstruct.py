@@ -15,7 +15,7 @@ import mrcfile
 import numpy as np
 from pyworkflow.tests import BaseTest, setupTestProject
 
-from common import IMPORT_OUTPUT, importTiltSeries, simulateTiltSeries
+from common import IMPORT_OUTPUT, importTiltSeries, runOnTiltSeries, simulateTiltSeries
 from cryotiger_scipion.constants import OUT_TILTSERIES, OUT_TOMOGRAMS
 from cryotiger_scipion.engine.simulate import phantom_volume
 from cryotiger_scipion.protocols import ProtCryoTigerInterpolate, ProtCryoTigerReconstruct
@@ -43,15 +43,8 @@ class TestCryoTigerReconstruct(BaseTest):
         cls.protImport = importTiltSeries(cls, cls.data, "TS_*.mrcs", pixelSize=PIXEL, aligned=True)
 
     def _reconstruct(self, inputProt, outputName=IMPORT_OUTPUT, **kwargs):
-        prot = self.newProtocol(ProtCryoTigerReconstruct, **kwargs)
-        prot.inputSetOfTiltSeries.set(inputProt)
-        prot.inputSetOfTiltSeries.setExtended(outputName)
-        prot.numberOfThreads.set(3)
-        self.launchProtocol(prot)
-        out = getattr(prot, OUT_TOMOGRAMS, None)
-        self.assertIsNotNone(out, "no output tomograms")
-        self.assertEqual(prot.getFailedItems(), {})
-        return prot, out
+        return runOnTiltSeries(self, ProtCryoTigerReconstruct, inputProt, outputName,
+                               OUT_TOMOGRAMS, threads=3, **kwargs)
 
     def _plain(self):
         """Plain WBP of the imported series, binning 2 (run once, shared)."""

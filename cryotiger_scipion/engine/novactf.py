@@ -220,7 +220,7 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
     from .align import apply_xf
     from .io import open_stack, read_angles, write_volume
     from .progress import Progress
-    from .reconstruct import bin_image, experimental_views, read_ctf_json, stack_data_checked
+    from .reconstruct import bin_image, kept_views, read_ctf_json, stack_data_checked
 
     if os.path.abspath(output_path) == os.path.abspath(input_path):
         raise InputError(f"{output_path}: the output would overwrite the input; choose another name")
@@ -233,17 +233,12 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
     with open_stack(input_path) as m:
         data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size)
         n = data.shape[0]
-        keep = experimental_views(exclude_synthetic, n) if exclude_synthetic else list(range(n))
-        keep = [i for i in keep if i not in set(exclude)]
-        if len(keep) < 2:
-            raise InputError(f"{len(keep)} tilt(s) left after exclusions; a reconstruction needs at least 2")
+        keep = kept_views(n, exclude, exclude_synthetic, xf)
         ctf = None
         if correction != "none":
             if not ctf_path:
                 raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json")
             ctf = read_ctf_json(ctf_path, n, angles, voltage, cs, amp_contrast).subset(keep)
-        if xf is not None and len(xf) != n:
-            raise InputError(f"{len(xf)} transforms for {n} images; give one per image (.xf)")
         b = int(binning)
 
         def image(i):

@@ -395,6 +395,24 @@ def stack_data_checked(mrc, angles, input_path: str, angles_path: str,
     return data, px
 
 
+def kept_views(n: int, exclude=(), exclude_synthetic: Optional[str] = None,
+               xf: Optional[np.ndarray] = None) -> list:
+    """0-based stack indices to reconstruct from, of ``n`` images: all but the
+    ``exclude``d views (0-based) and, with ``exclude_synthetic`` (an interpolation
+    OUT.json), its synthetic and excluded ones.  InputError for an excluded view
+    outside the stack, ``xf`` with the wrong length, or fewer than 2 left."""
+    if xf is not None and len(xf) != n:
+        raise InputError(f"{len(xf)} transforms for {n} images; give one per image (.xf)")
+    keep = experimental_views(exclude_synthetic, n) if exclude_synthetic else list(range(n))
+    bad = [v for v in exclude if not 0 <= v < n]
+    if bad:
+        raise InputError(f"excluded view {bad[0] + 1} does not exist: the stack has {n} images")
+    keep = [i for i in keep if i not in set(exclude)]
+    if len(keep) < 2:
+        raise InputError(f"{len(keep)} tilt(s) left after exclusions; a reconstruction needs at least 2")
+    return keep
+
+
 def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickness: int,
                      ctf_path: Optional[str] = None, correction: str = "none",
                      exclude_synthetic: Optional[str] = None, exclude: Sequence[int] = (),
@@ -423,17 +441,7 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
     with open_stack(input_path) as m:
         data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size)
         n = data.shape[0]
-        if xf is not None and len(xf) != n:
-            raise InputError(f"{len(xf)} transforms for {n} images; give one per image (.xf)")
-        keep = list(range(n))
-        if exclude_synthetic:
-            keep = experimental_views(exclude_synthetic, n)
-        bad = [v for v in exclude if not 0 <= v < n]
-        if bad:
-            raise InputError(f"excluded view {bad[0] + 1} does not exist: the stack has {n} images")
-        keep = [i for i in keep if i not in set(exclude)]
-        if len(keep) < 2:
-            raise InputError(f"{len(keep)} tilt(s) left after exclusions; a reconstruction needs at least 2")
+        keep = kept_views(n, exclude, exclude_synthetic, xf)
         ctf = None
         if correction != "none" or ctf_path:
             if not ctf_path:

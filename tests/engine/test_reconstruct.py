@@ -225,6 +225,30 @@ def test_novactf_missing_binary_is_a_clear_error(tmp_path):
         find_novactf(str(tmp_path / "nope"))
 
 
+@pytest.mark.parametrize("backend", ["builtin", "novactf"])
+def test_view_selection_errors_before_any_work(series, backend):
+    """Both back ends refuse an excluded view outside the stack, a wrong-length
+    .xf and too few tilts with the same message, before running anything (the
+    novaCTF 'binary' here would fail if it were ever run)."""
+    from cryotiger_scipion.engine import novactf as N
+    d, vol, ts, angles = series
+    n = len(angles)
+
+    def run(**kw):
+        if backend == "builtin":
+            return R.reconstruct_file(str(d / "TS.mrc"), str(d / "TS.tlt"), str(d / "T.mrc"),
+                                      thickness=16, progress=False, **kw)
+        return N.reconstruct_file_novactf("/bin/false", str(d / "TS.mrc"), str(d / "TS.tlt"),
+                                          str(d / "T.mrc"), thickness=16, progress=False, **kw)
+    with pytest.raises(InputError, match=f"excluded view {n + 5} does not exist"):
+        run(exclude=[n + 4])
+    with pytest.raises(InputError, match="3 transforms for"):
+        run(xf=np.zeros((3, 2, 3)))
+    with pytest.raises(InputError, match="1 tilt\\(s\\) left"):
+        run(exclude=list(range(1, n)))
+    assert not (d / "T.mrc").exists()
+
+
 def test_novactf_agrees_with_builtin(tmp_path):
     binary = _novactf_or_skip()
     from cryotiger_scipion.engine import novactf as N

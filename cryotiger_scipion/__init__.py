@@ -9,8 +9,8 @@ Plugin and imports nothing from Scipion.
 import os
 
 from .constants import (CRYOTIGER_CUDA, CRYOTIGER_ENV_ACTIVATION, CRYOTIGER_ENV_HOME,
-                        CRYOTIGER_ENV_NAME, CRYOTIGER_MODELS, GCTF_BIN, GCTF_HOME, NOVACTF_BIN,
-                        NOVACTF_HOME, VERSION)
+                        CRYOTIGER_ENV_NAME, CRYOTIGER_MODELS, GCTF_BIN, GCTF_HOME, MODEL_CRYOTIGER,
+                        MODEL_RECORD, MODEL_VIMEO, NOVACTF_BIN, NOVACTF_HOME, VERSION)
 
 __version__ = VERSION
 
@@ -108,6 +108,16 @@ if pwem is not None:
             commands = [(" && ".join(cmds), target)]
             env.addPackage(CRYOTIGER_ENV_NAME.split("-")[0], version=VERSION, tar="void.tgz",
                            commands=commands, neededProgs=[], default=True)
+            # The published models ('scipion3 installb cryotiger_models'): downloaded from the
+            # authors' public share, checked and installed into CRYOTIGER_MODELS by the engine's
+            # 'cryotiger model download' (resumable; the folder appears only once checked).
+            models = cls.getModelsDir()
+            cryotiger = os.path.join(prefix, "bin", "cryotiger")
+            model_cmds = [("%s model download %s --output '%s'" % (cryotiger, name, models),
+                           os.path.join(models, folder, MODEL_RECORD))
+                          for name, folder in (("cryotiger", MODEL_CRYOTIGER), ("vimeo", MODEL_VIMEO))]
+            env.addPackage("cryotiger_models", version=VERSION, tar="void.tgz", commands=model_cmds,
+                           neededProgs=[], deps=[CRYOTIGER_ENV_NAME.split("-")[0]], default=False)
 
         @classmethod
         def getPluginTemplateDir(cls):

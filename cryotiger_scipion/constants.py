@@ -42,6 +42,15 @@ PUBLISHED_MODELS = {
                  "pretrained_models/film_net/Style/saved_model",
 }
 
+# Where the published models come from, and the one command that installs them
+# (engine/download.py; every "model missing" message quotes MODELS_INSTALL_HINT).
+MODELS_SHARE_URL = "https://oc.biophys.mpg.de/owncloud/s/MFi6Q7rCFYLAqFT"
+MODEL_RECORD = "cryotiger_download.json"   # written in a model folder once downloaded and checked
+MODELS_INSTALL_HINT = ("The published models come from the cryoTIGER authors' public share (%s); "
+                       "install them with 'scipion3 installb cryotiger_models' (or, in the managed "
+                       "environment, 'cryotiger model download cryotiger --output <CRYOTIGER_MODELS>')."
+                       % MODELS_SHARE_URL)
+
 # --- Scipion attribute names ---------------------------------------------------
 # Set on EVERY output TiltImage: True for tilts made by the plugin.
 ATTR_SYNTHETIC = "_cryotigerSynthetic"

@@ -20,7 +20,7 @@ import re
 import pyworkflow.protocol.params as params
 
 from .. import Plugin
-from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO
+from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT
 from .evaluation_common import readJson, testsLines, writeJson, fmt
 from .protocol_base import ProtCryoTigerBase, validateAlignedInput
 
@@ -219,7 +219,8 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
         for name, method, model in methods:
             if method == "film" and model is None:
                 errors.append("%s: no FILM SavedModel (saved_model.pb) found; install the model "
-                              "or give the folder that holds saved_model.pb." % name)
+                              "or give the folder that holds saved_model.pb. %s"
+                              % (name, MODELS_INSTALL_HINT))
         return errors
 
     def _summary(self):

@@ -23,7 +23,7 @@ from tomo.objects import SetOfTiltSeries
 
 from .. import Plugin
 from ..constants import (METHOD_FILM, METHOD_LINEAR, MODE_ADD, MODE_RESTORE, MODEL_CRYOTIGER,
-                         MODEL_VIMEO, OUT_TILTSERIES, PUBLISHED_MODELS)
+                         MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
 from .protocol_base import EngineInputs, ProtCryoTigerBase, validateAlignedInput
 
 # Form choices (order matters: stored as indices).
@@ -235,9 +235,9 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
             if findSavedModel(folder) is None:
                 return ["The %s is not installed: no SavedModel (saved_model.pb) in %s. Put the "
                         "model folder there as '%s' (or point the plugin variable CRYOTIGER_MODELS "
-                        "to the folder that holds it). It is the %s."
+                        "to the folder that holds it). It is the %s. %s"
                         % (MODEL_SOURCE_LABELS[source].replace(" (published)", ""), folder, name,
-                           PUBLISHED_MODELS[name])]
+                           PUBLISHED_MODELS[name], MODELS_INSTALL_HINT)]
         elif source == MODEL_SOURCE_TRAINED:
             model = self.trainedModel.get()
             if model is None:

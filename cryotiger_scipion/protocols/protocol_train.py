@@ -19,7 +19,7 @@ import pyworkflow.protocol.params as params
 from pyworkflow.protocol import STEPS_SERIAL
 
 from .. import Plugin
-from ..constants import OUT_MODEL
+from ..constants import MODELS_INSTALL_HINT, OUT_MODEL
 from .protocol_base import EngineInputs, ProtCryoTigerBase, validateAlignedInput
 
 CONFIG_CHOICES = ["small", "published"]
@@ -219,7 +219,8 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
             init = self.getInitFolder()
             if not init or not os.path.isfile(os.path.join(init, "saved_model.pb")):
                 errors.append("The model to start from (%s) was not found or holds no "
-                              "saved_model.pb (%s)." % (INIT_LABELS[src], init or "no folder"))
+                              "saved_model.pb (%s)." % (INIT_LABELS[src], init or "no folder")
+                              + (" " + MODELS_INSTALL_HINT if src in (INIT_CRYOTIGER, INIT_VIMEO) else ""))
         if self.vggWeights.get() and not os.path.exists(self.vggWeights.get()):
             errors.append("VGG weights file %s does not exist." % self.vggWeights.get())
         return errors

@@ -6,6 +6,10 @@ Contract (kept stable, used by checks outside the repository):
       interface (model({'x0','x1','time'}, training=False)['image']).
   cryotiger model info DIR
       prints 'parameters: N' (and the configuration when known).
+  cryotiger model download cryotiger|vimeo [--output DIR] [--url URL]
+      downloads a published model from the cryoTIGER authors' public share,
+      checks it and installs it as DIR/cryoTIGER_model or
+      DIR/pre-trained_Vimeo-90K_data_model (DIR default: $CRYOTIGER_MODELS).
 """
 from __future__ import annotations
 
@@ -25,6 +29,27 @@ def register(subparsers):
     info = sub.add_parser("info", help="print the parameter count of a model folder")
     info.add_argument("model", help="FILM SavedModel folder (also film_net/Style/saved_model layouts)")
     info.set_defaults(func=run_info)
+    dl = sub.add_parser(
+        "download", help="download, check and install a published model",
+        description="Download a published FILM model from the cryoTIGER authors' public ownCloud "
+                    "share, check it (SavedModel layout, variable names, 34,436,667 parameters) and "
+                    "install it as DIR/cryoTIGER_model or DIR/pre-trained_Vimeo-90K_data_model. "
+                    "An interrupted download resumes (run the command again); the model folder "
+                    "appears only once checked.")
+    dl.add_argument("name", choices=["cryotiger", "vimeo"],
+                    help="cryotiger: the cryoTIGER cryo-ET model; vimeo: FILM's Vimeo-90K model")
+    dl.add_argument("--output", default=None,
+                    help="models folder (default: $CRYOTIGER_MODELS, the Plugin variable)")
+    dl.add_argument("--url", default=None,
+                    help="archive URL (zip or tar) instead of the public share (a mirror)")
+    dl.add_argument("--retries", type=int, default=3,
+                    help="automatic resumes after an interrupted transfer (default 3)")
+    dl.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
+    dl.add_argument("--expect-config", default="published", choices=["published", "small"],
+                    help="FILM configuration the model must have (default published; 'small' is "
+                         "for tests of the install path with a tiny model)")
+    dl.add_argument("--quiet", action="store_true", help="no progress output")
+    dl.set_defaults(func=run_download)
     p.set_defaults(func=_usage, parser=p)
 
 
@@ -53,4 +78,19 @@ def run_info(args) -> int:
     print(f"parameters: {n}")
     if cfg is not None:
         print(f"config: {cfg.describe()}")
+    return 0
+
+
+def run_download(args) -> int:
+    import sys
+    from ..download import download_model
+
+    def log(msg):
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+    res = download_model(args.name, output=args.output, url=args.url, expect=args.expect_config,
+                         retries=args.retries, progress=not args.quiet, timeout=args.timeout, log=log)
+    print(f"installed {res['model']}: {res['parameters']:,} parameters, checked "
+          f"({args.expect_config} FILM configuration); from {res['url']} (sha256 {res['sha256'][:16]}...) "
+          f"in {res['seconds']:.0f} s")
     return 0

@@ -38,7 +38,10 @@ _NESTED = ("film_net/Style/saved_model", "film_net/L1/saved_model", "film_net/VG
            "saved_model", "Style/saved_model", "L1/saved_model", "VGG/saved_model")
 _HELP = ("give a FILM SavedModel folder (it holds saved_model.pb and variables/): the cryoTIGER "
          "model or FILM's pre-trained Vimeo-90K model (film_net/Style/saved_model), a model "
-         "trained with 'cryotiger train', or a random one from 'cryotiger model init --output DIR'")
+         "trained with 'cryotiger train', or a random one from 'cryotiger model init --output DIR'; "
+         "the published models come from the cryoTIGER authors' public share "
+         "(https://oc.biophys.mpg.de/owncloud/s/MFi6Q7rCFYLAqFT) and install with "
+         "'cryotiger model download cryotiger|vimeo --output DIR'")
 
 
 # -- padding ----------------------------------------------------------------------------

@@ -14,22 +14,35 @@ from . import InputError
 
 
 def read_xf(path: str) -> np.ndarray:
-    """Read an IMOD .xf file -> (n, 2, 3) array [[A11, A12, DX], [A21, A22, DY]]."""
+    """Read an IMOD .xf file -> (n, 2, 3) array [[A11, A12, DX], [A21, A22, DY]].
+
+    One line per view, six numbers ``A11 A12 A21 A22 DX DY``; blank lines are
+    skipped.  InputError (one line naming the file and line) for a missing or
+    binary file, a line without six numbers, NaN/inf values or a singular
+    matrix, so that every command refuses before any work.
+    """
+    from .io import read_text_lines
     rows = []
-    try:
-        with open(path) as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                v = [float(x) for x in line.split()]
-                if len(v) != 6:
-                    raise InputError(f"{path}, line {lineno}: expected 6 numbers "
-                                     "(A11 A12 A21 A22 DX DY), found {len(v)}")
-                rows.append([[v[0], v[1], v[4]], [v[2], v[3], v[5]]])
-    except FileNotFoundError:
-        raise InputError(f"{path}: transform file not found") from None
-    except ValueError as exc:
-        raise InputError(f"{path}: not an IMOD .xf file ({exc})") from None
+    for lineno, line in enumerate(read_text_lines(path, "transform file (.xf)"), 1):
+        if not line.strip():
+            continue
+        try:
+            v = [float(x) for x in line.split()]
+        except ValueError:
+            raise InputError(f"{path}, line {lineno}: not an IMOD .xf line ('{line.strip()[:60]}'); "
+                             "expected 6 numbers A11 A12 A21 A22 DX DY") from None
+        if len(v) != 6:
+            raise InputError(f"{path}, line {lineno}: expected 6 numbers "
+                             f"(A11 A12 A21 A22 DX DY), found {len(v)}")
+        if not all(np.isfinite(v)):
+            raise InputError(f"{path}, line {lineno}: NaN or infinite value in the transform; "
+                             "fix the alignment (e.g. redo it in IMOD)")
+        if abs(v[0] * v[3] - v[1] * v[2]) < 1e-12:
+            raise InputError(f"{path}, line {lineno}: the transform matrix is singular "
+                             "(determinant 0); fix the alignment")
+        rows.append([[v[0], v[1], v[4]], [v[2], v[3], v[5]]])
+    if not rows:
+        raise InputError(f"{path}: no transforms in the file; give an IMOD .xf with one line per view")
     return np.asarray(rows, dtype=np.float64)
 
 

@@ -36,6 +36,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        from .inputs import preflight
+        preflight(args)                  # shared option checks, before any file is read
         return int(args.func(args) or 0)
     except InputError as exc:
         print(f"cryotiger {args.command}: error: {exc}", file=sys.stderr)

@@ -139,12 +139,22 @@ class CtfResult:
     gradient_sign: int = 0             # 0: no gradient model; +-1: sign used
     strip_defocus: List[float] = field(default_factory=list)   # mean defocus per strip (A)
     strip_x: List[float] = field(default_factory=list)          # strip centres (A from axis)
+    estimated: bool = True             # False: nothing to fit (see featureless_reason); no numbers
+    note: str = ""                     # why the tilt was not estimated
 
     @property
     def defocus(self) -> float:
         return 0.5 * (self.defocus_u + self.defocus_v)
 
     def to_json(self, synthetic: Optional[bool] = None, backend: str = "builtin") -> dict:
+        if not self.estimated:
+            # A tilt with nothing to fit: no defocus is reported as if fitted.
+            d = {"angle": round(float(self.angle), 4), "estimated": False, "note": self.note,
+                 "defocus_u": None, "defocus_v": None, "astig_angle": None, "defocus": None,
+                 "fit_score": None, "resolution": None, "backend": backend}
+            if synthetic is not None:
+                d["synthetic"] = bool(synthetic)
+            return d
         d = {"angle": round(float(self.angle), 4),
              "defocus_u": round(float(self.defocus_u), 2),
              "defocus_v": round(float(self.defocus_v), 2),
@@ -153,7 +163,7 @@ class CtfResult:
              "fit_score": round(float(self.fit_score), 5),
              "resolution": (round(float(self.resolution), 3)
                             if math.isfinite(self.resolution) else None),
-             "backend": backend}
+             "backend": backend, "estimated": True}
         if self.gradient_sign:
             d["gradient_sign"] = int(self.gradient_sign)
             d["strip_x"] = [round(float(v), 1) for v in self.strip_x]
@@ -661,6 +671,35 @@ def _series_astigmatism(preps: List[_Prepared], fits: List[tuple], options: FitO
     return math.hypot(x[0], x[1]), 0.5 * math.atan2(x[1], x[0])
 
 
+def featureless_reason(image: np.ndarray) -> Optional[str]:
+    """Why the CTF of ``image`` (y, x) cannot be estimated, or None.
+
+    An image is featureless when it has no contrast (standard deviation below
+    1e-6 of its scale: a constant image) or no texture at all (second
+    differences below 1e-6 of its scale: a constant plus a linear ramp).  Its
+    spectrum then holds no Thon rings, and any defocus would be made up.
+    Noise-only images are not caught here (their fit score is low).
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.size == 0 or not np.all(np.isfinite(img)):
+        return None                      # NaN/inf are refused elsewhere, with their own message
+    std = float(img.std())
+    scale = max(abs(float(img.mean())), std, 1e-30)
+    if std <= 1e-6 * scale:
+        return "constant image (no contrast)"
+    d2 = [np.diff(img, 2, axis=ax) for ax in (0, 1) if img.shape[ax] > 2]
+    if d2 and max(float(np.abs(d).max()) for d in d2) <= 1e-6 * scale:
+        return "featureless image (a smooth ramp, no texture)"
+    return None
+
+
+def not_estimated(angle: float, reason: str) -> CtfResult:
+    """The :class:`CtfResult` of a tilt whose CTF cannot be estimated."""
+    nan = float("nan")
+    return CtfResult(defocus_u=nan, defocus_v=nan, astig_angle=nan, fit_score=nan, resolution=nan,
+                     angle=float(angle), estimated=False, note=reason)
+
+
 def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
                    options: Optional[FitOptions] = None, progress: bool = True,
                    label: str = "ctf") -> List[CtfResult]:
@@ -686,10 +725,22 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
         if len(angles) != n:
             raise InputError(f"{n} images in the stack but {len(angles)} tilt angles; give one "
                              "angle per image (stack order)")
+        # Featureless tilts (constant images) are marked not estimated, never fitted.
+        skipped = {}
+        for i in range(n):
+            reason = featureless_reason(data[i])
+            if reason:
+                skipped[i] = reason
+        if len(skipped) == n:
+            raise InputError(f"every tilt ({n}) is featureless ({skipped[0]}): there is no CTF to "
+                             "estimate; check the stack (is it the right file?)")
         prog = Progress(n, label, unit="tilt", enabled=progress)
         mode = options.astigmatism_mode
         preps, fits, out = [], [], []
         for i in range(n):
+            if i in skipped:
+                prog.update(1, detail=f"tilt {float(angles[i]):+.1f}: not estimated ({skipped[i]})")
+                continue
             prep = _Prepared(np.asarray(data[i], dtype=np.float32), scope, options,
                              angle=float(angles[i]))
             fit = prep.fit(options, astig=(0.0, 0.0) if mode == "none" else None)
@@ -707,7 +758,7 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
                 detail = (f"tilt {float(angles[i]):+.1f}: defocus {r.defocus / 1e4:.3f} um, "
                           f"astig {r.defocus_u - r.defocus_v:.0f} A, score {r.fit_score:.3f}")
             prog.update(1, detail=detail)
-        if options.series_window and n >= 3:
+        if options.series_window and len(preps) >= 3:
             fits = _series_consensus(preps, fits, options, prog=prog)
             if mode != "series":
                 out = [p.result(f) for p, f in zip(preps, fits)]
@@ -719,7 +770,9 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
                 m2 = prep.variants[fit[1]][3]
                 dz, score = _refine_dz(m2, fit[2], a, ang, options.defocus_step)
                 out.append(prep.result((score, fit[1], dz, a, ang)))
-        return out
+        fitted = iter(out)
+        return [not_estimated(float(angles[i]), skipped[i]) if i in skipped else next(fitted)
+                for i in range(n)]
     finally:
         if mrc is not None:
             mrc.close()

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import InputError
 from . import metrics as M
-from .io import atomic_path, open_stack
+from .io import atomic_path, check_finite_views, open_stack
 from .interpolate import describe_input, get_interpolator, run_interpolation
 
 METRICS = ("psnr", "rmse", "ssim")
@@ -145,6 +145,9 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
         raise InputError(f"{input_path}: input stack not found")
     tilts = describe_input(input_path, angles_path=angles_path, angles=angles, mdoc_path=mdoc_path,
                            exclude=exclude, **(acquisition or {}))
+    with open_stack(input_path) as m:      # every view used must be finite, before any work
+        check_finite_views(m.data if m.data.ndim == 3 else m.data[None],
+                           [t.index for t in tilts if not t.excluded], input_path)
     names = [s.name for s in methods]
     if len(set(names)) != len(names):
         raise InputError(f"method names {names} are not unique")
@@ -154,11 +157,10 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
     defocus_of = None
     if ctf is not None:
         from .ctf import FitOptions, Microscope, estimate_image
-        from .io import read_pixel_size
+        from .io import resolve_pixel_size
         scope_keys = {"pixel_size", "voltage", "cs", "amp_contrast"}
         scope_args = {k: v for k, v in ctf.items() if k in scope_keys and v is not None}
-        if not scope_args.get("pixel_size"):
-            scope_args["pixel_size"] = read_pixel_size(input_path)
+        scope_args["pixel_size"] = resolve_pixel_size(ctf.get("pixel_size"), input_path)
         scope = Microscope(**scope_args)
         # Mean defocus only (no astigmatism fit: ~10x faster, and the difference
         # of mean defoci is what is compared); a caller may pass astigmatism=True.

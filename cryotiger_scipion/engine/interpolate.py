@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import List, Optional, Sequence
 
 import numpy as np
 
 from . import InputError
-from .io import (atomic_path, check_angles_match, open_stack, read_angles,
-                 read_mdoc, StackWriter, write_angles)
+from .io import (atomic_path, check_angles_match, check_finite_views, open_stack, read_angles,
+                 read_mdoc, resolve_pixel_size, StackWriter, write_angles)
 from .plan import InputTilt, OutputTilt, gaps_of, make_input_tilts, make_plan
 from .progress import Progress
 
@@ -75,22 +76,42 @@ def get_interpolator(method: str, **options) -> Interpolator:
 
 
 def parse_view_list(text: Optional[str]) -> List[int]:
-    """'1,4-6' -> [0, 3, 4, 5] (views numbered from 1, as IMOD's EXCLUDELIST)."""
+    """'1,4-6' -> [0, 3, 4, 5]: views numbered from 1 (as IMOD's EXCLUDELIST)
+    -> sorted unique 0-based indices.
+
+    Rules (the same for every command; README, "Bad input"): entries are
+    separated by commas or spaces; a range ``a-b`` covers a..b inclusive and a
+    reversed range ``12-10`` is read as 10-12; repeated or overlapping entries
+    count once; 0 and negative numbers are refused (views start at 1).  Views
+    beyond the stack are refused where the stack size is known
+    (``plan.make_input_tilts``, ``reconstruct.kept_views``, training).
+    """
+    if text is None:
+        return []
+    text = str(text).strip()
     if not text:
         return []
-    out = []
-    for part in str(text).replace(" ", "").split(","):
+    hint = "write view numbers from 1, e.g. '1,4-6'"
+    out = set()
+    normalised = re.sub(r"\s*-\s*", "-", text)
+    for part in re.split(r"[,\s]+", normalised):
         if not part:
             continue
-        try:
-            if "-" in part:
-                lo, hi = part.split("-", 1)
-                out.extend(range(int(lo) - 1, int(hi)))
-            else:
-                out.append(int(part) - 1)
-        except ValueError:
-            raise InputError(f"'{text}' is not a list of view numbers; write e.g. '1,4-6'") from None
-    return out
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            if re.fullmatch(r"-\d+(?:-\d+)?", part):
+                raise InputError(f"--exclude '{text}': '{part}' is negative; views are numbered "
+                                 "from 1")
+            raise InputError(f"--exclude '{text}': '{part}' is not a view number or range; {hint}")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        lo, hi = min(lo, hi), max(lo, hi)
+        if lo < 1:
+            raise InputError(f"--exclude '{text}': view 0 does not exist; views are numbered from 1")
+        if hi > 100000:
+            raise InputError(f"--exclude '{text}': view {hi} does not exist in any tilt series; {hint}")
+        out.update(range(lo - 1, hi))
+    return sorted(out)
 
 
 def describe_input(stack_path: str, angles_path: Optional[str] = None,
@@ -153,25 +174,32 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
     """
     from .align import apply_xf
 
+    label = label or os.path.basename(input_path)
+    # Every view that is not excluded must be finite (checked before any work);
+    # an excluded view whose pixels are not finite cannot be carried into the
+    # output and is left out of it (excluded views are never used).
+    with open_stack(input_path) as m:
+        data = m.data if m.data.ndim == 3 else m.data[None]
+        check_finite_views(data, [t.index for t in tilts if not t.excluded], label)
+        unusable = [t.index for t in tilts if t.excluded and not np.all(np.isfinite(data[t.index]))]
+    if unusable:
+        tilts = [t for t in tilts if t.index not in set(unusable)]
+        if progress:
+            print(f"{label}: excluded view(s) {', '.join(str(i + 1) for i in unusable)} hold NaN or "
+                  "infinite values and are left out of the output", flush=True)
     plan = make_plan(tilts, per_gap=per_gap, mode=mode)
     gaps = gaps_of(plan)
-    label = label or os.path.basename(input_path)
     tlt_path, json_path = _output_paths(output_path)
     if os.path.abspath(output_path) == os.path.abspath(input_path):
         raise InputError(f"{output_path}: the output would overwrite the input; choose another name")
     with open_stack(input_path) as m:
         data = m.data if m.data.ndim == 3 else m.data[None]
-        if pixel_size is None or pixel_size <= 0:
-            pixel_size = float(m.voxel_size.x)
+        # --pixel-size when given (refused unless finite and > 0), else the header's;
+        # 0 = unknown (written as 0, never NaN/inf).
+        pixel_size = resolve_pixel_size(pixel_size, input_path, header_px=m.pixel_size,
+                                        required=False)
         if xf is not None and len(xf) != data.shape[0]:
             raise InputError(f"{len(xf)} transforms for {data.shape[0]} images; give one per image")
-        # Check every image used before writing anything (one read pass, slice by slice).
-        used = sorted({i for o in plan for i in o.sources})
-        bad = [i + 1 for i in used if not np.all(np.isfinite(data[i]))]
-        if bad:
-            raise InputError(f"{label}: NaN or infinite values in image(s) "
-                             f"{', '.join(map(str, bad[:10]))}{' ...' if len(bad) > 10 else ''} "
-                             "(numbered from 1); fix those images or exclude them (--exclude)")
         cache: dict = {}
         # Interpolators that need whole-stack statistics (FILM's 'notebook'
         # normalisation: global min/max) get the (n, y, x) stack first.

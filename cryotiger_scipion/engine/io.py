@@ -8,9 +8,12 @@ never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
+import struct
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterator, List, Optional, Sequence
 
@@ -25,60 +28,193 @@ STACK_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".rec", ".map")
 # ----------------------------------------------------------------------------
 # MRC
 # ----------------------------------------------------------------------------
-def _check_mrc(path: str) -> None:
+# Bytes per value of the MRC modes we read (MRC2014): 0 int8/uint8 (IMOD rule
+# below), 1 int16, 2 float32, 6 uint16, 12 float16.  Complex modes 3 and 4 and
+# IMOD's packed 4-bit mode 101 are refused.
+MRC_MODE_BYTES = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}
+IMOD_STAMP = 1146047817          # 'IMOD' at header byte 152 (imodStamp)
+IMOD_FLAG_SIGNED_BYTES = 1       # bit 0 of imodFlags (header byte 156)
+
+
+def usable_pixel_size(value) -> float:
+    """``value`` (Angstrom) if it is a usable pixel size (finite and > 0), else 0 (unknown)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return v if math.isfinite(v) and v > 0 else 0.0
+
+
+def check_pixel_size_option(value, option: str = "--pixel-size") -> None:
+    """InputError unless ``value`` (from the command line) is None or a finite
+    pixel size > 0 (Angstrom)."""
+    if value is None:
+        return
+    if not usable_pixel_size(value):
+        raise InputError(f"{option} {value}: give the pixel size in Angstrom as a positive "
+                         "number (e.g. --pixel-size 2.17), or leave it out to use the header's")
+
+
+@dataclass
+class MrcInfo:
+    """What the header of an MRC file says, after the checks of :func:`_check_mrc`."""
+    shape: tuple                # (nz, ny, nx)
+    mode: int
+    unsigned_bytes: bool        # mode 0 read as uint8 (IMOD's rule)
+    pixel_size: float           # Angstrom in x; 0 = unknown (unset, 0, negative, NaN, inf)
+
+
+def _raw_header(path: str) -> dict:
+    """The fields we check, decoded from the first 1024 bytes of ``path`` in the
+    file's byte order (machine stamp at byte 212, as MRC2014; little-endian if unset)."""
+    with open(path, "rb") as f:
+        raw = f.read(1024)
+    if len(raw) < 1024:
+        raise InputError(f"{path}: {len(raw)} bytes, too small for an MRC header (1024 bytes); "
+                         "give an MRC stack (.mrc/.mrcs/.st/.ali)")
+    order = ">" if raw[212] == 0x11 else "<"
+    nx, ny, nz, mode = struct.unpack(order + "4i", raw[0:16])
+    mx = struct.unpack(order + "i", raw[28:32])[0]
+    cella_x = struct.unpack(order + "f", raw[40:44])[0]
+    nsymbt = struct.unpack(order + "i", raw[92:96])[0]
+    stamp, flags = struct.unpack(order + "2i", raw[152:160])
+    return dict(nx=nx, ny=ny, nz=nz, mode=mode, mx=mx, cella_x=cella_x, nsymbt=nsymbt,
+                imod_stamp=stamp, imod_flags=flags)
+
+
+def _check_mrc(path: str) -> MrcInfo:
+    """Check that ``path`` is an MRC file we can read; InputError (one line
+    naming the file and the field) otherwise.  Returns its :class:`MrcInfo`."""
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found; give the path of an MRC stack")
-    try:
-        mrcfile.validate  # noqa: B018 (exists in all versions we support)
-        with mrcfile.open(path, mode="r", permissive=True, header_only=True) as m:
-            header = m.header
-            nx, ny, nz = int(header.nx), int(header.ny), int(header.nz)
-            mode = int(header.mode)
-    except Exception as exc:  # mrcfile raises ValueError / OSError variants
-        raise InputError(f"{path}: not a readable MRC file ({exc}); "
-                         "give an MRC stack (.mrc/.mrcs/.st/.ali)") from exc
-    dtype_sizes = {0: 1, 1: 2, 2: 4, 4: 8, 6: 2, 12: 2}
-    if mode not in dtype_sizes:
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a folder; give the path of an MRC stack")
+    fields = _raw_header(path)
+    nx, ny, nz, mode = fields["nx"], fields["ny"], fields["nz"], fields["mode"]
+    for name in ("nx", "ny", "nz"):
+        if fields[name] < 1:
+            raise InputError(f"{path}: broken MRC header: {name} = {fields[name]} (image size must "
+                             "be at least 1); the file is damaged or not an MRC stack: export it again")
+    if fields["nsymbt"] < 0:
+        raise InputError(f"{path}: broken MRC header: nsymbt = {fields['nsymbt']} (extended header "
+                         "size must be 0 or more); the file is damaged: export it again")
+    if mode in (3, 4):
+        raise InputError(f"{path}: MRC mode {mode} holds complex numbers (Fourier data), not "
+                         "images; give a real-space stack (mode 0, 1, 2, 6 or 12)")
+    if mode not in MRC_MODE_BYTES:
         raise InputError(f"{path}: MRC mode {mode} is not supported; "
                          "convert the stack to mode 2 (float32) or 1/6 (16-bit)")
-    expected = nx * ny * nz * dtype_sizes[mode]
+    expected = nx * ny * nz * MRC_MODE_BYTES[mode]
     size = os.path.getsize(path)
-    header_bytes = 1024 + int(header.nsymbt)
+    header_bytes = 1024 + fields["nsymbt"]
     if size < header_bytes + expected:
         raise InputError(
             f"{path}: truncated MRC file: the header announces {nz} images of "
             f"{nx}x{ny} ({header_bytes + expected} bytes) but the file has {size} bytes; "
             "copy or export the stack again")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")        # permissive mode warns on odd headers
+            with mrcfile.open(path, mode="r", permissive=True, header_only=True) as m:
+                if m.header is None:
+                    raise ValueError("no MRC header")
+    except Exception as exc:  # mrcfile raises ValueError / OSError variants
+        raise InputError(f"{path}: not a readable MRC file ({exc}); "
+                         "give an MRC stack (.mrc/.mrcs/.st/.ali)") from exc
+    # IMOD's rule for mode 0: a file with the IMOD stamp holds unsigned bytes unless
+    # bit 0 of imodFlags is set.  Without the stamp we follow MRC2014 (signed), as mrcfile.
+    unsigned = (mode == 0 and fields["imod_stamp"] == IMOD_STAMP
+                and not fields["imod_flags"] & IMOD_FLAG_SIGNED_BYTES)
+    mx, cella_x = fields["mx"], fields["cella_x"]
+    px = usable_pixel_size(cella_x / mx) if mx > 0 and math.isfinite(cella_x) else 0.0
+    return MrcInfo(shape=(nz, ny, nx), mode=mode, unsigned_bytes=unsigned, pixel_size=px)
 
 
-def open_stack(path: str):
+class _VoxelSize:
+    def __init__(self, px: float):
+        self.x = self.y = self.z = px
+
+
+class MrcStack:
+    """A checked MRC stack opened read-only and memory-mapped (see :func:`open_stack`).
+
+    ``data``: (n, y, x) (or (y, x) for one image) in the file's type, 8-bit
+    data as IMOD reads them; ``pixel_size``/``voxel_size.x``: Angstrom, 0 when
+    the header has no usable value; ``header``: the raw mrcfile header.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.info = _check_mrc(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._mrc = mrcfile.mmap(path, mode="r", permissive=True)
+        data = self._mrc.data
+        if data is None:
+            self._mrc.close()
+            raise InputError(f"{path}: the MRC data could not be read; export the stack again")
+        self.data = data.view(np.uint8) if self.info.unsigned_bytes else data
+        self.pixel_size = self.info.pixel_size
+        self.voxel_size = _VoxelSize(self.pixel_size)
+
+    @property
+    def header(self):
+        return self._mrc.header
+
+    def close(self) -> None:
+        self._mrc.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def open_stack(path: str) -> MrcStack:
     """Open an MRC stack read-only and memory-mapped (no data read yet).
 
-    Returns the mrcfile object; ``.data`` is (n, y, x).  A single 2D image is
-    returned as a stack of one.  Use as a context manager.
+    Returns an :class:`MrcStack`; ``.data`` is (n, y, x) (a single 2D image
+    is (y, x)).  Raises InputError (one line naming the file and the problem)
+    for a missing file, a broken header (nx, ny, nz < 1, ...), complex or
+    unknown modes and truncated data.  Use as a context manager.
     """
-    _check_mrc(path)
-    return mrcfile.mmap(path, mode="r", permissive=True)
+    return MrcStack(path)
 
 
 def stack_shape(path: str) -> tuple:
-    with open_stack(path) as m:
-        data = m.data
-        return (1,) + data.shape if data.ndim == 2 else tuple(data.shape)
+    """(n, y, x) of an MRC stack, from its checked header."""
+    return _check_mrc(path).shape
 
 
 def read_pixel_size(path: str) -> float:
-    """Pixel size (Angstrom) from the header's voxel size in x; 0 if unset."""
-    _check_mrc(path)
-    with mrcfile.open(path, mode="r", permissive=True, header_only=True) as m:
-        return float(m.voxel_size.x)
+    """Pixel size (Angstrom) from the header (cell size x / grid size x); 0 when
+    unknown (unset, 0, negative, NaN, inf, or grid size 0)."""
+    return _check_mrc(path).pixel_size
+
+
+def resolve_pixel_size(given: Optional[float], path: str, header_px: Optional[float] = None,
+                       required: bool = True) -> float:
+    """The pixel size (Angstrom) to use for ``path``: ``given`` (--pixel-size)
+    when not None, else the header's.  InputError when ``given`` is not a
+    positive finite number, or when ``required`` and the header has no usable
+    value.  Returns 0 (unknown) only when not ``required``."""
+    if given is not None:
+        check_pixel_size_option(given)
+        return float(given)
+    px = usable_pixel_size(read_pixel_size(path) if header_px is None else header_px)
+    if required and not px:
+        raise InputError(f"{path}: the header has no usable pixel size (0, negative, NaN or "
+                         "infinite); give --pixel-size in Angstrom")
+    return px
 
 
 def read_stack(path: str, check_finite: bool = True) -> tuple:
-    """Read a whole stack as float32 (n, y, x) and its pixel size (A)."""
+    """Read a whole stack as float32 (n, y, x) and its pixel size (A, 0 = unknown)."""
     with open_stack(path) as m:
         data = np.asarray(m.data, dtype=np.float32)
-        pixel_size = float(m.voxel_size.x)
+        pixel_size = m.pixel_size
     if data.ndim == 2:
         data = data[None]
     if check_finite:
@@ -87,12 +223,21 @@ def read_stack(path: str, check_finite: bool = True) -> tuple:
 
 
 def check_finite_array(data: np.ndarray, name: str) -> None:
-    if not np.all(np.isfinite(data)):
-        bad = np.flatnonzero(~np.isfinite(data.reshape(data.shape[0], -1)).all(axis=1))
-        raise InputError(
-            f"{name}: NaN or infinite values in image(s) {', '.join(str(i + 1) for i in bad[:10])}"
-            f"{' ...' if len(bad) > 10 else ''}; fix or exclude those images "
-            "(e.g. re-export the stack, or replace bad pixels) before interpolating")
+    """InputError naming the images (from 1) of (n, y, x) ``data`` that hold NaN/inf."""
+    check_finite_views(data, range(data.shape[0]), name)
+
+
+def check_finite_views(data, views, name: str, excluded_hint: bool = True) -> None:
+    """Check that images ``views`` (0-based) of ``data`` (n, y, x), e.g. a
+    memory map, hold only finite values, one image at a time; InputError naming
+    the bad images (numbered from 1) otherwise.  Called before any work by
+    every command on the views it uses (excluded views are not checked)."""
+    bad = [int(i) + 1 for i in views if not np.all(np.isfinite(data[int(i)]))]
+    if bad:
+        fix = "fix those images or exclude them (--exclude)" if excluded_hint else "fix those images"
+        raise InputError(f"{name}: NaN or infinite values in image(s) "
+                         f"{', '.join(map(str, bad[:10]))}{' ...' if len(bad) > 10 else ''} "
+                         f"(numbered from 1); {fix}")
 
 
 @contextlib.contextmanager
@@ -201,27 +346,58 @@ def write_volume(path: str, volume: np.ndarray, pixel_size: float) -> None:
 # ----------------------------------------------------------------------------
 # Tilt angles
 # ----------------------------------------------------------------------------
+def read_text_lines(path: str, what: str) -> List[str]:
+    """Lines of a small text file (angles, transforms), decoded as UTF-8 (a BOM
+    and CRLF line ends accepted); InputError (one line) for a missing file, a
+    folder or binary data."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: {what} not found")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a folder; give the {what}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    if b"\0" in raw:
+        raise InputError(f"{path}: binary data, not a text {what} (was an image stack given?)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a text {what} (byte {exc.start + 1} is not UTF-8 text)") from None
+    return text.splitlines()
+
+
 def read_angles(path: str) -> np.ndarray:
-    """Read a .tlt/.rawtlt file: one angle (degrees) per line, stack order."""
+    """Read a .tlt/.rawtlt file: one angle (degrees) per line, stack order.
+
+    Rules (README, "Bad input"): exactly one number per line (IMOD's format);
+    a line with more than one column (e.g. ``index<TAB>angle`` or
+    ``angle,dose``) is refused with the column count, never guessed; blank
+    lines, lines starting with ``#``, CRLF line ends, a UTF-8 BOM and spaces
+    around the number are accepted; NaN/inf and angles outside [-90, 90] are
+    refused; the order is free (stack order, need not be monotonic).
+    Returns (n,) float64.  Raises InputError with the file and line.
+    """
     if not os.path.exists(path):
         raise InputError(f"{path}: tilt-angle file not found; give a .tlt/.rawtlt "
                          "file with one angle (degrees) per line")
     angles = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            first = text.split()[0]
-            try:
-                value = float(first)
-            except ValueError:
-                raise InputError(f"{path}, line {lineno}: '{first}' is not a tilt angle; "
-                                 "the file must hold one angle in degrees per line") from None
-            if not np.isfinite(value) or abs(value) > 90:
-                raise InputError(f"{path}, line {lineno}: tilt angle {value} is outside "
-                                 "[-90, 90] degrees; check the file")
-            angles.append(value)
+    for lineno, line in enumerate(read_text_lines(path, "tilt-angle file"), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        columns = [c for c in re.split(r"[\s,;]+", text) if c]
+        if len(columns) != 1:
+            raise InputError(f"{path}, line {lineno}: {len(columns)} columns ('{text}'); a tilt-angle "
+                             "file (.tlt/.rawtlt) holds one angle in degrees per line: keep only "
+                             "the angle column")
+        try:
+            value = float(columns[0])
+        except ValueError:
+            raise InputError(f"{path}, line {lineno}: '{columns[0]}' is not a tilt angle; "
+                             "the file must hold one angle in degrees per line") from None
+        if not np.isfinite(value) or abs(value) > 90:
+            raise InputError(f"{path}, line {lineno}: tilt angle {value} is outside "
+                             "[-90, 90] degrees; check the file")
+        angles.append(value)
     if not angles:
         raise InputError(f"{path}: no tilt angles in the file; give one angle per line")
     return np.asarray(angles, dtype=np.float64)
@@ -235,6 +411,10 @@ def write_angles(path: str, angles: Sequence[float]) -> None:
 
 
 def check_angles_match(angles: np.ndarray, n_images: int, stack_name: str, tlt_name: str) -> None:
+    bad = [a for a in np.asarray(angles, dtype=float) if not (np.isfinite(a) and abs(a) <= 90)]
+    if bad:
+        raise InputError(f"{tlt_name}: tilt angle {bad[0]:g} is not a number in [-90, 90] degrees; "
+                         "check the angles")
     if len(angles) != n_images:
         raise InputError(f"{stack_name}: {n_images} images in the stack but {len(angles)} "
                          f"angles in {tlt_name}; give a tilt-angle file with one angle per image")
@@ -343,6 +523,13 @@ def read_mdoc(path: str) -> Mdoc:
     for sec in tilts:
         if "TiltAngle" not in sec:
             raise InputError(f"{path}: section [ZValue = {sec['ZValue']}] has no TiltAngle")
+        try:
+            angle = float(sec["TiltAngle"].split()[0])
+        except (ValueError, IndexError):
+            angle = float("nan")
+        if not (math.isfinite(angle) and abs(angle) <= 90):
+            raise InputError(f"{path}: section [ZValue = {sec['ZValue']}]: TiltAngle "
+                             f"'{sec['TiltAngle']}' is not an angle in [-90, 90] degrees")
 
         def num(key, default=None):
             try:

@@ -218,7 +218,7 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
     :func:`engine.reconstruct.reconstruct_file`.  The working folder is made
     beside the output and removed on success unless ``keep_work``."""
     from .align import apply_xf
-    from .io import open_stack, read_angles, write_volume
+    from .io import check_finite_views, open_stack, read_angles, write_volume
     from .progress import Progress
     from .reconstruct import bin_image, kept_views, read_ctf_json, stack_data_checked
 
@@ -234,6 +234,7 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
         data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size)
         n = data.shape[0]
         keep = kept_views(n, exclude, exclude_synthetic, xf)
+        check_finite_views(data, keep, input_path)          # before any work
         ctf = None
         if correction != "none":
             if not ctf_path:

@@ -52,7 +52,15 @@ class CtfSettings:
     amp_contrast: float = 0.07
 
     def subset(self, keep: Sequence[int]) -> "CtfSettings":
+        """The settings of views ``keep`` (0-based); InputError if one of them
+        has no estimated defocus (NaN: marked not estimated in CTF.json)."""
         k = list(keep)
+        missing = [i + 1 for i in k if not (np.isfinite(self.defocus_u[i])
+                                            and np.isfinite(self.defocus_v[i]))]
+        if missing:
+            raise InputError(f"the CTF file marks tilt(s) {', '.join(map(str, missing[:10]))} "
+                             "(numbered from 1) as not estimated (featureless); exclude them "
+                             f"(--exclude {','.join(map(str, missing[:10]))}) or correct without CTF")
         return CtfSettings([self.defocus_u[i] for i in k], [self.defocus_v[i] for i in k],
                            [self.astig_angle[i] for i in k], self.voltage, self.cs, self.amp_contrast)
 
@@ -338,6 +346,12 @@ def read_ctf_json(path: str, n: int, angles: Optional[Sequence[float]] = None,
                          "estimated on this stack (one entry per tilt, stack order)")
     du, dv, ang = [], [], []
     for i, e in enumerate(data):
+        if isinstance(e, dict) and e.get("estimated") is False:
+            # Not estimated by 'cryotiger ctf' (featureless tilt): usable only if excluded.
+            du.append(float("nan"))
+            dv.append(float("nan"))
+            ang.append(0.0)
+            continue
         try:
             u = float(e["defocus_u"])
             v = float(e.get("defocus_v", u))
@@ -386,12 +400,11 @@ def stack_data_checked(mrc, angles, input_path: str, angles_path: str,
     """(data (n, y, x) memory-mapped, pixel size in A) of an open stack, after
     checking that ``angles`` has one angle per image and that a pixel size is
     known (``pixel_size`` when > 0, else the header's)."""
-    from .io import check_angles_match
+    from .io import check_angles_match, resolve_pixel_size
     data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
     check_angles_match(angles, data.shape[0], input_path, angles_path)
-    px = pixel_size if pixel_size and pixel_size > 0 else float(mrc.voxel_size.x)
-    if not px or px <= 0:
-        raise InputError(f"{input_path}: the header has no pixel size; give --pixel-size (Angstrom)")
+    # --pixel-size when given (refused unless finite and > 0), else the header's (required).
+    px = resolve_pixel_size(pixel_size, input_path, header_px=mrc.voxel_size.x)
     return data, px
 
 
@@ -429,7 +442,7 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
     Returns a summary dict.
     """
     from .align import apply_xf
-    from .io import open_stack, read_angles, write_volume
+    from .io import check_finite_views, open_stack, read_angles, write_volume
     from .progress import Progress
 
     if correction not in CORRECTIONS:
@@ -442,6 +455,7 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
         data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size)
         n = data.shape[0]
         keep = kept_views(n, exclude, exclude_synthetic, xf)
+        check_finite_views(data, keep, input_path)          # before any work
         ctf = None
         if correction != "none" or ctf_path:
             if not ctf_path:

@@ -180,8 +180,9 @@ def writeXf(path: str, records: List[TiltRecord]) -> None:
 def _readImage(fileName: str, index: int) -> np.ndarray:
     """Image ``index`` (1-based) of ``fileName`` as float32 (y, x)."""
     if os.path.splitext(fileName)[1].lower() in MRC_SUFFIXES:
-        import mrcfile
-        with mrcfile.mmap(fileName, mode="r", permissive=True) as m:
+        # The engine's reader: header checks and IMOD's rule for 8-bit data.
+        from ..engine.io import open_stack
+        with open_stack(fileName) as m:
             data = m.data
             img = data if data.ndim == 2 else data[index - 1]
             return np.array(img, dtype=np.float32)

@@ -144,8 +144,10 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
             outSet.append(ctfTs)
             for rec, e in zip(inputs.records, entries):
                 ctf = CTFTomo()
-                ctf.setStandardDefocus(float(e["defocus_u"]), float(e["defocus_v"]),
-                                       float(e["astig_angle"]))
+                estimated = e.get("estimated") is not False and e.get("defocus_u") is not None
+                if estimated:
+                    ctf.setStandardDefocus(float(e["defocus_u"]), float(e["defocus_v"]),
+                                           float(e["astig_angle"]))
                 if e.get("fit_score") is not None:
                     ctf.setFitQuality(float(e["fit_score"]))
                 if e.get("resolution") is not None:
@@ -153,7 +155,8 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
                 ctf.setIndex(rec.index if rec.index else rec.position)
                 if rec.acqOrder is not None:
                     ctf.setAcquisitionOrder(int(rec.acqOrder))
-                ctf.setEnabled(bool(rec.enabled))
+                # A featureless tilt (not estimated): no defocus, and disabled.
+                ctf.setEnabled(bool(rec.enabled) and estimated)
                 setattr(ctf, ATTR_SYNTHETIC, Boolean(synthetic.get(rec.objId, False)))
                 ctfTs.append(ctf)
             ctfTs.write(properties=False)

@@ -247,6 +247,8 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         for r in inputs.records:
             k = r.acqOrder if byAcq else r.index
             e = table.get(k)
+            if e is not None and (e[2] is None or e[3] is None):
+                e = None          # a tilt whose CTF was not estimated (featureless): no defocus
             if e is None:
                 if r.position not in exclude:
                     missing.append("%.2f" % r.angle)

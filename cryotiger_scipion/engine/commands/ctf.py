@@ -69,17 +69,19 @@ def run(args) -> int:
     from .. import InputError
     from ..ctf import (FitOptions, Microscope, estimate_stack, plan_synthetic_flags,
                        results_to_json, write_ctf_json)
-    from ..io import check_angles_match, read_angles, read_pixel_size, stack_shape
+    from ..io import (check_angles_match, check_finite_views, open_stack, read_angles,
+                      resolve_pixel_size)
 
     if not os.path.exists(args.input):
         raise InputError(f"{args.input}: input stack not found")
-    n = stack_shape(args.input)[0]
-    angles = read_angles(args.angles)
-    check_angles_match(angles, n, args.input, args.angles)
-    px = args.pixel_size or read_pixel_size(args.input)
-    if not px or px <= 0:
-        raise InputError(f"{args.input}: no pixel size in the header ({px:g}); give "
-                         "--pixel-size in Angstrom")
+    with open_stack(args.input) as m:
+        data = m.data if m.data.ndim == 3 else m.data[None]
+        n = data.shape[0]
+        angles = read_angles(args.angles)
+        check_angles_match(angles, n, args.input, args.angles)
+        # --pixel-size when given (refused unless finite and > 0), else the header's (required).
+        px = resolve_pixel_size(args.pixel_size, args.input, header_px=m.pixel_size)
+        check_finite_views(data, range(n), args.input, excluded_hint=False)   # before any work
     scope = Microscope(pixel_size=px, voltage=args.voltage, cs=args.cs,
                        amp_contrast=args.amp_contrast)
     options = FitOptions(defocus_min=args.defocus_min, defocus_max=args.defocus_max,
@@ -98,16 +100,31 @@ def run(args) -> int:
         binary = find_gctf(args.gctf)
         work = args.work_dir or os.path.splitext(args.output)[0] + "_gctf"
         gopts = GctfOptions.from_fit_options(options, scope, gpu_id=_first_gpu(args.gpu_id))
+        from ..ctf import featureless_reason, not_estimated
+        with open_stack(args.input) as m:     # featureless tilts: marked, never reported as fitted
+            data = m.data if m.data.ndim == 3 else m.data[None]
+            skipped = {i: r for i in range(n) for r in [featureless_reason(data[i])] if r}
+        if len(skipped) == n:
+            raise InputError(f"every tilt ({n}) is featureless ({skipped[0]}): there is no CTF to "
+                             "estimate; check the stack (is it the right file?)")
         results = run_gctf_stack(binary, args.input, angles, gopts, work, progress=not args.quiet)
+        results = [not_estimated(float(angles[i]), skipped[i]) if i in skipped else r
+                   for i, r in enumerate(results)]
         entries = [r.to_json(None if synthetic is None else synthetic[i], backend="gctf")
                    for i, r in enumerate(results)]
     else:
         results = estimate_stack(args.input, angles, scope, options, progress=not args.quiet)
         entries = results_to_json(results, synthetic, backend="builtin")
     write_ctf_json(args.output, entries)
+    missing = [i + 1 for i, e in enumerate(entries) if e.get("estimated") is False]
+    if missing:
+        import sys
+        print(f"cryotiger ctf: warning: tilt(s) {', '.join(map(str, missing[:10]))}"
+              f"{' ...' if len(missing) > 10 else ''} (numbered from 1) are featureless and marked "
+              f"not estimated in {args.output} (\"estimated\": false, no defocus)", file=sys.stderr)
     if not args.quiet:
         import numpy as np
-        dz = np.array([e["defocus"] for e in entries])
+        dz = np.array([e["defocus"] for e in entries if e.get("estimated") is not False])
         print(f"wrote {args.output}: {len(entries)} tilts, defocus {dz.min() / 1e4:.3f}.."
               f"{dz.max() / 1e4:.3f} um (median {np.median(dz) / 1e4:.3f} um) in "
               f"{time.monotonic() - t0:.1f} s")

@@ -41,7 +41,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import InputError
-from ..io import check_angles_match, open_stack, read_angles
+from ..io import check_angles_match, check_finite_views, open_stack, read_angles
 
 RAW_FLOAT32 = "raw_float32"
 MANIFEST = "database.json"
@@ -320,6 +320,9 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
                 raise InputError(f"{sp.xf}: {len(xf)} transforms for {shape[0]} images in {sp.stack}; "
                                  "give one transform per image")
         xfs.append(xf)
+        with open_stack(sp.stack) as m:      # every view used must be finite, before any work
+            check_finite_views(m.data if m.data.ndim == 3 else m.data[None],
+                               sorted({v for t in trips for v in t[:3]}), sp.stack)
         origins = patch_origins(shape[1:], params.patch_size, params.patch_stride or params.patch_size)
         plans.append((sp, angles, trips, origins, shape))
     if sum(len(p[2]) for p in plans) == 0:

@@ -1,0 +1,26 @@
+"""Pre-flight checks of command-line values shared by every ``cryotiger`` command.
+
+:func:`preflight` runs in ``cli.main`` after parsing and before the command
+starts, so a bad value is refused in one line before any file is read or
+written.  The rules are listed in the README, section "Bad input".
+"""
+from __future__ import annotations
+
+
+def preflight(args) -> None:
+    """Check the options every command shares, if the command has them:
+
+    * ``--pixel-size``: a finite number > 0 (Angstrom); NaN, inf, 0 and
+      negative values are refused (leave the option out to use the header).
+    * ``--exclude``: view lists as :func:`engine.interpolate.parse_view_list`
+      reads them (one string, or a list of them for ``train``).
+
+    Raises InputError (one line).
+    """
+    from .io import check_pixel_size_option
+    check_pixel_size_option(getattr(args, "pixel_size", None))
+    exclude = getattr(args, "exclude", None)
+    if exclude:
+        from .interpolate import parse_view_list
+        for text in (exclude if isinstance(exclude, (list, tuple)) else [exclude]):
+            parse_view_list(text)

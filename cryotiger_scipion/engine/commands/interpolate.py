@@ -4,6 +4,10 @@ Contract (kept stable, used by checks outside the repository):
   cryotiger interpolate --input TS.mrc --angles TS.tlt --output OUT.mrc
       --method linear|film [--per-gap K] [--mode add|restore]
       [--model DIR --tile-size N --tile-overlap N --max-memory GiB --device cpu|gpu]
+  cryotiger interpolate --input TS.mrc --angles TS.tlt --output OUT.mrc --method film
+      --fit-minutes M [--model DIR] [--mode add|restore]
+      (fits FILM to the series' own tilts first, starting from DIR or the starter
+      model; the fitted model is kept as OUT_fitted_film/)
 writes OUT.mrc, OUT.tlt and OUT.json (one entry per output slice).
 """
 from __future__ import annotations
@@ -39,6 +43,11 @@ def register(subparsers):
                    help="pixel size in Angstrom (default: from the input header)")
     film = p.add_argument_group("FILM options")
     film.add_argument("--model", help="FILM SavedModel folder (published, trained, or 'cryotiger model init')")
+    film.add_argument("--fit-minutes", type=float, default=None,
+                      help="first fit FILM to this series for M minutes (self-supervised: tilts two "
+                           "apart predict the one between; restore mode: kept tilts only), starting "
+                           "from --model or the starter model; the fitted model is kept beside the "
+                           "output as OUT_fitted_film/ (reuse it with --model)")
     film.add_argument("--tile-size", type=int, default=None, help="tile size in pixels (default: from --max-memory)")
     film.add_argument("--tile-overlap", type=int, default=None, help="tile overlap in pixels")
     film.add_argument("--max-memory", type=float, default=None, help="memory budget in GiB for tiling")
@@ -121,10 +130,20 @@ def run(args) -> int:
     angles, xf, acq = read_series_options(args)
     tilts = describe_input(args.input, angles_path=args.angles, angles=angles, mdoc_path=args.mdoc,
                            exclude=parse_view_list(args.exclude), **acq)
+    fit_minutes = getattr(args, "fit_minutes", None)
+    if fit_minutes is not None and args.method != "film":
+        raise InputError("--fit-minutes fits the FILM network; give --method film (or leave it out)")
+    if fit_minutes is not None and fit_minutes <= 0:
+        raise InputError(f"--fit-minutes {fit_minutes:g}: give a positive number of minutes")
+    fitted = None
     if args.method == "film":
-        if not args.model:
-            raise InputError("--method film needs --model DIR (a FILM SavedModel folder; "
-                             "'cryotiger model init' makes a random one for testing)")
+        if not args.model and fit_minutes is None:
+            from ..download import install_hint
+            raise InputError("--method film needs --model DIR (a FILM SavedModel folder) or "
+                             "--fit-minutes M (fit to this series first); " + install_hint())
+        if fit_minutes is not None:
+            fitted = fit_first(args, tilts)
+            args.model = fitted["model"]
         interpolator = get_interpolator("film", **film_options(args))
     else:
         interpolator = get_interpolator(args.method)
@@ -136,4 +155,26 @@ def run(args) -> int:
         n_syn = sum(o.synthetic for o in plan)
         print(f"wrote {args.output}: {len(plan)} tilts ({n_syn} synthetic) in "
               f"{time.monotonic() - t0:.1f} s")
+    if fitted is not None:
+        from ..fit import describe_fit
+        print(describe_fit(fitted), flush=True)
     return 0
+
+
+def fit_first(args, tilts) -> dict:
+    """--fit-minutes: fit FILM to the series (engine/fit.py) before interpolating;
+    returns the fit summary (its 'model' is the fitted SavedModel folder)."""
+    from ..fit import FitOptions, fit_series, fitted_model_path
+    from ..film.interpolator import configure_devices
+    from ..plan import make_plan
+    gpu_ids = ",".join(str(args.gpu_ids).replace(",", " ").split()) if args.gpu_ids else None
+    configure_devices(args.device, gpu_ids)
+    plan = make_plan(tilts, per_gap=args.per_gap, mode=args.mode)
+    out_model = fitted_model_path(args.output)
+    if os.path.abspath(args.model or "") == out_model:
+        raise InputError(f"--model {args.model} is the folder the fit writes; copy it elsewhere "
+                         "to start from it")
+    log = (lambda msg: print(msg, flush=True)) if not args.quiet else (lambda msg: None)
+    return fit_series(args.input, [t.angle for t in tilts], plan, out_model, init=args.model,
+                      options=FitOptions(minutes=args.fit_minutes), xf=args.xf or "",
+                      progress=not args.quiet, log=log)

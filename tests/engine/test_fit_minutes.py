@@ -1,0 +1,88 @@
+"""`cryotiger interpolate --method film --fit-minutes M` (issue 12): the fit uses only
+the tilts the interpolation uses as inputs (restore mode: the kept ones, never a
+tilt it will be scored against; excluded views never), keeps the fitted model
+beside the output (reusable with --model) and says what it did."""
+import json
+import os
+
+import mrcfile
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from cryotiger_scipion.engine.cli import main  # noqa: E402
+from cryotiger_scipion.engine.io import write_angles, write_stack  # noqa: E402
+
+
+def run(capsys, *args):
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.fixture
+def series(tmp_path):
+    from cryotiger_scipion.engine.simulate import phantom_volume, simulate_tilt_series
+    angles = np.arange(-30, 31, 5.0)                       # 13 tilts
+    data = simulate_tilt_series(phantom_volume((16, 64, 64), n_blobs=12, seed=1), angles)
+    write_stack(str(tmp_path / "TS.mrc"), data, 5.0)
+    write_angles(str(tmp_path / "TS.tlt"), angles)
+    return tmp_path, data, angles
+
+
+def test_restore_fit_uses_kept_tilts_only_and_keeps_model(series, capsys):
+    folder, data, angles = series
+    out = folder / "OUT.mrc"
+    rc, stdout, err = run(capsys, "interpolate", "--input", folder / "TS.mrc", "--angles", folder / "TS.tlt",
+                          "--output", out, "--method", "film", "--fit-minutes", 0.15, "--mode", "restore",
+                          "--exclude", "5", "--quiet")
+    assert rc == 0, err
+    model = folder / "OUT_fitted_film"
+    assert (model / "saved_model.pb").is_file()
+    rec = json.load(open(model / "cryotiger_fit.json"))
+    plan = json.load(open(folder / "OUT.json"))
+    kept = sorted(e["input_index"] for e in plan if not e["synthetic"])
+    restored = sorted(e["replaces"] for e in plan if e["synthetic"])
+    # usable views (view 5 = index 4 excluded) sorted by angle: 0,1,2,3,5,6,...; kept = every second
+    assert kept == [0, 2, 5, 7, 9, 11]
+    assert rec["views"] == kept
+    assert not set(rec["views"]) & set(restored) and 4 not in rec["views"]
+    assert rec["triplets"] == len(kept) - 2
+    assert rec["steps"] >= 1
+    assert rec["patches"]["train"] > 0
+    # The summary says what was fitted, from what, how long, and the validation loss.
+    line = [l for l in stdout.splitlines() if l.startswith("fitted FILM")][0]
+    assert "on 6 tilts" in line and "from random weights" in line
+    assert "validation" in line and "steps in" in line
+    assert str(model) in line
+    with mrcfile.open(out) as m:
+        res = np.array(m.data)
+    assert res.shape[0] == len(plan) and np.all(np.isfinite(res))
+    for e in plan:
+        if not e["synthetic"]:
+            np.testing.assert_array_equal(res[e["index"]], data[e["input_index"]])
+
+    # The fitted model is reusable: as --model for interpolation, and as the start of another fit.
+    rc, stdout, err = run(capsys, "interpolate", "--input", folder / "TS.mrc", "--angles", folder / "TS.tlt",
+                          "--output", folder / "AGAIN.mrc", "--method", "film", "--model", model, "--quiet")
+    assert rc == 0, err
+    rc, stdout, err = run(capsys, "interpolate", "--input", folder / "TS.mrc", "--angles", folder / "TS.tlt",
+                          "--output", folder / "ADD.mrc", "--method", "film", "--model", model,
+                          "--fit-minutes", 0.1, "--quiet")
+    assert rc == 0, err
+    rec2 = json.load(open(folder / "ADD_fitted_film" / "cryotiger_fit.json"))
+    assert rec2["init"] == str(model) and rec2["views"] == list(range(13))   # add mode: all tilts
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "linear", "--fit-minutes", "1"], "give --method film"),
+    (["--method", "film", "--fit-minutes", "0"], "positive number of minutes"),
+    (["--method", "film"], "cryotiger model download"),
+])
+def test_fit_option_errors_are_one_line(series, capsys, extra, message):
+    folder, _, _ = series
+    rc, out, err = run(capsys, "interpolate", "--input", folder / "TS.mrc", "--angles", folder / "TS.tlt",
+                       "--output", folder / "X.mrc", *extra)
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not os.path.exists(folder / "X.mrc")

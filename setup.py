@@ -28,6 +28,7 @@ ENGINE_REQUIRES = [
     "numpy>=1.23",
     "scipy>=1.10",
     "mrcfile>=1.4",
+    "starfile>=0.5",     # cryotiger export (STAR files of RELION 5 / STOPGAP)
 ]
 
 setup(

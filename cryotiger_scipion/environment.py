@@ -17,7 +17,8 @@ import sys
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-ENGINE_PACKAGES = ["numpy>=1.23", "scipy>=1.10", "mrcfile>=1.4", "tifffile", "matplotlib"]
+ENGINE_PACKAGES = ["numpy>=1.23", "scipy>=1.10", "mrcfile>=1.4", "tifffile", "matplotlib",
+                   "starfile>=0.5"]
 TF_CPU = "tensorflow-cpu>=2.15"
 TF_GPU = "tensorflow[and-cuda]>=2.15"
 

@@ -13,7 +13,7 @@ import sys
 
 from . import CryoTigerError, InputError
 
-COMMANDS = ["interpolate", "simulate", "model", "train", "ctf", "reconstruct", "holdout"]
+COMMANDS = ["interpolate", "simulate", "model", "train", "ctf", "reconstruct", "holdout", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

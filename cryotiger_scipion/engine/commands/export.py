@@ -1,0 +1,73 @@
+"""``cryotiger export``: per-tilt metadata of an (interpolated) tilt series for
+IMOD, STOPGAP/cryoCAT or RELION 5, synthetic tilts included and labelled.
+
+Contract (kept stable, used by checks outside the repository):
+  cryotiger export --input OUT.mrc [--ctf CTF.json] --format imod|stopgap|relion5
+      --output DIR [--voltage KV --cs MM --amp-contrast F] [--tomo-size X,Y,Z]
+      [--experimental-only]
+writes DIR/<stem>.tlt, .xf, .defocus, _exclude.txt (imod; plus _synthetic.txt),
+DIR/<stem>_wedgelist.star (stopgap), DIR/<stem>.star and DIR/tomograms.star
+(relion5), <stem> being the stem of --input (or --name).  See docs/export.md.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "export", help="per-tilt metadata for IMOD, STOPGAP/cryoCAT or RELION 5",
+        description="Write the per-tilt metadata of an (interpolated) tilt series for the next "
+                    "tools: angle, dose, defocus and which tilts are synthetic, from the "
+                    "interpolation record OUT.json beside the stack and the CTF.json of "
+                    "'cryotiger ctf'. Formats: imod (.tlt, .xf, .defocus, _exclude.txt), "
+                    "stopgap (STOPGAP/cryoCAT wedge list), relion5 (tilt-series star and "
+                    "tomograms.star of RELION 5's tomography pipeline).")
+    p.add_argument("--input", required=True, help="the stack (OUT.mrc of 'cryotiger interpolate')")
+    p.add_argument("--format", required=True, choices=["imod", "stopgap", "relion5"])
+    p.add_argument("--output", required=True, help="folder to write into (created if needed)")
+    p.add_argument("--record", default=None,
+                   help="interpolation record (default: the .json beside --input with its stem)")
+    p.add_argument("--ctf", default=None,
+                   help="CTF.json of 'cryotiger ctf' (matched by acquisition_order when its entries "
+                        "carry one, else by stack position)")
+    p.add_argument("--pixel-size", type=float, default=None,
+                   help="pixel size in Angstrom (default: from the input header)")
+    p.add_argument("--voltage", type=float, default=300.0, help="acceleration voltage, kV (300)")
+    p.add_argument("--cs", type=float, default=2.7, help="spherical aberration, mm (2.7)")
+    p.add_argument("--amp-contrast", type=float, default=0.07, help="amplitude contrast fraction (0.07)")
+    p.add_argument("--tomo-size", default=None, metavar="X,Y,Z",
+                   help="tomogram size in pixels of the stack (stopgap tomo_x/y/z, relion5 "
+                        "rlnTomoSizeX/Y/Z; default: x, y of the stack and z = x/2, with a note)")
+    p.add_argument("--experimental-only", action="store_true",
+                   help="leave the synthetic tilts out (imod: in the exclude list; stopgap, "
+                        "relion5: no row), e.g. for subtomogram averaging")
+    p.add_argument("--name", default=None,
+                   help="tomogram name and file stem (default: the stem of --input)")
+    p.add_argument("--tomo-num", type=int, default=1, help="stopgap: tomo_num of the rows (1)")
+    p.add_argument("--z-shift", type=float, default=0.0, help="stopgap: z_shift in pixels (0)")
+    p.add_argument("--hand", type=float, default=-1.0, choices=[-1.0, 1.0],
+                   help="relion5: rlnTomoHand, -1 or 1 (-1, RELION's import default)")
+    p.add_argument("--original-pixel-size", type=float, default=None,
+                   help="relion5: rlnMicrographOriginalPixelSize, A (default: the pixel size)")
+    p.add_argument("--quiet", action="store_true", help="no summary line")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..export import export, load_series, parse_tomo_size
+
+    tomo_size = parse_tomo_size(args.tomo_size) if args.tomo_size else None
+    series = load_series(args.input, record=args.record, ctf=args.ctf, pixel_size=args.pixel_size,
+                         voltage=args.voltage, cs=args.cs, amp_contrast=args.amp_contrast,
+                         tomo_size=tomo_size, z_shift=args.z_shift, hand=args.hand, name=args.name,
+                         original_pixel_size=args.original_pixel_size, tomo_num=args.tomo_num)
+    result = export(series, args.format, args.output, experimental_only=args.experimental_only)
+    for note in result["notes"]:
+        print(f"cryotiger export: note: {note}", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {args.format} files for {series.name} ({result['rows']} tilts used, "
+              f"{result['synthetic']} synthetic) in {args.output}: "
+              + ", ".join(os.path.basename(f) for f in result["files"]))
+    return 0

@@ -1,0 +1,731 @@
+"""Per-tilt metadata of an (interpolated) tilt series for the next tools:
+IMOD, STOPGAP/cryoCAT and RELION 5 (``cryotiger export``, docs/export.md).
+
+Everything comes from the product's own records, never from guesses:
+
+* the interpolation record ``OUT.json`` written beside ``OUT.mrc`` by
+  ``cryotiger interpolate`` (one entry per slice in stack order: ``angle``,
+  ``synthetic``, ``acquisition_order``, ``dose``, ``accum_dose``,
+  ``excluded``; see engine/plan.py), or the same layout written by the Scipion
+  export protocol from a SetOfTiltSeries;
+* optionally a CTF.json (``cryotiger ctf``): per-tilt ``defocus_u``,
+  ``defocus_v`` (Angstrom, underfocus positive) and ``astig_angle`` (degrees,
+  direction of U from the x axis), matched to the tilts by
+  ``acquisition_order`` when every entry carries one (Scipion's CTFTomo
+  convention), else by stack position (angles checked).
+
+Doses (e/A^2).  The record's ``accum_dose`` is the dose received BEFORE the
+image (plan.py ``InputTilt.accum_dose``); for a synthetic tilt both ``dose``
+and ``accum_dose`` are the sources' values weighted like its pixels,
+``(1 - t) a + t b``.  RELION 5's ``rlnMicrographPreExposure`` is the dose
+before the image (= ``accum_dose``); STOPGAP's ``exposure`` is the
+accumulated dose including the image (= ``accum_dose + dose``; cryoCAT's
+``ioutils.total_dose_load``: "PriorRecordDose + ExposureDose").
+
+What each format gets (file names are a contract; see docs/export.md):
+
+* imod: ``<stem>.tlt`` (every view, stack order), ``<stem>.xf`` (identity: the
+  stack is aligned), ``<stem>.defocus`` (ctfplotter layout in nm: version 2
+  without astigmatism, version 3 flag 1 ``view view angle angle U V angle``
+  when astigmatism is present), ``<stem>_exclude.txt`` (IMOD view list
+  ``1,4-6`` of excluded views and, with ``experimental_only``, synthetic
+  views) and ``<stem>_synthetic.txt`` (the synthetic views, same syntax).
+* stopgap: ``<stem>_wedgelist.star`` (block ``stopgap_wedgelist``, STOPGAP's
+  columns, one row per tilt used: excluded views and, with
+  ``experimental_only``, synthetic tilts are left out, as STOPGAP's own
+  wedge lists leave removed tilts out); the synthetic rows are named in
+  comment lines at the top (STOPGAP refuses unknown columns).
+* relion5: ``<stem>.star`` (block ``data_<name>``: one row per tilt used,
+  ``rlnMicrographName`` = ``<view>@<stack>``, nominal tilt angle,
+  pre-exposure, defocus U/V/angle, the alignment columns of an aligned
+  stack and a ``cryotigerSynthetic`` 0/1 column, which RELION keeps and
+  ignores) and ``tomograms.star`` (block ``global``; a row for this series
+  is added to or replaced in an existing one).  Left-out tilts are rows
+  removed, as RELION's "Exclude tilt-images" job does.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import InputError
+
+IMOD = "imod"
+STOPGAP = "stopgap"
+RELION5 = "relion5"
+FORMATS = (IMOD, STOPGAP, RELION5)
+
+SYNTHETIC_COLUMN = "cryotigerSynthetic"        # RELION 5 per-tilt star (unknown label, kept)
+STOPGAP_BLOCK = "stopgap_wedgelist"
+STOPGAP_SYNTHETIC_TAG = "# cryotiger synthetic rows:"   # comment line, rows numbered from 1
+ANGLE_TOLERANCE = 0.05                          # degrees: record vs CTF.json angles
+
+
+# ----------------------------------------------------------------------------
+# The series
+# ----------------------------------------------------------------------------
+@dataclass
+class ExportTilt:
+    """One image of the stack, with what the formats need (Angstrom, degrees, e/A^2)."""
+    index: int                          # 0-based position in the stack
+    angle: float                        # tilt angle, degrees
+    synthetic: bool
+    excluded: bool
+    acquisition_order: int
+    dose: float = 0.0                   # e/A^2 of this image
+    pre_exposure: float = 0.0           # e/A^2 received before this image (record's accum_dose)
+    defocus_u: Optional[float] = None   # A, underfocus positive, U >= V
+    defocus_v: Optional[float] = None   # A
+    astig_angle: Optional[float] = None  # degrees, direction of U from the x axis
+
+    @property
+    def exposure(self) -> float:
+        """Accumulated dose including this image (e/A^2): pre-exposure + own dose."""
+        return self.pre_exposure + self.dose
+
+    @property
+    def has_ctf(self) -> bool:
+        return self.defocus_u is not None
+
+
+@dataclass
+class ExportSeries:
+    """A tilt series ready to export.
+
+    ``shape`` is the stack's (n, y, x) in pixels, ``pixel_size`` Angstrom,
+    ``tomo_size`` the tomogram's (x, y, z) in pixels of the stack.
+    """
+    name: str                           # tomogram / file stem
+    stack: str                          # absolute path of the stack
+    shape: tuple                        # (n, y, x)
+    pixel_size: float                   # A
+    tilts: List[ExportTilt]
+    voltage: float = 300.0              # kV
+    cs: float = 2.7                     # mm
+    amp_contrast: float = 0.07          # fraction
+    tomo_size: tuple = (0, 0, 0)        # (x, y, z) px
+    tomo_size_given: bool = False
+    z_shift: float = 0.0                # px (STOPGAP)
+    hand: float = -1.0                  # RELION rlnTomoHand
+    original_pixel_size: Optional[float] = None   # A (RELION rlnMicrographOriginalPixelSize)
+    tomo_num: int = 1                   # STOPGAP tomo_num
+    sources: Dict[str, str] = field(default_factory=dict)   # role -> input path (for messages)
+
+    @property
+    def has_ctf(self) -> bool:
+        return any(t.has_ctf for t in self.tilts)
+
+    def kept(self, experimental_only: bool = False) -> List[ExportTilt]:
+        """Tilts that go into a reconstruction: not excluded and, with
+        ``experimental_only``, not synthetic (stack order)."""
+        return [t for t in self.tilts
+                if not t.excluded and not (experimental_only and t.synthetic)]
+
+
+# ----------------------------------------------------------------------------
+# Reading the product's records
+# ----------------------------------------------------------------------------
+def _load_json_list(path: str, what: str, fix: str) -> list:
+    if not os.path.exists(path):
+        raise InputError(f"{path}: {what} not found; {fix}")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); {fix}") from None
+    if isinstance(data, dict) and isinstance(data.get("tilts"), list):
+        data = data["tilts"]
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{path}: expected a non-empty list with one entry per tilt; {fix}")
+    return data
+
+
+def _number(entry: dict, key: str, path: str, i: int, default=None, cast=float):
+    value = entry.get(key, default)
+    if value is None:
+        return None
+    try:
+        value = cast(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: entry {i + 1} has '{key}' = {entry.get(key)!r}, not a number") from None
+    if cast is float and not math.isfinite(value):
+        raise InputError(f"{path}: entry {i + 1} has '{key}' = {value}; give a finite number")
+    return value
+
+
+def read_record(path: str, n_images: int) -> List[ExportTilt]:
+    """Read an interpolation record (``OUT.json``) for a stack of ``n_images``.
+
+    Each entry needs ``angle`` (degrees); ``synthetic`` and ``excluded``
+    default to False, ``acquisition_order`` to the stack position (1-based),
+    ``dose`` and ``accum_dose`` (e/A^2; accum_dose = dose BEFORE the image)
+    to 0.  Returns one :class:`ExportTilt` per image in stack order (no CTF).
+    Raises InputError for a missing/unreadable file, a wrong number of
+    entries, entries out of stack order, duplicate acquisition orders or
+    negative doses.
+    """
+    fix = "give the .json written beside the stack by 'cryotiger interpolate' (--record)"
+    data = _load_json_list(path, "interpolation record", fix)
+    if len(data) != n_images:
+        raise InputError(f"{path}: {len(data)} entries but the stack has {n_images} images; {fix}")
+    tilts = []
+    for i, e in enumerate(data):
+        if not isinstance(e, dict):
+            raise InputError(f"{path}: entry {i + 1} is not an object; {fix}")
+        if "angle" not in e:
+            raise InputError(f"{path}: entry {i + 1} has no 'angle'; {fix}")
+        idx = _number(e, "index", path, i, default=i, cast=int)
+        if idx != i:
+            raise InputError(f"{path}: entry {i + 1} has index {idx}; the record is not in stack order")
+        t = ExportTilt(index=i, angle=_number(e, "angle", path, i),
+                       synthetic=bool(e.get("synthetic", False)),
+                       excluded=bool(e.get("excluded", False)),
+                       acquisition_order=_number(e, "acquisition_order", path, i, default=i + 1, cast=int),
+                       dose=_number(e, "dose", path, i, default=0.0),
+                       pre_exposure=_number(e, "accum_dose", path, i, default=0.0))
+        if t.dose < 0 or t.pre_exposure < 0:
+            raise InputError(f"{path}: entry {i + 1} has a negative dose ({t.dose:g}, accumulated "
+                             f"{t.pre_exposure:g} e/A^2); doses are e/A^2 >= 0")
+        tilts.append(t)
+    orders = [t.acquisition_order for t in tilts]
+    if len(set(orders)) != len(orders):
+        dup = sorted({o for o in orders if orders.count(o) > 1})
+        raise InputError(f"{path}: acquisition order {dup[0]} is given to more than one tilt; "
+                         "every tilt needs its own")
+    return tilts
+
+
+def read_ctf_entries(path: str) -> List[dict]:
+    """Read a CTF.json (``cryotiger ctf``, or written by the Scipion export
+    protocol): a list of per-tilt objects with ``defocus_u`` (A, required),
+    ``defocus_v`` (A, default U), ``astig_angle`` (degrees, default 0) and
+    optionally ``angle`` (degrees) and ``acquisition_order`` (int).  Returns
+    plain dicts with those keys (U >= V, angle in [0, 180)).  InputError for a
+    missing file, a non-positive or non-finite defocus."""
+    fix = "give the CTF.json written by 'cryotiger ctf'"
+    data = _load_json_list(path, "CTF file", fix)
+    out = []
+    for i, e in enumerate(data):
+        if not isinstance(e, dict) or "defocus_u" not in e:
+            raise InputError(f"{path}: entry {i + 1} has no 'defocus_u' (Angstrom); {fix}")
+        u = _number(e, "defocus_u", path, i)
+        v = _number(e, "defocus_v", path, i, default=u)
+        a = _number(e, "astig_angle", path, i, default=0.0)
+        if u <= 0 or v <= 0:
+            raise InputError(f"{path}: entry {i + 1} has defocus {u:g}/{v:g} A; defocus must be a "
+                             "positive underfocus in Angstrom")
+        if v > u:                       # keep U >= V (same convention as engine.ctf)
+            u, v, a = v, u, a + 90.0
+        out.append({"defocus_u": u, "defocus_v": v, "astig_angle": a % 180.0,
+                    "angle": _number(e, "angle", path, i),
+                    "acquisition_order": _number(e, "acquisition_order", path, i, cast=int)})
+    return out
+
+
+def match_ctf(tilts: List[ExportTilt], entries: List[dict], path: str = "CTF.json") -> str:
+    """Give each tilt its defocus from ``entries`` (see :func:`read_ctf_entries`), in place.
+
+    By ``acquisition_order`` when every entry has one (tilts whose order has no
+    entry get none; gaps in the orders are fine), else by stack position when
+    there is one entry per tilt.  A matched entry that names an ``angle`` must
+    agree with the tilt's angle within 0.05 degree.  Returns how the entries
+    were matched ("acquisition order" or "stack position").  InputError when
+    neither rule applies, for duplicate orders or disagreeing angles.
+    """
+    if all(e["acquisition_order"] is not None for e in entries):
+        table: Dict[int, dict] = {}
+        for e in entries:
+            if e["acquisition_order"] in table:
+                raise InputError(f"{path}: two entries have acquisition order "
+                                 f"{e['acquisition_order']}; give one CTF per tilt")
+            table[e["acquisition_order"]] = e
+        how = "acquisition order"
+        pairs = [(t, table.get(t.acquisition_order)) for t in tilts]
+    elif len(entries) == len(tilts):
+        how = "stack position"
+        pairs = list(zip(tilts, entries))
+    else:
+        raise InputError(f"{path}: {len(entries)} CTF entries for a stack of {len(tilts)} images and "
+                         "the entries carry no 'acquisition_order'; estimate the CTF of this stack "
+                         "('cryotiger ctf --input OUT.mrc --angles OUT.tlt ...') or add each "
+                         "entry's acquisition_order")
+    for t, e in pairs:
+        if e is None:
+            continue
+        if e["angle"] is not None and abs(e["angle"] - t.angle) > ANGLE_TOLERANCE:
+            raise InputError(f"{path}: the CTF entry matched by {how} to image {t.index + 1} is for "
+                             f"tilt {e['angle']:g} deg but the image is at {t.angle:g} deg; give the "
+                             "CTF estimated on this stack")
+        t.defocus_u, t.defocus_v, t.astig_angle = e["defocus_u"], e["defocus_v"], e["astig_angle"]
+    return how
+
+
+def parse_tomo_size(text: str) -> tuple:
+    """'X,Y,Z' (pixels) -> (x, y, z) ints > 0; InputError otherwise."""
+    try:
+        values = [float(v) for v in str(text).replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3 or any(v <= 0 or v != int(v) for v in values):
+        raise InputError(f"--tomo-size '{text}': give three whole numbers of pixels > 0, e.g. "
+                         "4096,4096,1200 (x, y, z of the tomogram at the stack's pixel size)")
+    return tuple(int(v) for v in values)
+
+
+def load_series(stack: str, record: Optional[str] = None, ctf: Optional[str] = None,
+                pixel_size: Optional[float] = None, voltage: float = 300.0, cs: float = 2.7,
+                amp_contrast: float = 0.07, tomo_size: Optional[Sequence[int]] = None,
+                z_shift: float = 0.0, hand: float = -1.0, name: Optional[str] = None,
+                original_pixel_size: Optional[float] = None, tomo_num: int = 1) -> ExportSeries:
+    """Read everything an export needs and check it, before anything is written.
+
+    ``stack``: the (interpolated) MRC stack, (n, y, x); ``record``: its
+    interpolation record (default: the .json beside the stack with the same
+    stem); ``ctf``: optional CTF.json (see :func:`match_ctf`); ``pixel_size``
+    (A, default: the stack header); microscope: kV, mm, fraction;
+    ``tomo_size``: (x, y, z) px of the tomogram (default: the stack's x, y and
+    z = x // 2, reported by :func:`export`).  Returns an :class:`ExportSeries`.
+    InputError (one line naming the problem and the fix) for a missing
+    stack, record or CTF, mismatched counts, no pixel size, bad microscope
+    values.
+    """
+    from .io import open_stack
+    if not os.path.exists(stack):
+        raise InputError(f"{stack}: input stack not found")
+    with open_stack(stack) as m:
+        shape = tuple(int(s) for s in (m.data.shape if m.data.ndim == 3 else (1,) + m.data.shape))
+        header_px = float(m.voxel_size.x)
+    record = record or os.path.splitext(stack)[0] + ".json"
+    tilts = read_record(record, shape[0])
+    px = pixel_size if pixel_size and pixel_size > 0 else header_px
+    if not px or px <= 0 or not math.isfinite(px):
+        raise InputError(f"{stack}: the header has no pixel size ({header_px:g}); give --pixel-size "
+                         "in Angstrom")
+    for value, label, lo, hi in ((voltage, "--voltage (kV)", 1, 5000), (cs, "--cs (mm)", 0, 100),
+                                 (amp_contrast, "--amp-contrast (fraction)", 0, 1)):
+        if not (lo <= value <= hi):
+            raise InputError(f"{label} {value:g} is outside [{lo}, {hi}]")
+    if hand not in (-1, 1, -1.0, 1.0):
+        raise InputError(f"--hand {hand:g}: RELION's handedness is -1 or 1")
+    series = ExportSeries(name=name or os.path.splitext(os.path.basename(stack))[0],
+                          stack=os.path.abspath(stack), shape=shape, pixel_size=float(px),
+                          tilts=tilts, voltage=float(voltage), cs=float(cs),
+                          amp_contrast=float(amp_contrast), z_shift=float(z_shift), hand=float(hand),
+                          original_pixel_size=original_pixel_size, tomo_num=int(tomo_num),
+                          sources={"--input": stack, "--record": record})
+    if not series.name or any(c.isspace() for c in series.name):
+        raise InputError(f"tomogram name '{series.name}' is empty or has spaces; give --name")
+    if tomo_size is not None:
+        series.tomo_size = tuple(int(v) for v in tomo_size)
+        series.tomo_size_given = True
+    else:
+        series.tomo_size = (shape[2], shape[1], max(1, shape[2] // 2))
+    if ctf:
+        match_ctf(tilts, read_ctf_entries(ctf), ctf)
+        series.sources["--ctf"] = ctf
+    return series
+
+
+# ----------------------------------------------------------------------------
+# Small format helpers (and their readers, used by the tests and docs)
+# ----------------------------------------------------------------------------
+def format_view_list(views: Sequence[int]) -> str:
+    """0-based indices -> IMOD view list numbered from 1 with ranges: [0, 3, 4, 5] -> '1,4-6'.
+    The inverse of :func:`engine.interpolate.parse_view_list`."""
+    views = sorted(set(int(v) for v in views))
+    parts, i = [], 0
+    while i < len(views):
+        j = i
+        while j + 1 < len(views) and views[j + 1] == views[j] + 1:
+            j += 1
+        parts.append(str(views[i] + 1) if i == j else f"{views[i] + 1}-{views[j] + 1}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def read_imod_defocus(path: str) -> dict:
+    """Read a ctfplotter defocus file (as written by :func:`write_imod_files`).
+
+    Returns {"version": 2|3, "astigmatic": bool, "views": [(start, end)],
+    "angles": [deg], "defocus_u": [A], "defocus_v": [A], "astig_angle": [deg]}.
+    Layouts: version 2 (``start end angle angle defocus_nm`` with a trailing 2
+    on the first row) or version 3 (header ``flag 0 0.0 0.0 0.0 3``; with flag
+    bit 1, rows ``start end angle angle U_nm V_nm astig_deg``)."""
+    with open(path) as f:
+        rows = [line.split() for line in f if line.strip()]
+    if not rows:
+        raise InputError(f"{path}: empty defocus file")
+    out = {"views": [], "angles": [], "defocus_u": [], "defocus_v": [], "astig_angle": []}
+    first = rows[0]
+    if len(first) == 6 and first[-1] == "3":
+        out["version"], flag = 3, int(first[0])
+        out["astigmatic"] = bool(flag & 1)
+        rows = rows[1:]
+    else:
+        out["version"], out["astigmatic"] = 2, False
+    for r in rows:
+        v = [float(x) for x in r]
+        out["views"].append((int(v[0]), int(v[1])))
+        out["angles"].append(v[2])
+        if out["astigmatic"]:
+            out["defocus_u"].append(v[4] * 10.0)
+            out["defocus_v"].append(v[5] * 10.0)
+            out["astig_angle"].append(v[6])
+        else:
+            out["defocus_u"].append(v[4] * 10.0)
+            out["defocus_v"].append(v[4] * 10.0)
+            out["astig_angle"].append(0.0)
+    return out
+
+
+def read_stopgap_synthetic_rows(path: str) -> List[int]:
+    """Rows (numbered from 1) named synthetic in a STOPGAP wedge list written here."""
+    from .interpolate import parse_view_list
+    with open(path) as f:
+        for line in f:
+            if line.startswith(STOPGAP_SYNTHETIC_TAG):
+                return [i + 1 for i in parse_view_list(line[len(STOPGAP_SYNTHETIC_TAG):].strip())]
+    return []
+
+
+def relion_image_name(stack: str, index: int) -> str:
+    """``<index + 1>@<stack>`` for rlnMicrographName.  RELION reads '.mrc' as a 3D
+    map and refuses an image index into it (src/image.h: "stacks of images in
+    MRC-format should have extension .mrcs"); a ':mrcs' format suffix makes it
+    read the file as a stack (FileName::getFileFormat)."""
+    ext = os.path.splitext(stack)[1].lower()
+    suffix = "" if ext in (".mrcs", ".st") else ":mrcs"
+    return f"{index + 1}@{stack}{suffix}"
+
+
+def _fill_for_imod(series: ExportSeries) -> List[tuple]:
+    """(U, V, angle) per view for the IMOD defocus file, which needs a row for
+    EVERY view: views without a CTF (left out of every reconstruction) take
+    the values of the nearest tilt (by angle) that has one."""
+    known = [t for t in series.tilts if t.has_ctf]
+    rows = []
+    for t in series.tilts:
+        src = t if t.has_ctf else min(known, key=lambda k: (abs(k.angle - t.angle), k.index))
+        rows.append((src.defocus_u, src.defocus_v, src.astig_angle))
+    return rows
+
+
+def _require_ctf(series: ExportSeries, tilts: Sequence[ExportTilt], fmt: str) -> None:
+    missing = [t for t in tilts if not t.has_ctf]
+    if missing:
+        where = ", ".join(f"{t.angle:g}" for t in missing[:8]) + (" ..." if len(missing) > 8 else "")
+        raise InputError(f"{series.sources.get('--ctf', 'CTF.json')}: no CTF for the tilt(s) at {where} "
+                         f"degrees, which the {fmt} export uses; give the CTF of every tilt used "
+                         "(synthetic ones included) or leave them out (--experimental-only)")
+
+
+# ----------------------------------------------------------------------------
+# Writers: each writes into ``folder`` (a temporary folder) and returns the names
+# ----------------------------------------------------------------------------
+def write_imod_files(series: ExportSeries, folder: str, experimental_only: bool = False) -> List[str]:
+    """IMOD files for ``series`` in ``folder``: <stem>.tlt, <stem>.xf,
+    <stem>.defocus (only with a CTF), <stem>_exclude.txt, <stem>_synthetic.txt.
+    Defocus file: ctfplotter layout, nm (engine.novactf.write_defocus_file,
+    the layout novaCTF and ctfphaseflip accept; RELION's
+    TomoCtfHelper::loadCtfplotter reads the astigmatic one the same way)."""
+    from .align import write_xf
+    from .io import write_angles
+    from .novactf import write_defocus_file
+    stem = series.name
+    names = [f"{stem}.tlt", f"{stem}.xf"]
+    angles = [t.angle for t in series.tilts]
+    write_angles(os.path.join(folder, f"{stem}.tlt"), angles)
+    identity = np.tile(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), (len(angles), 1, 1))
+    write_xf(os.path.join(folder, f"{stem}.xf"), identity)
+    if series.has_ctf:
+        _require_ctf(series, series.kept(experimental_only), IMOD)
+        rows = _fill_for_imod(series)
+        du = [r[0] for r in rows]
+        dv = [r[1] for r in rows]
+        astig = any(abs(u - v) >= 0.05 for u, v in zip(du, dv))    # nm precision of the file: 0.1
+        write_defocus_file(os.path.join(folder, f"{stem}.defocus"), angles, du, dv,
+                           [r[2] for r in rows], astigmatism=astig)
+        names.append(f"{stem}.defocus")
+    left_out = [t.index for t in series.tilts if t.excluded or (experimental_only and t.synthetic)]
+    with open(os.path.join(folder, f"{stem}_exclude.txt"), "w") as f:
+        f.write(format_view_list(left_out) + "\n")
+    with open(os.path.join(folder, f"{stem}_synthetic.txt"), "w") as f:
+        f.write(format_view_list([t.index for t in series.tilts if t.synthetic]) + "\n")
+    return names + [f"{stem}_exclude.txt", f"{stem}_synthetic.txt"]
+
+
+STOPGAP_COLUMNS = ("tomo_num", "pixelsize", "tomo_x", "tomo_y", "tomo_z", "z_shift", "tilt_angle",
+                   "defocus", "exposure", "voltage", "amp_contrast", "cs")
+
+
+def stopgap_table(series: ExportSeries, experimental_only: bool = False) -> List[dict]:
+    """Rows of the STOPGAP wedge list (one per tilt used, stack order):
+    tomo_num, pixelsize (A), tomo_x/y/z (px), z_shift (px), tilt_angle (deg),
+    defocus (mean of U and V, micrometres, only with a CTF), exposure
+    (accumulated dose including the tilt, e/A^2), voltage (kV), amp_contrast,
+    cs (mm).  Column meanings: STOPGAP sg_get_wedgelist_fields.m; units and
+    exposure: cryoCAT wedgeutils.create_wedge_list_sg / ioutils."""
+    kept = series.kept(experimental_only)
+    if series.has_ctf:
+        _require_ctf(series, kept, STOPGAP)
+    rows = []
+    for t in kept:
+        row = {"tomo_num": series.tomo_num, "pixelsize": series.pixel_size,
+               "tomo_x": series.tomo_size[0], "tomo_y": series.tomo_size[1],
+               "tomo_z": series.tomo_size[2], "z_shift": series.z_shift, "tilt_angle": t.angle}
+        if series.has_ctf:
+            row["defocus"] = 0.5 * (t.defocus_u + t.defocus_v) / 1e4
+        row.update({"exposure": t.exposure, "voltage": series.voltage,
+                    "amp_contrast": series.amp_contrast, "cs": series.cs})
+        rows.append(row)
+    return rows
+
+
+def _stopgap_value(key: str, value) -> str:
+    if key in ("tomo_num", "tomo_x", "tomo_y", "tomo_z"):
+        return str(int(value))
+    if key == "defocus":
+        return f"{value:.6f}"
+    return f"{float(value):.4f}"
+
+
+def write_stopgap_file(series: ExportSeries, folder: str, experimental_only: bool = False) -> List[str]:
+    """<stem>_wedgelist.star in ``folder``.
+
+    Written in STOPGAP's own layout (stopgap_star_write.m; cryoCAT's
+    starfileio.write does the same for 'stopgap' blocks): unnumbered column
+    names and ONE EMPTY LINE between the column names and the rows, because
+    STOPGAP's reader (stopgap_star_read.m) takes as rows the non-empty lines
+    after "last column name + 1" and would drop the first row otherwise.
+    Comment lines (read by neither STOPGAP nor starfile as data) come first:
+    what the file is, which rows are synthetic (``# cryotiger synthetic rows:
+    2,4-5``, numbered from 1) and which tilts were left out."""
+    kept = series.kept(experimental_only)
+    rows = stopgap_table(series, experimental_only)
+    columns = [c for c in STOPGAP_COLUMNS if c in rows[0]] if rows else list(STOPGAP_COLUMNS)
+    synthetic_rows = [i for i, t in enumerate(kept) if t.synthetic]
+    excluded = [t for t in series.tilts if t.excluded]
+    dropped = [t for t in series.tilts if experimental_only and t.synthetic and not t.excluded]
+    lines = [f"# STOPGAP wedge list written by cryotiger export from {series.stack}",
+             f"# one row per tilt used; exposure = accumulated dose including the tilt (e/A^2), "
+             f"defocus in um",
+             f"{STOPGAP_SYNTHETIC_TAG} {format_view_list(synthetic_rows)}",
+             f"# cryotiger synthetic tilt angles: "
+             + (", ".join(f"{kept[i].angle:g}" for i in synthetic_rows) or "none"),
+             "# cryotiger left out (excluded views, numbered from 1 in the stack): "
+             + (format_view_list([t.index for t in excluded]) or "none")]
+    if experimental_only:
+        lines.append("# cryotiger left out (synthetic tilts, --experimental-only): "
+                     + (format_view_list([t.index for t in dropped]) or "none"))
+    lines += ["", f"data_{STOPGAP_BLOCK}", "", "loop_"]
+    lines += [f"_{c}" for c in columns]
+    lines.append("")
+    for row in rows:
+        lines.append("  ".join(_stopgap_value(c, row[c]) for c in columns))
+    with open(os.path.join(folder, f"{series.name}_wedgelist.star"), "w") as f:
+        f.write("\n".join(lines) + "\n\n")
+    return [f"{series.name}_wedgelist.star"]
+
+
+RELION_TILT_COLUMNS = ("rlnMicrographName", "rlnTomoNominalStageTiltAngle",
+                       "rlnTomoNominalTiltAxisAngle", "rlnMicrographPreExposure",
+                       "rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle",
+                       "rlnTomoXTilt", "rlnTomoYTilt", "rlnTomoZRot",
+                       "rlnTomoXShiftAngst", "rlnTomoYShiftAngst", SYNTHETIC_COLUMN)
+RELION_GLOBAL_COLUMNS = ("rlnTomoName", "rlnTomoTiltSeriesStarFile", "rlnVoltage",
+                         "rlnSphericalAberration", "rlnAmplitudeContrast",
+                         "rlnMicrographOriginalPixelSize", "rlnTomoHand", "rlnOpticsGroupName",
+                         "rlnTomoTiltSeriesPixelSize", "rlnTomoSizeX", "rlnTomoSizeY", "rlnTomoSizeZ")
+
+
+def relion_tables(series: ExportSeries, star_path: str, experimental_only: bool = False) -> tuple:
+    """(per-tilt DataFrame, global-row dict) in RELION 5's tomography format.
+
+    Per tilt (one row per tilt used, stack order): rlnMicrographName
+    (``view@stack``), rlnTomoNominalStageTiltAngle (deg),
+    rlnTomoNominalTiltAxisAngle (0: the stack is aligned, tilt axis along y;
+    RELION: "wrt the Y-axis, positive is CCW"), rlnMicrographPreExposure (dose
+    before the image, e/A^2), rlnDefocusU/V (A) and rlnDefocusAngle (deg, from
+    x to U) with a CTF, the projection of an aligned stack (rlnTomoXTilt 0,
+    rlnTomoYTilt = tilt angle, rlnTomoZRot 0, shifts 0 A, as RELION's IMOD
+    import makes from an identity .xf) and cryotigerSynthetic (0/1).
+    Global: see RELION_GLOBAL_COLUMNS (RELION 5 TomogramSet::loadTomogram;
+    relion-documents Reference/STA/Datatypes/tomogram_set.rst)."""
+    import pandas as pd
+    kept = series.kept(experimental_only)
+    if series.has_ctf:
+        _require_ctf(series, kept, RELION5)
+    cols: Dict[str, list] = {c: [] for c in RELION_TILT_COLUMNS}
+    for t in kept:
+        cols["rlnMicrographName"].append(relion_image_name(series.stack, t.index))
+        cols["rlnTomoNominalStageTiltAngle"].append(float(t.angle))
+        cols["rlnTomoNominalTiltAxisAngle"].append(0.0)
+        cols["rlnMicrographPreExposure"].append(float(t.pre_exposure))
+        if series.has_ctf:
+            cols["rlnDefocusU"].append(float(t.defocus_u))
+            cols["rlnDefocusV"].append(float(t.defocus_v))
+            cols["rlnDefocusAngle"].append(float(t.astig_angle))
+        cols["rlnTomoXTilt"].append(0.0)
+        cols["rlnTomoYTilt"].append(float(t.angle))
+        cols["rlnTomoZRot"].append(0.0)
+        cols["rlnTomoXShiftAngst"].append(0.0)
+        cols["rlnTomoYShiftAngst"].append(0.0)
+        cols[SYNTHETIC_COLUMN].append(int(t.synthetic))
+    if not series.has_ctf:
+        for c in ("rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle"):
+            del cols[c]
+    tilts = pd.DataFrame(cols)
+    glob = {"rlnTomoName": series.name, "rlnTomoTiltSeriesStarFile": star_path,
+            "rlnVoltage": series.voltage, "rlnSphericalAberration": series.cs,
+            "rlnAmplitudeContrast": series.amp_contrast,
+            "rlnMicrographOriginalPixelSize": float(series.original_pixel_size or series.pixel_size),
+            "rlnTomoHand": float(series.hand), "rlnOpticsGroupName": "optics1",
+            "rlnTomoTiltSeriesPixelSize": series.pixel_size,
+            "rlnTomoSizeX": int(series.tomo_size[0]), "rlnTomoSizeY": int(series.tomo_size[1]),
+            "rlnTomoSizeZ": int(series.tomo_size[2])}
+    return tilts, glob
+
+
+def _merged_global(existing: Optional[str], row: dict):
+    """The tomograms.star 'global' table: ``existing`` rows (another series'
+    exports into the same folder) with ``row`` added or replacing the row of
+    the same rlnTomoName."""
+    import pandas as pd
+    import starfile
+    new = pd.DataFrame([row])
+    if existing and os.path.exists(existing):
+        try:
+            old = starfile.read(existing, always_dict=True).get("global")
+        except Exception as exc:
+            raise InputError(f"{existing}: not a readable STAR file ({exc}); remove it or export "
+                             "to another folder") from None
+        if old is None or "rlnTomoName" not in getattr(old, "columns", []):
+            raise InputError(f"{existing}: has no 'global' table with rlnTomoName; remove it or "
+                             "export to another folder")
+        old = old[old["rlnTomoName"].astype(str) != row["rlnTomoName"]]
+        if len(old):
+            new = pd.concat([old, new], ignore_index=True)
+            missing = new[list(RELION_GLOBAL_COLUMNS)].isna().any()
+            if missing.any():
+                raise InputError(f"{existing}: its rows lack {', '.join(missing[missing].index)}; "
+                                 "remove it or export to another folder")
+            new = new[list(RELION_GLOBAL_COLUMNS)]
+            for c in ("rlnTomoSizeX", "rlnTomoSizeY", "rlnTomoSizeZ"):
+                new[c] = new[c].astype(int)
+    return new
+
+
+def write_relion5_files(series: ExportSeries, folder: str, out_dir: str,
+                        experimental_only: bool = False) -> List[str]:
+    """<stem>.star and tomograms.star in ``folder`` (paths inside them point
+    into ``out_dir``, absolute, because RELION resolves relative paths from
+    its project folder).  Written with teamtomo's starfile."""
+    import starfile
+    star_final = os.path.join(os.path.abspath(out_dir), f"{series.name}.star")
+    tilts, glob = relion_tables(series, star_final, experimental_only)
+    starfile.write({series.name: tilts}, os.path.join(folder, f"{series.name}.star"), overwrite=True)
+    merged = _merged_global(os.path.join(out_dir, "tomograms.star"), glob)
+    starfile.write({"global": merged}, os.path.join(folder, "tomograms.star"), overwrite=True)
+    return [f"{series.name}.star", "tomograms.star"]
+
+
+# ----------------------------------------------------------------------------
+# The export
+# ----------------------------------------------------------------------------
+def output_names(fmt: str, name: str) -> List[str]:
+    """File names (in DIR) a format may write for tomogram ``name``."""
+    return {IMOD: [f"{name}.tlt", f"{name}.xf", f"{name}.defocus", f"{name}_exclude.txt",
+                   f"{name}_synthetic.txt"],
+            STOPGAP: [f"{name}_wedgelist.star"],
+            RELION5: [f"{name}.star", "tomograms.star"]}[fmt]
+
+
+def _same_file(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` are one file (existing: device + inode, links
+    followed; else the resolved path)."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+        return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+    except OSError:
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def check_outputs(series: ExportSeries, fmt: str, out_dir: str) -> List[str]:
+    """Refuse (InputError, before anything is written) an output that is one of
+    the inputs (stack, record, CTF.json) or an existing folder.  Returns the
+    output paths."""
+    paths = [os.path.join(out_dir, n) for n in output_names(fmt, series.name)]
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"--output {out_dir} is a file; give a folder")
+    for p in paths:
+        for role, src in series.sources.items():
+            if src and _same_file(p, src):
+                raise InputError(f"{p} would overwrite the {role} input {src}; choose another "
+                                 "--output folder or --name")
+        if os.path.isdir(p):
+            raise InputError(f"{p} is a folder; remove it or choose another --output folder")
+    return paths
+
+
+def export(series: ExportSeries, fmt: str, out_dir: str, experimental_only: bool = False) -> dict:
+    """Write ``fmt`` files for ``series`` into ``out_dir`` (created if needed).
+
+    All files are written into a temporary folder inside ``out_dir`` first and
+    moved into place only when every one is complete (an error leaves the
+    old files).  Returns {"files": [paths], "rows": tilts written,
+    "synthetic": synthetic among them, "notes": [lines for the user]}.
+    InputError for an unknown format, outputs that would overwrite inputs,
+    missing CTF of used tilts, or no tilt left."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
+    check_outputs(series, fmt, out_dir)
+    kept = series.kept(experimental_only)
+    if not kept:
+        raise InputError(f"{series.stack}: no tilt left after leaving out excluded"
+                         f"{' and synthetic' if experimental_only else ''} tilts")
+    notes = []
+    if fmt in (STOPGAP, RELION5) and not series.tomo_size_given:
+        x, y, z = series.tomo_size
+        notes.append(f"no --tomo-size: tomogram taken as {x}x{y}x{z} px (x, y of the stack, z = x/2); "
+                     "give --tomo-size X,Y,Z with the size of your reconstruction")
+    if not series.has_ctf:
+        notes.append({IMOD: "no --ctf: no .defocus file written",
+                      STOPGAP: "no --ctf: the wedge list has no defocus column",
+                      RELION5: "no --ctf: the tilt-series star has no rlnDefocusU/V/Angle (as "
+                                "after RELION's import; estimate the CTF in RELION)"}[fmt])
+    os.makedirs(out_dir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".{series.name}.", suffix=".export", dir=out_dir)
+    try:
+        if fmt == IMOD:
+            names = write_imod_files(series, work, experimental_only)
+        elif fmt == STOPGAP:
+            names = write_stopgap_file(series, work, experimental_only)
+        else:
+            names = write_relion5_files(series, work, out_dir, experimental_only)
+        umask = os.umask(0)
+        os.umask(umask)
+        for n in names:
+            os.chmod(os.path.join(work, n), 0o666 & ~umask)
+            os.replace(os.path.join(work, n), os.path.join(out_dir, n))
+        # A file of an earlier export that this one does not write (a .defocus
+        # without --ctf now) would describe other values: remove it.
+        for n in output_names(fmt, series.name):
+            if n not in names and n != "tomograms.star" and os.path.isfile(os.path.join(out_dir, n)):
+                os.remove(os.path.join(out_dir, n))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"files": [os.path.join(out_dir, n) for n in names], "rows": len(kept),
+            "synthetic": sum(t.synthetic for t in kept), "notes": notes}
+
+
+__all__ = ["FORMATS", "ExportTilt", "ExportSeries", "read_record", "read_ctf_entries", "match_ctf",
+           "load_series", "export", "format_view_list", "read_imod_defocus",
+           "read_stopgap_synthetic_rows", "relion_image_name", "relion_tables", "stopgap_table",
+           "parse_tomo_size"]

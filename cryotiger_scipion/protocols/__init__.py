@@ -10,3 +10,4 @@ from .protocol_segmentation_metrics import ProtCryoTigerSegmentationMetrics
 from .protocol_ctf import ProtCryoTigerCtf
 from .protocol_reconstruct import ProtCryoTigerReconstruct
 from .protocol_train import ProtCryoTigerTrain
+from .protocol_export import ProtCryoTigerExport

@@ -1,0 +1,251 @@
+"""ProtCryoTigerExport: per-tilt metadata of tilt series (synthetic tilts
+included and labelled) for IMOD, STOPGAP/cryoCAT and RELION 5, one folder per
+series, by the engine's ``cryotiger export`` (docs/export.md).
+
+Per tilt series ``tsId`` (stack order = tilt images sorted by index):
+
+* ``extra/<tsId>/input/``: the engine's inputs written from the Scipion
+  objects: the stack (the imported file itself when it is exactly images 1..n
+  of one MRC file, else ``<tsId>.mrcs``), ``<tsId>_record.json`` in the
+  layout of the interpolation record OUT.json (angle; ``synthetic`` from the
+  plugin's ``_cryotigerSynthetic``; ``excluded`` = disabled image;
+  ``acquisition_order``; ``dose`` = dosePerFrame; ``accum_dose`` = dose before
+  the image = accumDose - dosePerFrame) and, with a CTF set,
+  ``<tsId>_ctf.json`` (defocus U, V, angle of each CTFTomo with its
+  acquisition order, matched by the engine to the tilts by acquisition order;
+  by index for CTFs without one).
+* ``extra/<tsId>/``: the exported files (names as ``cryotiger export`` with
+  ``--name <tsId>``).  The RELION star names images of the stack above, which
+  stays in the project.
+
+The protocol makes no Scipion objects; the summary lists the folders.
+Input series must be aligned AND resampled (``interpolated()``): the exported
+metadata say "aligned stack" (identity .xf, no RELION shifts).
+"""
+import json
+import os
+
+import pyworkflow.protocol.params as params
+from pyworkflow.object import String
+from pyworkflow.protocol import STEPS_PARALLEL
+
+from ..constants import ATTR_SYNTHETIC
+from .protocol_base import EngineInputs, ProtCryoTigerBase
+
+FORMAT_LABELS = ["IMOD", "STOPGAP / cryoCAT", "RELION 5", "all three"]
+FORMAT_NAMES = [["imod"], ["stopgap"], ["relion5"], ["imod", "stopgap", "relion5"]]
+
+
+def isSynthetic(ti) -> bool:
+    """True for a tilt image made by the interpolation protocol."""
+    flag = getattr(ti, ATTR_SYNTHETIC, None)
+    return bool(flag.get()) if flag is not None and hasattr(flag, "get") else False
+
+
+class ProtCryoTigerExport(ProtCryoTigerBase):
+    """Export the per-tilt metadata of aligned tilt series for subtomogram
+    averaging and template matching: tilt angles, doses (accumulated dose),
+    defocus (from a CTF estimation) and which tilts are synthetic (made by
+    cryoTIGER interpolation), as IMOD files (.tlt, .xf, .defocus, exclude
+    list), a STOPGAP/cryoCAT wedge list or RELION 5 tilt-series and
+    tomograms STAR files. One folder per tilt series (extra/<tsId>).
+    """
+    _label = "export tilt series (IMOD / STOPGAP / RELION 5)"
+    _possibleOutputs = {}
+    stepsExecutionMode = STEPS_PARALLEL
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.exportedItems = String()      # "tsId" lines of the series exported
+
+    # -------------------------- DEFINE param functions -----------------------
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputSetOfTiltSeries", params.PointerParam, pointerClass="SetOfTiltSeries",
+                      important=True, label="Aligned tilt series",
+                      help="Tilt series resampled with their alignment (e.g. the output of "
+                           "'cryotiger - interpolate tilt series'). Disabled views are carried "
+                           "as excluded; synthetic tilts are labelled.")
+        form.addParam("inputSetOfCtfTomoSeries", params.PointerParam,
+                      pointerClass="SetOfCTFTomoSeries", allowsNull=True, label="CTF estimation",
+                      help="Per-tilt defocus of the same tilt series (synthetic tilts included "
+                           "unless 'experimental tilts only'), matched by acquisition order. "
+                           "Without it no defocus is exported.")
+        form.addParam("exportFormat", params.EnumParam, choices=FORMAT_LABELS, default=2,
+                      label="Format",
+                      help="IMOD: <tsId>.tlt, .xf, .defocus, _exclude.txt, _synthetic.txt. "
+                           "STOPGAP / cryoCAT: <tsId>_wedgelist.star. RELION 5: <tsId>.star "
+                           "and tomograms.star. See docs/export.md.")
+        form.addParam("experimentalOnly", params.BooleanParam, default=False,
+                      label="Experimental tilts only?",
+                      help="Leave out the synthetic tilts (IMOD: in the exclude list; STOPGAP, "
+                           "RELION: no row), e.g. for subtomogram averaging.")
+        form.addParam("thickness", params.IntParam, default=0, validators=[params.GE(0)],
+                      label="Tomogram thickness (px)",
+                      help="Z size of the tomogram in pixels of the tilt series (STOPGAP tomo_z, "
+                           "RELION rlnTomoSizeZ); x and y are the image size. 0: half the "
+                           "image width.")
+        form.addParallelSection(threads=2, mpi=0)
+
+    # -------------------------- INSERT steps functions -----------------------
+    def _insertAllSteps(self):
+        self.insertPerTsSteps(self.inputSetOfTiltSeries.get(), self.exportStep,
+                              finalStep=self.closeStep)
+
+    # -------------------------- STEPS functions ------------------------------
+    def convertInputStep(self, tsId):
+        self.forItem(tsId, self._convertInput, tsId)
+
+    def _convertInput(self, tsId):
+        folder = self._inputFolder(tsId)
+        inputs = self.writeEngineInputs(self.inputSetOfTiltSeries.get(), tsId, folder=folder,
+                                        applyAlignment=False)
+        with self._lock:
+            ts = self.getTiltSeries(self.inputSetOfTiltSeries.get(), tsId)
+            synthetic = {ti.getObjId(): isSynthetic(ti) for ti in ts.iterItems()}
+            acq = ts.getAcquisition()
+            micro = {"voltage": acq.getVoltage() or 300.0, "cs": acq.getSphericalAberration() or 2.7,
+                     "amp_contrast": acq.getAmplitudeContrast() or 0.07}
+        orders = [r.acqOrder for r in inputs.records]
+        useOrders = all(o is not None for o in orders) and len(set(orders)) == len(orders)
+        record = [{"index": r.position - 1, "angle": r.angle, "synthetic": synthetic.get(r.objId, False),
+                   "excluded": not r.enabled,
+                   "acquisition_order": int(r.acqOrder) if useOrders else r.position,
+                   "dose": r.dose, "accum_dose": r.priorDose} for r in inputs.records]
+        with open(self._recordJson(tsId), "w") as f:
+            json.dump(record, f, indent=1)
+        import mrcfile
+        with mrcfile.open(inputs.stack, mode="r", permissive=True, header_only=True) as m:
+            size = [int(m.header.nx), int(m.header.ny)]          # x, y in pixels
+        settings = {"microscope": micro, "pixelSize": inputs.pixelSize, "size": size}
+        if self.inputSetOfCtfTomoSeries.get() is not None:
+            self._writeCtfJson(tsId, inputs, useOrders)
+            settings["ctf"] = self._ctfJson(tsId)
+        with open(os.path.join(folder, tsId + "_export.json"), "w") as f:
+            json.dump(settings, f)
+
+    def exportStep(self, tsId):
+        self.forItem(tsId, self._export, tsId)
+
+    def _export(self, tsId):
+        folder = self._inputFolder(tsId)
+        inputs = EngineInputs.load(os.path.join(folder, tsId + "_inputs.json"))
+        with open(os.path.join(folder, tsId + "_export.json")) as f:
+            settings = json.load(f)
+        for fmt in FORMAT_NAMES[self.exportFormat.get()]:
+            self.runEngine("export", self._engineArgs(tsId, inputs, settings, fmt))
+        with self._lock:
+            lines = [l for l in (self.exportedItems.get() or "").split("\n") if l and l != tsId]
+            self.exportedItems.set("\n".join(lines + [tsId]))
+            self._store(self.exportedItems)
+
+    def closeStep(self):
+        """Fail when no tilt series was exported; list the failed ones."""
+        failed = self.getFailedItems()
+        if not self.getExportedTsIds():
+            raise RuntimeError("Nothing was exported: every tilt series failed (%s)"
+                               % "; ".join("%s: %s" % kv for kv in sorted(failed.items())))
+        if failed:
+            self.warning("%d tilt series failed: %s" % (len(failed), ", ".join(sorted(failed))))
+
+    # -------------------------- helpers --------------------------------------
+    def getExportFolder(self, tsId) -> str:
+        """extra/<tsId>: the exported files of one tilt series."""
+        return os.path.abspath(self.getTsFolder(tsId))
+
+    def getExportedTsIds(self):
+        return [l for l in (self.exportedItems.get() or "").split("\n") if l]
+
+    def _inputFolder(self, tsId) -> str:
+        folder = os.path.join(self.getTsFolder(tsId), "input")
+        os.makedirs(folder, exist_ok=True)
+        return os.path.abspath(folder)
+
+    def _recordJson(self, tsId) -> str:
+        return os.path.join(self._inputFolder(tsId), tsId + "_record.json")
+
+    def _ctfJson(self, tsId) -> str:
+        return os.path.join(self._inputFolder(tsId), tsId + "_ctf.json")
+
+    def _engineArgs(self, tsId, inputs, settings, fmt) -> str:
+        micro = settings["microscope"]
+        args = ('--input "%s" --record "%s" --format %s --output "%s" --name "%s" '
+                '--pixel-size %s --voltage %s --cs %s --amp-contrast %s --quiet'
+                % (inputs.stack, self._recordJson(tsId), fmt, self.getExportFolder(tsId), tsId,
+                   settings["pixelSize"], micro["voltage"], micro["cs"], micro["amp_contrast"]))
+        if settings.get("ctf"):
+            args += ' --ctf "%s"' % settings["ctf"]
+        if self.experimentalOnly.get():
+            args += " --experimental-only"
+        if self.thickness.get() and settings.get("size"):
+            x, y = settings["size"]
+            args += " --tomo-size %d,%d,%d" % (x, y, self.thickness.get())
+        if fmt == "stopgap":
+            args += " --tomo-num %d" % (self.getTsIds(self.inputSetOfTiltSeries.get()).index(tsId) + 1)
+        return args
+
+    def _writeCtfJson(self, tsId, inputs, useOrders):
+        """CTF.json for the engine: one entry per CTFTomo of ``tsId``, with its
+        acquisition order (the engine matches by it); CTFs without acquisition
+        orders are matched here by index and written in stack order."""
+        with self._lock:
+            entries = None
+            for item in self.inputSetOfCtfTomoSeries.get().iterItems():
+                if item.getTsId() == tsId:
+                    entries = [(c.getAcquisitionOrder(), c.getIndex(), float(c.getDefocusU()),
+                                float(c.getDefocusV()), float(c.getDefocusAngle() or 0.0))
+                               for c in item.iterItems()]
+                    break
+        if entries is None:
+            raise ValueError("no CTF estimation for this tilt series in the selected CTF set; "
+                             "estimate the CTF of these tilt series first")
+        if useOrders and all(e[0] is not None for e in entries):
+            out = [{"acquisition_order": int(e[0]), "defocus_u": e[2], "defocus_v": e[3],
+                    "astig_angle": e[4]} for e in entries]
+        else:
+            byIndex = {e[1]: e for e in entries}
+            out = []
+            for r in inputs.records:
+                e = byIndex.get(r.index)
+                if e is None:
+                    raise ValueError("no CTF for the tilt image %d (%.2f deg), matched by index; "
+                                     "estimate the CTF of every tilt" % (r.index, r.angle))
+                out.append({"angle": r.angle, "defocus_u": e[2], "defocus_v": e[3],
+                            "astig_angle": e[4]})
+        with open(self._ctfJson(tsId), "w") as f:
+            json.dump(out, f, indent=1)
+
+    # -------------------------- INFO functions -------------------------------
+    def _validate(self):
+        errors = []
+        tsSet = self.inputSetOfTiltSeries.get()
+        if tsSet is None:
+            return ["Input tilt series: no input selected"]
+        if not tsSet.interpolated():
+            errors.append("The export describes aligned, resampled stacks (identity transforms), "
+                          "but the input tilt series are not resampled with their alignment "
+                          "(interpolated). Use the output of 'cryotiger - interpolate tilt "
+                          "series' or of an alignment protocol that resamples the images.")
+        return errors
+
+    def _summary(self):
+        summary = ["Format: *%s*%s." % (FORMAT_LABELS[self.exportFormat.get()],
+                                        ", experimental tilts only" if self.experimentalOnly.get()
+                                        else "")]
+        done = self.getExportedTsIds()
+        if done:
+            summary.append("%d tilt series exported, one folder each under %s"
+                           % (len(done), os.path.abspath(self._getExtraPath())))
+            summary += ["    %s: %s" % (tsId, self.getExportFolder(tsId)) for tsId in sorted(done)]
+        elif not self.getFailedItems():
+            summary.append("Nothing exported yet.")
+        summary += self._failedSummary()
+        return summary
+
+    def _methods(self):
+        done = self.getExportedTsIds()
+        if not done:
+            return []
+        return ["Per-tilt metadata (tilt angle, accumulated dose, defocus, synthetic flag) of %d "
+                "tilt series were exported for %s with cryoTIGER." %
+                (len(done), FORMAT_LABELS[self.exportFormat.get()])]

@@ -206,7 +206,8 @@ def read_ctf_entries(path: str) -> List[dict]:
     """Read a CTF.json (``cryotiger ctf``, or written by the Scipion export
     protocol): a list of per-tilt objects with ``defocus_u`` (A, required),
     ``defocus_v`` (A, default U), ``astig_angle`` (degrees, default 0) and
-    optionally ``angle`` (degrees) and ``acquisition_order`` (int).  Returns
+    optionally ``angle`` (degrees) and ``acquisition_order`` (int); an entry
+    with ``"estimated": false`` (or defocus null) keeps None defocus.  Returns
     plain dicts with those keys (U >= V, angle in [0, 180)).  InputError for a
     missing file, a non-positive or non-finite defocus."""
     fix = "give the CTF.json written by 'cryotiger ctf'"
@@ -215,6 +216,13 @@ def read_ctf_entries(path: str) -> List[dict]:
     for i, e in enumerate(data):
         if not isinstance(e, dict) or "defocus_u" not in e:
             raise InputError(f"{path}: entry {i + 1} has no 'defocus_u' (Angstrom); {fix}")
+        if e.get("estimated") is False or e.get("defocus_u") is None:
+            # 'cryotiger ctf' marks tilts with nothing to fit (featureless) as not
+            # estimated: no defocus for that tilt (refused only where it is used).
+            out.append({"defocus_u": None, "defocus_v": None, "astig_angle": None,
+                        "angle": _number(e, "angle", path, i),
+                        "acquisition_order": _number(e, "acquisition_order", path, i, cast=int)})
+            continue
         u = _number(e, "defocus_u", path, i)
         v = _number(e, "defocus_v", path, i, default=u)
         a = _number(e, "astig_angle", path, i, default=0.0)
@@ -235,7 +243,8 @@ def match_ctf(tilts: List[ExportTilt], entries: List[dict], path: str = "CTF.jso
     By ``acquisition_order`` when every entry has one (tilts whose order has no
     entry get none; gaps in the orders are fine), else by stack position when
     there is one entry per tilt.  A matched entry that names an ``angle`` must
-    agree with the tilt's angle within 0.05 degree.  Returns how the entries
+    agree with the tilt's angle within 0.05 degree; an entry marked not
+    estimated leaves its tilt without a CTF.  Returns how the entries
     were matched ("acquisition order" or "stack position").  InputError when
     neither rule applies, for duplicate orders or disagreeing angles.
     """
@@ -263,7 +272,8 @@ def match_ctf(tilts: List[ExportTilt], entries: List[dict], path: str = "CTF.jso
             raise InputError(f"{path}: the CTF entry matched by {how} to image {t.index + 1} is for "
                              f"tilt {e['angle']:g} deg but the image is at {t.angle:g} deg; give the "
                              "CTF estimated on this stack")
-        t.defocus_u, t.defocus_v, t.astig_angle = e["defocus_u"], e["defocus_v"], e["astig_angle"]
+        if e["defocus_u"] is not None:
+            t.defocus_u, t.defocus_v, t.astig_angle = e["defocus_u"], e["defocus_v"], e["astig_angle"]
     return how
 
 
@@ -422,8 +432,9 @@ def _require_ctf(series: ExportSeries, tilts: Sequence[ExportTilt], fmt: str) ->
     if missing:
         where = ", ".join(f"{t.angle:g}" for t in missing[:8]) + (" ..." if len(missing) > 8 else "")
         raise InputError(f"{series.sources.get('--ctf', 'CTF.json')}: no CTF for the tilt(s) at {where} "
-                         f"degrees, which the {fmt} export uses; give the CTF of every tilt used "
-                         "(synthetic ones included) or leave them out (--experimental-only)")
+                         f"degrees (absent or not estimated), which the {fmt} export uses; give the "
+                         "CTF of every tilt used (synthetic ones included), leave synthetic ones "
+                         "out (--experimental-only) or exclude those views")
 
 
 # ----------------------------------------------------------------------------

@@ -392,3 +392,27 @@ def test_format_view_list_round_trips():
     for views in ([], [0], [0, 3, 4, 5], [2, 3, 7, 9, 10, 11]):
         assert parse_view_list(format_view_list(views)) == views
     assert format_view_list([0, 3, 4, 5]) == "1,4-6"
+
+
+def test_not_estimated_ctf_entries(interpolated):
+    """'cryotiger ctf' marks featureless tilts not estimated (defocus null): fine
+    for a view no format uses (the excluded one), refused for a used tilt."""
+    d, record = interpolated
+    entries = []
+    for e in record:
+        u, v, a = expected_defocus(e["angle"])
+        entries.append({"angle": e["angle"], "defocus_u": u, "defocus_v": v, "astig_angle": a,
+                        "estimated": True})
+    excluded = next(i for i, e in enumerate(record) if e["excluded"])
+    entries[excluded].update(defocus_u=None, defocus_v=None, astig_angle=None, estimated=False)
+    json.dump(entries, open(d / "CTF.json", "w"))
+    r = run("export", "--input", d / "OUT.mrc", "--ctf", d / "CTF.json", "--format", "stopgap",
+            "--output", d / "sg")
+    assert r.returncode == 0, r.stderr
+    assert len(starfile.read(d / "sg" / "OUT_wedgelist.star")) == 21
+    entries[0].update(defocus_u=None, defocus_v=None, astig_angle=None, estimated=False)
+    json.dump(entries, open(d / "CTF.json", "w"))
+    r = run("export", "--input", d / "OUT.mrc", "--ctf", d / "CTF.json", "--format", "stopgap",
+            "--output", d / "sg2")
+    assert r.returncode == 2 and "no CTF for the tilt(s) at -9 degrees (absent or not estimated)" \
+        in r.stderr

@@ -246,5 +246,18 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
 
 
 def read_plan_json(path: str) -> List[dict]:
-    with open(path) as f:
-        return json.load(f)
+    """Read an interpolation record OUT.json (a list, one dict per output slice);
+    InputError (one line) for a missing, binary or malformed file."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: interpolation record not found; give the OUT.json written "
+                         "beside the interpolated stack by 'cryotiger interpolate'")
+    try:
+        with open(path, encoding="utf-8") as f:
+            plan = json.load(f)
+    except (ValueError, OSError) as exc:     # UnicodeDecodeError is a ValueError
+        raise InputError(f"{path}: not an interpolation record (invalid JSON: {exc}); give the "
+                         "OUT.json written by 'cryotiger interpolate'") from None
+    if not isinstance(plan, list) or not all(isinstance(e, dict) for e in plan):
+        raise InputError(f"{path}: not an interpolation record (expected a list with one object "
+                         "per slice); give the OUT.json written by 'cryotiger interpolate'")
+    return plan

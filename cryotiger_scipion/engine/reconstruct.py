@@ -381,7 +381,10 @@ def experimental_views(plan_path: str, n: int) -> List[int]:
             plan = json.load(f)
     except ValueError as exc:
         raise InputError(f"{plan_path}: not valid JSON ({exc})") from exc
-    if not isinstance(plan, list) or len(plan) != n:
+    if not isinstance(plan, list) or not all(isinstance(e, dict) for e in plan):
+        raise InputError(f"{plan_path}: not an interpolation record (expected a list with one "
+                         "object per slice); give the OUT.json written by 'cryotiger interpolate'")
+    if len(plan) != n:
         raise InputError(f"{plan_path}: {len(plan) if isinstance(plan, list) else 'no'} entries but "
                          f"{n} images in the stack; give the .json of this interpolated stack")
     keep = []

@@ -159,9 +159,10 @@ def load_volume(path: str) -> tuple:
         return np.asarray(vol, dtype=np.float32), 0.0
     if ext == ".em":
         return _read_em(path), 0.0
-    import mrcfile
-    with mrcfile.open(path, permissive=True) as m:
-        return np.asarray(m.data, dtype=np.float32).copy(), float(m.voxel_size.x)
+    # The engine's checked reader: header fields, modes, IMOD 8-bit rule, NaN/inf;
+    # voxel size 0 when the header has none usable.
+    from .io import read_stack
+    return read_stack(path)
 
 
 def _read_em(path: str) -> np.ndarray:

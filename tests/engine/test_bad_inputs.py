@@ -25,7 +25,7 @@ import os
 import struct
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import mrcfile
 import numpy as np
@@ -144,6 +144,28 @@ XF_SINGULAR = IDENT * 6 + b"0 0 0 0 1 1\n" + IDENT * (N - 7)
 XF_TEXT = IDENT * 1 + b"one 0 0 1 0 0\n" + IDENT * (N - 2)
 
 
+def build_file(name: str, content: bytes):
+    def build(d):
+        plain(d)
+        with open(d / name, "wb") as f:
+            f.write(content)
+    return build
+
+
+def build_volume(offset=None, fmt="i", value=0, data=None):
+    def build(d):
+        vol = np.zeros((8, 16, 16), np.float32) if data is None else data
+        write_mrc(d / "vol.mrc", vol)
+        if offset is not None:
+            patch(d / "vol.mrc", offset, fmt, value)
+    return build
+
+
+def mdoc(angles):
+    return "".join(f"[ZValue = {i}]\nTiltAngle = {a}\nExposureDose = 3\n\n"
+                   for i, a in enumerate(angles)).encode()
+
+
 def build_constant(d):
     plain(d, np.ones((N, 64, 64), np.float32))
 
@@ -175,8 +197,11 @@ class Row:
     fragment: str = ""
     stack: str = "ts.mrc"
     angles: str = "ts.tlt"
+    full: Optional[List[str]] = None          # the whole command line (commands without --input)
 
     def argv(self) -> List[str]:
+        if self.full is not None:
+            return [self.command] + list(self.full)
         out = [self.command, "--input", self.stack, "--angles", self.angles]
         return out + OUTPUTS[self.command] + list(self.args) + ["--quiet"]
 
@@ -266,6 +291,34 @@ rows("C17binary", ("interpolate", "reconstruct"), build_xf(b"\x00\x01\x02" * 40)
      fragment="ts.xf: binary data")
 rows("C17count", ("interpolate",), build_xf(IDENT * (N - 1)), ["--xf", "ts.xf"],
      fragment="8 transforms for 9 images")
+# Other input files read by the commands: the same kinds (binary, malformed, NaN).
+BINARY = bytes(range(256)) * 4
+rows("C12acq", ("interpolate", "holdout"), build_file("acq.json", BINARY),
+     ["--acquisition-json", "acq.json"], fragment="acq.json: not valid JSON")
+rows("C17acqnan", ("interpolate",), build_file("acq.json", b'{"dose": [3, 3, NaN, 3, 3, 3, 3, 3, 3]}'),
+     ["--acquisition-json", "acq.json"], fragment="acq.json: 'dose' holds nan")
+rows("C17acqorder", ("holdout",), build_file("acq.json", b'{"order": [1, 2, 3.5, 4, 5, 6, 7, 8, 9]}'),
+     ["--acquisition-json", "acq.json"], fragment="acq.json: 'order' holds 3.5")
+rows("C12plan", ("ctf",), build_file("plan.json", BINARY), ["--plan", "plan.json"],
+     fragment="plan.json: not an interpolation record")
+rows("C12plan", ("reconstruct",), build_file("plan.json", BINARY), ["--exclude-synthetic", "plan.json"],
+     fragment="plan.json: not valid JSON")
+rows("C13plan", ("ctf",), build_file("plan.json", b'{"a": 1}'), ["--plan", "plan.json"],
+     fragment="plan.json: not an interpolation record")
+rows("C12ctf", ("reconstruct",), build_file("c.json", BINARY), ["--ctf", "c.json"],
+     fragment="c.json: not valid JSON")
+rows("C12mdoc", ("interpolate",), build_file("ts.mdoc", BINARY), ["--mdoc", "ts.mdoc"],
+     fragment="ts.mdoc: no [ZValue = n] sections")
+rows("C13mdocnan", ("holdout",), build_file("ts.mdoc", mdoc(list(ANGLES[:3]) + ["nan"] + list(ANGLES[4:]))),
+     ["--mdoc", "ts.mdoc"], fragment="ts.mdoc: section [ZValue = 3]: TiltAngle 'nan' is not an angle")
+# simulate reads a volume through the same MRC reader.
+for case, build, frag in (("C05", build_volume(12, "i", 4), "MRC mode 4 holds complex"),
+                          ("C10", build_volume(8, "i", -8), "broken MRC header: nz = -8"),
+                          ("C11", build_volume(0, "i", 0), "broken MRC header: nx = 0")):
+    ROWS.append(Row(f"{case}-simulate", "simulate", build, code=2, fragment=frag,
+                    full=["--volume", "vol.mrc", "--output", "sim.mrc", "--step", "30"]))
+ROWS.append(Row("C09-simulate", "simulate", build_volume(), code=2, fragment="--pixel-size nan",
+                full=["--volume", "vol.mrc", "--output", "sim.mrc", "--pixel-size", "nan"]))
 # C18: nothing to fit -> refused (every tilt featureless); partly featureless: see below.
 rows("C18", ("ctf",), build_constant, fragment="every tilt (9) is featureless")
 

@@ -13,6 +13,7 @@ writes OUT.mrc, OUT.tlt and OUT.json (one entry per output slice).
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -95,9 +96,15 @@ def read_acquisition_json(path: str, mdoc: str = None) -> dict:
         if values is None:
             continue
         try:
-            out[name] = [cast(v) for v in values]
+            floats = [float(v) for v in values]
         except (TypeError, ValueError):
             raise InputError(f"{path}: '{key}' must be a list of numbers, one per image") from None
+        bad = [v for v in floats if not math.isfinite(v) or v < 0
+               or (cast is int and (v != int(v) or v < 1))]
+        if bad:
+            want = "whole numbers from 1" if cast is int else "finite numbers >= 0 (e/A^2)"
+            raise InputError(f"{path}: '{key}' holds {bad[0]:g}; give {want}, one per image")
+        out[name] = [cast(v) for v in floats]
     return out
 
 

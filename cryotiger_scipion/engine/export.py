@@ -314,10 +314,8 @@ def load_series(stack: str, record: Optional[str] = None, ctf: Optional[str] = N
         header_px = float(m.voxel_size.x)
     record = record or os.path.splitext(stack)[0] + ".json"
     tilts = read_record(record, shape[0])
-    px = pixel_size if pixel_size and pixel_size > 0 else header_px
-    if not px or px <= 0 or not math.isfinite(px):
-        raise InputError(f"{stack}: the header has no pixel size ({header_px:g}); give --pixel-size "
-                         "in Angstrom")
+    from .io import resolve_pixel_size      # the rule of every command (README, "Bad input")
+    px = resolve_pixel_size(pixel_size, stack, header_px=header_px)
     for value, label, lo, hi in ((voltage, "--voltage (kV)", 1, 5000), (cs, "--cs (mm)", 0, 100),
                                  (amp_contrast, "--amp-contrast (fraction)", 0, 1)):
         if not (lo <= value <= hi):

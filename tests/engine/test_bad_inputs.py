@@ -319,6 +319,32 @@ for case, build, frag in (("C05", build_volume(12, "i", 4), "MRC mode 4 holds co
                     full=["--volume", "vol.mrc", "--output", "sim.mrc", "--step", "30"]))
 ROWS.append(Row("C09-simulate", "simulate", build_volume(), code=2, fragment="--pixel-size nan",
                 full=["--volume", "vol.mrc", "--output", "sim.mrc", "--pixel-size", "nan"]))
+# export reads a stack, its interpolation record and a CTF.json through the same readers.
+def build_export(header=None, px=PX, record=True, ctf=None):
+    def build(d):
+        plain(d, px=px)
+        if header is not None:
+            patch(d / "ts.mrc", *header)
+        if record:
+            with open(d / "ts.json", "w") as f:
+                json.dump([{"angle": float(a), "index": i, "synthetic": False}
+                           for i, a in enumerate(ANGLES)], f)
+        if ctf is not None:
+            with open(d / "c.json", "wb") as f:
+                f.write(ctf)
+    return build
+
+
+EXPORT = ["--input", "ts.mrc", "--format", "imod", "--output", "exp", "--quiet"]
+for case, build, extra, frag in (
+        ("C05", build_export((12, "i", 4)), [], "MRC mode 4 holds complex"),
+        ("C10", build_export((8, "i", -21)), [], "broken MRC header: nz = -21"),
+        ("C11", build_export((0, "i", 0)), [], "broken MRC header: nx = 0"),
+        ("C07", build_export(px=float("nan")), [], "give --pixel-size"),
+        ("C09", build_export(), ["--pixel-size=nan"], "--pixel-size nan"),
+        ("C12ctf", build_export(ctf=BINARY), ["--ctf", "c.json"], "c.json"),
+        ("C12record", build_export(record=False), ["--record", "ts.tlt"], "ts.tlt")):
+    ROWS.append(Row(f"{case}-export", "export", build, code=2, fragment=frag, full=EXPORT + extra))
 # C18: nothing to fit -> refused (every tilt featureless); partly featureless: see below.
 rows("C18", ("ctf",), build_constant, fragment="every tilt (9) is featureless")
 

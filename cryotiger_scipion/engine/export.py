@@ -618,14 +618,15 @@ def _merged_global(existing: Optional[str], row: dict):
         if old is None or "rlnTomoName" not in getattr(old, "columns", []):
             raise InputError(f"{existing}: has no 'global' table with rlnTomoName; remove it or "
                              "export to another folder")
+        if list(old.columns) != list(RELION_GLOBAL_COLUMNS):
+            # Written by another program (RELION itself adds e.g. rlnEtomoDirectiveFile):
+            # never rewrite it with columns dropped or made up.
+            raise InputError(f"{existing}: a tomograms.star with other columns than an export's "
+                             "(written by another program?); export into another folder and "
+                             "join the tables yourself")
         old = old[old["rlnTomoName"].astype(str) != row["rlnTomoName"]]
         if len(old):
             new = pd.concat([old, new], ignore_index=True)
-            missing = new[list(RELION_GLOBAL_COLUMNS)].isna().any()
-            if missing.any():
-                raise InputError(f"{existing}: its rows lack {', '.join(missing[missing].index)}; "
-                                 "remove it or export to another folder")
-            new = new[list(RELION_GLOBAL_COLUMNS)]
             for c in ("rlnTomoSizeX", "rlnTomoSizeY", "rlnTomoSizeZ"):
                 new[c] = new[c].astype(int)
     return new

@@ -13,7 +13,8 @@ Per tilt series ``tsId`` (stack order = tilt images sorted by index):
   the image = accumDose - dosePerFrame) and, with a CTF set,
   ``<tsId>_ctf.json`` (defocus U, V, angle of each CTFTomo with its
   acquisition order, matched by the engine to the tilts by acquisition order;
-  by index for CTFs without one).
+  by index for CTFs without one; a CTFTomo without defocus or disabled is
+  written as not estimated, refused only for a tilt the export uses).
 * ``extra/<tsId>/``: the exported files (names as ``cryotiger export`` with
   ``--name <tsId>``).  The RELION star names images of the stack above, which
   stays in the project.
@@ -192,16 +193,26 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
             entries = None
             for item in self.inputSetOfCtfTomoSeries.get().iterItems():
                 if item.getTsId() == tsId:
-                    entries = [(c.getAcquisitionOrder(), c.getIndex(), float(c.getDefocusU()),
-                                float(c.getDefocusV()), float(c.getDefocusAngle() or 0.0))
+                    # A CTFTomo without defocus (not estimated: featureless tilt) or
+                    # disabled (a fit the user rejected) gives no defocus: the engine
+                    # refuses it only for a tilt that the export uses.
+                    entries = [(c.getAcquisitionOrder(), c.getIndex(),
+                                None if c.getDefocusU() is None or not c.isEnabled()
+                                else (float(c.getDefocusU()), float(c.getDefocusV()),
+                                      float(c.getDefocusAngle() or 0.0)))
                                for c in item.iterItems()]
                     break
         if entries is None:
             raise ValueError("no CTF estimation for this tilt series in the selected CTF set; "
                              "estimate the CTF of these tilt series first")
+        def values(e):
+            if e[2] is None:
+                return {"estimated": False, "defocus_u": None, "defocus_v": None,
+                        "astig_angle": None}
+            return {"defocus_u": e[2][0], "defocus_v": e[2][1], "astig_angle": e[2][2]}
+
         if useOrders and all(e[0] is not None for e in entries):
-            out = [{"acquisition_order": int(e[0]), "defocus_u": e[2], "defocus_v": e[3],
-                    "astig_angle": e[4]} for e in entries]
+            out = [dict(values(e), acquisition_order=int(e[0])) for e in entries]
         else:
             byIndex = {e[1]: e for e in entries}
             out = []
@@ -210,8 +221,7 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
                 if e is None:
                     raise ValueError("no CTF for the tilt image %d (%.2f deg), matched by index; "
                                      "estimate the CTF of every tilt" % (r.index, r.angle))
-                out.append({"angle": r.angle, "defocus_u": e[2], "defocus_v": e[3],
-                            "astig_angle": e[4]})
+                out.append(dict(values(e), angle=r.angle))
         with open(self._ctfJson(tsId), "w") as f:
             json.dump(out, f, indent=1)
 

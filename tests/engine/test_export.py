@@ -293,6 +293,16 @@ def test_tomograms_star_collects_series_exported_into_one_folder(interpolated):
     assert list(glob["rlnTomoTiltSeriesStarFile"]) == [str(d / "rel" / "TS_B.star"),
                                                       str(d / "rel" / "TS_A.star")]
     assert list(starfile.read(d / "rel" / "TS_B.star", always_dict=True)) == ["TS_B"]
+    # A tomograms.star of another program (other columns) is never rewritten.
+    relion_own = starfile.read(d / "rel" / "tomograms.star")
+    relion_own["rlnEtomoDirectiveFile"] = "x.edf"
+    starfile.write({"global": relion_own}, d / "rel" / "tomograms.star", overwrite=True)
+    before = open(d / "rel" / "tomograms.star").read()
+    r = run("export", "--input", d / "OUT.mrc", "--format", "relion5", "--output", d / "rel",
+            "--name", "TS_C")
+    assert r.returncode == 2 and "other columns" in r.stderr
+    assert open(d / "rel" / "tomograms.star").read() == before
+    assert not (d / "rel" / "TS_C.star").exists()
 
 
 # ---------------------------------------------------------------------------

@@ -131,3 +131,35 @@ class TestCryoTigerExport(BaseTest):
             self.assertEqual(set(rows["cryotigerSynthetic"]), {0})
             self.assertNotIn("rlnDefocusU", rows.columns)
             self.assertFalse(os.path.exists(os.path.join(folder, tsId + "_wedgelist.star")))
+
+    def test_zz_rejected_ctf_of_a_used_tilt_fails_that_series_only(self):
+        """A CTFTomo the user disabled (or one without defocus) gives no defocus:
+        the series whose used tilt has it fails with the engine's one line, the
+        other series is exported. (Runs last: it disables a CTFTomo in place.)"""
+        ctfSet = getattr(self.protCtf, OUT_CTFS)
+        synOrder = next(ti.getAcquisitionOrder() for ti in self._tiltImages("TS_02")
+                        if getattr(ti, ATTR_SYNTHETIC).get())
+        for item in ctfSet.iterItems():
+            if item.getTsId() == "TS_02":
+                ctfs = [c.clone() for c in item.iterItems()]
+                for c in ctfs:
+                    if c.getAcquisitionOrder() == synOrder:
+                        c.setEnabled(False)
+                        item.update(c)
+                item.write()
+                ctfSet.update(item)
+                break
+        ctfSet.write()
+        ctfSet.close()
+        prot = self.newProtocol(ProtCryoTigerExport, exportFormat=1)
+        prot.inputSetOfTiltSeries.set(self.protInterp)
+        prot.inputSetOfTiltSeries.setExtended(OUT_TILTSERIES)
+        prot.inputSetOfCtfTomoSeries.set(self.protCtf)
+        prot.inputSetOfCtfTomoSeries.setExtended(OUT_CTFS)
+        self.launchProtocol(prot)
+        self.assertEqual(prot.getExportedTsIds(), ["TS_01"])
+        failed = prot.getFailedItems()
+        self.assertEqual(list(failed), ["TS_02"])
+        self.assertIn("absent or not estimated", failed["TS_02"])
+        self.assertTrue(os.path.exists(os.path.join(prot.getExportFolder("TS_01"),
+                                                    "TS_01_wedgelist.star")))

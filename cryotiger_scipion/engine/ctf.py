@@ -562,7 +562,11 @@ def estimate_image(image: np.ndarray, scope: Microscope, options: Optional[FitOp
     options = options or FitOptions()
     scope.check()
     options.check(scope.pixel_size)
-    prep = _Prepared(image, scope, options, angle)
+    prep = _Prepared(image, scope, options, angle)      # option and size errors first
+    reason = featureless_reason(image)
+    if reason:                   # nothing to fit: never a made-up defocus
+        raise InputError(f"image at tilt {angle:g} degrees is a {reason}: its CTF cannot be "
+                         "estimated; exclude it")
     return prep.result(prep.fit(options))
 
 

@@ -354,10 +354,13 @@ def read_text_lines(path: str, what: str) -> List[str]:
         raise InputError(f"{path}: {what} not found")
     if os.path.isdir(path):
         raise InputError(f"{path}: is a folder; give the {what}")
+    limit = 16 << 20                      # far above any angle or transform file
     with open(path, "rb") as f:
-        raw = f.read()
-    if b"\0" in raw:
+        raw = f.read(limit + 1)           # never the whole of a stack given by mistake
+    if b"\0" in raw[:65536] or (len(raw) > limit and b"\0" in raw):
         raise InputError(f"{path}: binary data, not a text {what} (was an image stack given?)")
+    if len(raw) > limit:
+        raise InputError(f"{path}: over {limit >> 20} MB, too large for a {what}; check the file name")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -511,6 +511,16 @@ def test_angle_file_variants_that_are_accepted(text, tmp_path):
     np.testing.assert_allclose(got, np.round(want, 2))
 
 
+def test_estimate_image_refuses_a_featureless_image():
+    """The single-image estimator (holdout --defocus) refuses instead of fitting."""
+    from cryotiger_scipion.engine import InputError, ctf
+    scope = ctf.Microscope(pixel_size=2.0)
+    yy, xx = np.mgrid[:64, :64]
+    for img in (np.full((64, 64), 7.0), 1.0 + 0.01 * xx - 0.02 * yy):
+        with pytest.raises(InputError, match="its CTF cannot be estimated"):
+            ctf.estimate_image(img, scope, ctf.FitOptions())
+
+
 def test_featureless_tilts_are_marked_not_estimated(tmp_path, capsys):
     """C18 (partly featureless): constant tilts get "estimated": false and no defocus;
     the others are fitted; reconstruct refuses them unless excluded."""

@@ -79,6 +79,7 @@ class Acquisition:
     order: Optional[Sequence[int]] = None  # acquisition order (1-based), for dose accumulation
     defocus_gradient: bool = False      # defocus varies across the tilted image (along x)
     seed: int = 0
+    poisson: bool = True                # False: the noise-free expectation (same dose fading)
     extra: dict = field(default_factory=dict)
 
 
@@ -93,6 +94,8 @@ def simulate_tilt_series(volume: np.ndarray, angles: Sequence[float],
     With ``acq.dose_per_tilt``: Poisson counts of dose * pixel_size^2
     electrons per pixel; the signal fades with accumulated dose
     (exp(-accumulated dose / 60 e/A^2) at all frequencies, a crude damage model).
+    With ``acq.poisson`` False: the same series without the counting noise
+    (the expectation of the noisy one: a noise-free truth for benchmarks).
     """
     acq = acq or Acquisition()
     rng = np.random.default_rng(acq.seed)
@@ -127,7 +130,7 @@ def simulate_tilt_series(volume: np.ndarray, angles: Sequence[float],
             else:
                 p = _ctf_image(p, acq, du, dv)
         img = 1.0 - p
-        if acq.dose_per_tilt:
+        if acq.dose_per_tilt and acq.poisson:
             electrons = acq.dose_per_tilt * acq.pixel_size ** 2
             img = rng.poisson(np.clip(img, 0, None) * electrons).astype(np.float32) / electrons
         out[i] = img

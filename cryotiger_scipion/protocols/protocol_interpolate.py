@@ -25,6 +25,7 @@ from .. import Plugin
 from ..constants import (METHOD_FILM, METHOD_LINEAR, MODE_ADD, MODE_RESTORE, MODEL_CRYOTIGER,
                          MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
 from .protocol_base import EngineInputs, ProtCryoTigerBase, validateAlignedInput
+from ..objects import CryoTigerModel
 
 # Form choices (order matters: stored as indices).
 METHOD_CHOICES = [METHOD_LINEAR, METHOD_FILM]
@@ -34,8 +35,9 @@ MODEL_SOURCE_CRYOTIGER = 0
 MODEL_SOURCE_VIMEO = 1
 MODEL_SOURCE_TRAINED = 2
 MODEL_SOURCE_FOLDER = 3
+MODEL_SOURCE_STARTER = 4          # only with fitting: the engine's starter model (or random weights)
 MODEL_SOURCE_LABELS = ["cryoTIGER model (published)", "Vimeo-90K model (published)",
-                       "model trained by the plugin", "other model folder"]
+                       "model trained by the plugin", "other model folder", "starter model (fit to each series)"]
 FILM_PER_GAP = (1, 3, 7)
 
 
@@ -97,6 +99,14 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                       condition="method==1 and modelSource==%d" % MODEL_SOURCE_FOLDER,
                       label="Model folder",
                       help="A FILM SavedModel folder (holding saved_model.pb and variables/).")
+        form.addParam("fitMinutes", params.FloatParam, default=0, condition="method==1",
+                      label="Fit to each tilt series first (minutes)", validators=[params.GE(0)],
+                      help="0: use the model as it is. Otherwise FILM is first trained for this "
+                           "many minutes on each tilt series' own tilts (self-supervised: tilts two "
+                           "apart predict the one between; excluded views never used; in restore "
+                           "mode only the kept tilts), starting from the model chosen above, then "
+                           "used on that series. The fitted model of each series is an output "
+                           "(FittedModel_<tsId>), reusable as 'a model trained by the plugin'.")
         form.addParam("tiltsPerGap", params.IntParam, default=1, label="New tilts per gap",
                       validators=[params.GE(1)],
                       help="Tilts synthesised between two neighbouring tilts, at evenly spaced "
@@ -144,6 +154,19 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
     def createOutputStep(self, tsId):
         self.forItem(tsId, self._createOutputTs, tsId)
+        if self.isFitting():
+            self.forItem(tsId, self._registerFittedModel, tsId)
+
+    def _registerFittedModel(self, tsId):
+        """The model fitted to this series (OUT_fitted_film/ beside its output stack)."""
+        folder = os.path.splitext(self._getOutputStack(tsId))[0] + "_fitted_film"
+        if not os.path.isfile(os.path.join(folder, "saved_model.pb")):
+            raise RuntimeError("%s: the fitted model %s is missing" % (tsId, folder))
+        model = CryoTigerModel(path=folder)
+        model.setBaseModel(self.getModelPath() or "starter model")
+        with self._lock:
+            self._defineOutputs(**{fittedModelOutput(tsId): model})
+            self._defineSourceRelation(self.inputSetOfTiltSeries, model)
 
     def _interpolate(self, tsId):
         inputs = self._loadInputs(tsId)
@@ -229,6 +252,10 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
     def _validateModel(self):
         """Messages when the FILM model cannot be found."""
         source = self.modelSource.get()
+        if source == MODEL_SOURCE_STARTER:
+            return [] if self.isFitting() else [
+                "The starter model is a starting point for fitting: set 'Fit to each tilt series "
+                "first (minutes)' above 0, or choose another FILM model."]
         if source in (MODEL_SOURCE_CRYOTIGER, MODEL_SOURCE_VIMEO):
             name = MODEL_CRYOTIGER if source == MODEL_SOURCE_CRYOTIGER else MODEL_VIMEO
             folder = os.path.join(Plugin.getModelsDir(), name)
@@ -354,10 +381,16 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
     def isFilm(self) -> bool:
         return self.method.get() == 1
 
+    def isFitting(self) -> bool:
+        return self.isFilm() and bool(self.fitMinutes.get())
+
     def _methodLabel(self):
         if not self.isFilm():
             return "linear"
-        return "FILM, %s" % MODEL_SOURCE_LABELS[self.modelSource.get()]
+        label = "FILM, %s" % MODEL_SOURCE_LABELS[self.modelSource.get()]
+        if self.isFitting():
+            label += ", fitted to each series for %g min" % self.fitMinutes.get()
+        return label
 
     def getModelPath(self):
         """The SavedModel folder to give the engine (FILM), or None."""
@@ -369,6 +402,8 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         elif source == MODEL_SOURCE_TRAINED:
             model = self.trainedModel.get()
             folder = model.getAbsPath() if model is not None else None
+        elif source == MODEL_SOURCE_STARTER:
+            folder = None
         else:
             folder = self.modelFolder.get()
         found = findSavedModel(folder) if folder else None
@@ -380,9 +415,12 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         if not self.isFilm():
             return args
         model = self.getModelPath()
-        if model is None:
+        if self.isFitting():
+            args += " --fit-minutes %s" % self.fitMinutes.get()
+        elif model is None:
             raise ValueError("FILM model not found (see the protocol's validation message)")
-        args += ' --model "%s"' % model
+        if model is not None:
+            args += ' --model "%s"' % model
         for flag, value in (("--tile-size", self.tileSize.get()),
                             ("--tile-overlap", self.tileOverlap.get()),
                             ("--max-memory", self.maxMemory.get()),
@@ -401,3 +439,10 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
     def _loadInputs(self, tsId) -> EngineInputs:
         return EngineInputs.load(os.path.join(self.getTsFolder(tsId, tmp=True), "%s_inputs.json" % tsId))
+
+
+def fittedModelOutput(tsId) -> str:
+    """Output name of the model fitted to series ``tsId``: FittedModel_<tsId>
+    (characters other than letters, digits and '_' replaced by '_')."""
+    import re
+    return "FittedModel_" + re.sub(r"[^0-9A-Za-z_]", "_", str(tsId))

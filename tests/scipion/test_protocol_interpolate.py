@@ -232,6 +232,35 @@ class TestCryoTigerInterpolate(BaseTest):
             self.assertTrue(np.all(np.isfinite(m.data)))
         self.assertIn("FILM", "\n".join(prot.summary()))
 
+    def test_film_fitted_to_each_series_registers_the_fitted_model(self):
+        """'Fit to each tilt series first (minutes)' (issue 12): the engine fits FILM on the
+        series' usable tilts (the excluded view never), interpolates with it, and the fitted
+        model is an output of its own, usable as a trained model."""
+        import json
+        from cryotiger_scipion.protocols.protocol_interpolate import (MODEL_SOURCE_STARTER,
+                                                                      fittedModelOutput)
+        self.assertIn("set 'Fit to each tilt series first (minutes)' above 0",
+                      "\n".join(self._validateOnly(method=1, modelSource=MODEL_SOURCE_STARTER)))
+        inSet = getattr(self.protExcl, IMPORT_OUTPUT)
+        prot, out = self._interpolate(self.protExcl, method=1, modelSource=MODEL_SOURCE_STARTER,
+                                      fitMinutes=0.1, tiltsPerGap=1, useGpu=False)
+        n = len(ANGLES)
+        self._checkCommon(inSet, out, 2 * n - 2)
+        model = getattr(prot, fittedModelOutput("TS_01"))
+        self.assertTrue(model.exists())
+        with open(os.path.join(model.getAbsPath(), "cryotiger_fit.json")) as f:
+            record = json.load(f)
+        excluded = [ti.getIndex() - 1 for ti in tiltImages(inSet.getFirstItem()) if not ti.isEnabled()]
+        self.assertEqual(len(excluded), 1)
+        self.assertEqual(record["views"], sorted(set(range(n)) - set(excluded)))
+        self.assertIn("fitted to each series", "\n".join(prot.summary()))
+
+    def _validateOnly(self, **kw):
+        p = self.newProtocol(ProtCryoTigerInterpolate, **kw)
+        p.inputSetOfTiltSeries.set(self.protImport)
+        p.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
+        return p.validate()
+
     def test_a_failing_series_is_reported_and_the_others_are_kept(self):
         folder = self.getOutputPath("broken")
         simulateTiltSeries(folder, "TS_08", ANGLES, pixelSize=PIXEL, dosePerTilt=DOSE, seed=8)

@@ -684,12 +684,33 @@ def check_outputs(series: ExportSeries, fmt: str, out_dir: str) -> List[str]:
     return paths
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True                     # exists, not ours
+    return True
+
+
+def _remove_stale_work_folders(out_dir: str, name: str) -> None:
+    """Remove temporary folders ``.<name>.<pid>-XXXX.export`` left in ``out_dir``
+    by a killed export (its process is gone); a running export's folder stays."""
+    import re
+    pattern = re.compile(r"^\.%s\.(\d+)-[^/]*\.export$" % re.escape(name))
+    for entry in os.listdir(out_dir):
+        m = pattern.match(entry)
+        if m and os.path.isdir(os.path.join(out_dir, entry)) and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(os.path.join(out_dir, entry), ignore_errors=True)
+
+
 def export(series: ExportSeries, fmt: str, out_dir: str, experimental_only: bool = False) -> dict:
     """Write ``fmt`` files for ``series`` into ``out_dir`` (created if needed).
 
     All files are written into a temporary folder inside ``out_dir`` first and
     moved into place only when every one is complete (an error leaves the
-    old files).  Returns {"files": [paths], "rows": tilts written,
+    old files; a folder left by a killed export is removed by the next one).  Returns {"files": [paths], "rows": tilts written,
     "synthetic": synthetic among them, "notes": [lines for the user]}.
     InputError for an unknown format, outputs that would overwrite inputs,
     missing CTF of used tilts, or no tilt left."""
@@ -711,7 +732,8 @@ def export(series: ExportSeries, fmt: str, out_dir: str, experimental_only: bool
                       RELION5: "no --ctf: the tilt-series star has no rlnDefocusU/V/Angle (as "
                                 "after RELION's import; estimate the CTF in RELION)"}[fmt])
     os.makedirs(out_dir, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".{series.name}.", suffix=".export", dir=out_dir)
+    _remove_stale_work_folders(out_dir, series.name)
+    work = tempfile.mkdtemp(prefix=f".{series.name}.{os.getpid()}-", suffix=".export", dir=out_dir)
     try:
         if fmt == IMOD:
             names = write_imod_files(series, work, experimental_only)

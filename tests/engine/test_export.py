@@ -426,3 +426,21 @@ def test_not_estimated_ctf_entries(interpolated):
             "--output", d / "sg2")
     assert r.returncode == 2 and "no CTF for the tilt(s) at -9 degrees (absent or not estimated)" \
         in r.stderr
+
+
+def test_work_folder_of_a_killed_export_is_removed(interpolated):
+    """A temporary folder left by a killed export (its process is gone) is removed
+    by the next export into the folder; one of a live process is kept."""
+    d, record = interpolated
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (d / "sg").mkdir()
+    stale = d / "sg" / f".OUT.{dead.pid}-abc123.export"
+    live = d / "sg" / f".OUT.{os.getpid()}-def456.export"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "OUT_wedgelist.star").write_text("partial")
+    r = run("export", "--input", d / "OUT.mrc", "--format", "stopgap", "--output", d / "sg")
+    assert r.returncode == 0, r.stderr
+    assert not stale.exists() and live.exists()
+    assert sorted(p for p in os.listdir(d / "sg") if not p.startswith(".")) == ["OUT_wedgelist.star"]

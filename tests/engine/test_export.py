@@ -444,3 +444,35 @@ def test_work_folder_of_a_killed_export_is_removed(interpolated):
     assert r.returncode == 0, r.stderr
     assert not stale.exists() and live.exists()
     assert sorted(p for p in os.listdir(d / "sg") if not p.startswith(".")) == ["OUT_wedgelist.star"]
+
+
+def test_chain_with_the_products_own_ctf_json(tmp_path):
+    """simulate -> interpolate -> ctf (--plan) -> export: the CTF.json written by
+    'cryotiger ctf' on OUT.mrc (stack order, no acquisition orders) reaches every
+    format unchanged, and its synthetic flags agree with the export's."""
+    d = tmp_path
+    r = run("simulate", "--output", d / "TS.mrc", "--min-angle", -30, "--max-angle", 30, "--step", 10,
+            "--defocus", 30000, "--dose", 3, "--phantom-shape", "16,128,128", "--pixel-size", 4)
+    assert r.returncode == 0, r.stderr
+    json.dump({"order": [6, 3, 2, 1, 4, 5, 7], "dose": [3.0] * 7}, open(d / "acq.json", "w"))
+    r = run("interpolate", "--input", d / "TS.mrc", "--angles", d / "TS.tlt", "--output",
+            d / "OUT.mrc", "--acquisition-json", d / "acq.json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run("ctf", "--input", d / "OUT.mrc", "--angles", d / "OUT.tlt", "--output", d / "CTF.json",
+            "--plan", d / "OUT.json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    ctf = json.load(open(d / "CTF.json"))
+    assert len(ctf) == 13 and all(e.get("estimated", True) for e in ctf)
+    for fmt in ("relion5", "imod"):
+        r = run("export", "--input", d / "OUT.mrc", "--ctf", d / "CTF.json", "--format", fmt,
+                "--output", d / "x")
+        assert r.returncode == 0, r.stderr
+    tilts = starfile.read(d / "x" / "OUT.star")
+    assert list(tilts["rlnDefocusU"]) == pytest.approx([e["defocus_u"] for e in ctf], abs=0.01)
+    assert list(tilts["rlnDefocusV"]) == pytest.approx([e["defocus_v"] for e in ctf], abs=0.01)
+    assert list(tilts["rlnDefocusAngle"]) == pytest.approx([e["astig_angle"] for e in ctf], abs=0.01)
+    assert list(tilts["cryotigerSynthetic"]) == [int(e["synthetic"]) for e in ctf]
+    # dose-symmetric order 6,3,2,1,4,5,7 with 3 e/A^2 each: -30 deg had 15 e/A^2 before it
+    assert tilts["rlnMicrographPreExposure"][0] == pytest.approx(15.0)
+    imod = read_imod_defocus(str(d / "x" / "OUT.defocus"))
+    assert imod["defocus_u"] == pytest.approx([e["defocus_u"] for e in ctf], abs=0.5)

@@ -67,8 +67,12 @@ class MrcInfo:
 def _raw_header(path: str) -> dict:
     """The fields we check, decoded from the first 1024 bytes of ``path`` in the
     file's byte order (machine stamp at byte 212, as MRC2014; little-endian if unset)."""
-    with open(path, "rb") as f:
-        raw = f.read(1024)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(1024)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror}); check the file and its "
+                         "permissions") from None
     if len(raw) < 1024:
         raise InputError(f"{path}: {len(raw)} bytes, too small for an MRC header (1024 bytes); "
                          "give an MRC stack (.mrc/.mrcs/.st/.ali)")
@@ -79,7 +83,7 @@ def _raw_header(path: str) -> dict:
     nsymbt = struct.unpack(order + "i", raw[92:96])[0]
     stamp, flags = struct.unpack(order + "2i", raw[152:160])
     return dict(nx=nx, ny=ny, nz=nz, mode=mode, mx=mx, cella_x=cella_x, nsymbt=nsymbt,
-                imod_stamp=stamp, imod_flags=flags)
+                imod_stamp=stamp, imod_flags=flags, map_id=raw[208:212] == b"MAP ")
 
 
 def _check_mrc(path: str) -> MrcInfo:
@@ -91,6 +95,12 @@ def _check_mrc(path: str) -> MrcInfo:
         raise InputError(f"{path}: is a folder; give the path of an MRC stack")
     fields = _raw_header(path)
     nx, ny, nz, mode = fields["nx"], fields["ny"], fields["nz"], fields["mode"]
+    if not fields["map_id"] and (min(nx, ny, nz) < 1 or mode not in MRC_MODE_BYTES
+                                 or fields["nsymbt"] < 0):
+        # Neither the MRC2014 identifier nor a plausible old-style header.
+        raise InputError(f"{path}: not an MRC file (no 'MAP ' identifier and header nx, ny, nz, "
+                         f"mode = {nx}, {ny}, {nz}, {mode}); give an MRC stack "
+                         "(.mrc/.mrcs/.st/.ali), e.g. convert TIFF with IMOD's tif2mrc")
     for name in ("nx", "ny", "nz"):
         if fields[name] < 1:
             raise InputError(f"{path}: broken MRC header: {name} = {fields[name]} (image size must "
@@ -355,8 +365,12 @@ def read_text_lines(path: str, what: str) -> List[str]:
     if os.path.isdir(path):
         raise InputError(f"{path}: is a folder; give the {what}")
     limit = 16 << 20                      # far above any angle or transform file
-    with open(path, "rb") as f:
-        raw = f.read(limit + 1)           # never the whole of a stack given by mistake
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)       # never the whole of a stack given by mistake
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror}); check the file and its "
+                         "permissions") from None
     if b"\0" in raw[:65536] or (len(raw) > limit and b"\0" in raw):
         raise InputError(f"{path}: binary data, not a text {what} (was an image stack given?)")
     if len(raw) > limit:
@@ -374,8 +388,8 @@ def read_angles(path: str) -> np.ndarray:
     Rules (README, "Bad input"): exactly one number per line (IMOD's format);
     a line with more than one column (e.g. ``index<TAB>angle`` or
     ``angle,dose``) is refused with the column count, never guessed; blank
-    lines, lines starting with ``#``, CRLF line ends, a UTF-8 BOM and spaces
-    around the number are accepted; NaN/inf and angles outside [-90, 90] are
+    lines, comments (from ``#`` to the line end), CRLF line ends, a UTF-8 BOM
+    and spaces around the number are accepted; NaN/inf and angles outside [-90, 90] are
     refused; the order is free (stack order, need not be monotonic).
     Returns (n,) float64.  Raises InputError with the file and line.
     """
@@ -384,8 +398,8 @@ def read_angles(path: str) -> np.ndarray:
                          "file with one angle (degrees) per line")
     angles = []
     for lineno, line in enumerate(read_text_lines(path, "tilt-angle file"), 1):
-        text = line.strip()
-        if not text or text.startswith("#"):
+        text = line.split("#", 1)[0].strip()       # '#' starts a comment
+        if not text:
             continue
         columns = [c for c in re.split(r"[\s,;]+", text) if c]
         if len(columns) != 1:

@@ -28,8 +28,10 @@ def readVolume(obj) -> np.ndarray:
     through Scipion's image readers)."""
     fn = volumeFileName(obj)
     if os.path.splitext(fn)[1].lower() in VOLUME_MRC_SUFFIXES:
-        import mrcfile
-        with mrcfile.mmap(fn, mode="r", permissive=True) as m:
+        # The engine's checked reader (header fields, modes, IMOD's 8-bit rule: IMOD
+        # masks are often unsigned bytes).
+        from ..engine.io import open_stack
+        with open_stack(fn) as m:
             return np.array(m.data, dtype=np.float32)
     from pwem.emlib.image import ImageHandler
     img = ImageHandler().read(fn)

@@ -237,6 +237,11 @@ rows("C11nsymbt", ("interpolate", "reconstruct"), build_header(92, "i", -1024),
      fragment="broken MRC header: nsymbt = -1024")
 rows("C11big", ("interpolate", "holdout"), build_header(8, "i", 100000),
      fragment="truncated MRC file")
+rows("C11tiff", ("interpolate", "ctf", "reconstruct", "holdout", "train"),
+     build_file("ts.mrc", b"II*\x00" + bytes(range(256)) * 8 + b"\xff" * 4096),
+     fragment="ts.mrc: not an MRC file (no 'MAP ' identifier")
+rows("C11short", ("interpolate", "reconstruct"), build_file("ts.mrc", b"MAP " * 10),
+     fragment="too small for an MRC header")
 # C12: binary angle file; variant: text that is not UTF-8.
 rows("C12", READERS, build_binary_angles, fragment="ts.tlt: binary data, not a text tilt-angle file")
 rows("C12latin1", ("interpolate", "reconstruct"), build_angles(b"-24\xb0\n" + lines(ANGLES[1:])),
@@ -499,6 +504,7 @@ def test_excluded_nan_view_is_accepted_and_left_out(tmp_path, capsys):
     lines(ANGLES, "{:.2f}\r\n"),                            # CRLF
     lines(ANGLES, "  {:.2f}   \n"),                         # spaces around the number
     b"# tilt angles\n\n" + lines(ANGLES[:4]) + b"\n" + lines(ANGLES[4:]),   # comment, blank lines
+    lines(ANGLES, "{:.2f}   # view\n"),                    # comment after the angle
     lines(ANGLES[::-1]),                                     # not monotonic: stack order is free
     lines(ANGLES).rstrip(b"\n"),                             # no final newline
 ])

@@ -1,16 +1,37 @@
 """Apply per-view 2D transforms (IMOD .xf convention) to make an aligned stack.
 
-An .xf line is ``A11 A12 A21 A22 DX DY``: a point x of the raw image (pixel
-coordinates relative to the image centre, x right, y up the rows) moves to
-x' = A x + d in the aligned image, as IMOD's newstack -xform does.  We sample
-the raw image at x = A^-1 (x' - d), bilinear, with edge values repeated.
+IMOD's convention (newstack -xform, documented in IMOD's xfmodel/newstack man
+pages and checked in tests/engine/test_align_simulate.py against an independent
+computation): an .xf line is ``A11 A12 A21 A22 DX DY``; a point (X, Y) of the raw
+image goes to
+
+    X' = A11 X + A12 Y + DX,   Y' = A21 X + A22 Y + DY
+
+in the aligned image.  X runs along the columns, Y along the rows (row index
+increasing), both measured from the image centre, which for ``n`` pixels
+numbered from 0 is at pixel index ``(n - 1) / 2`` (IMOD counts coordinates from
+0 at the left edge of the first pixel, centre n/2).  The output frame has its
+own centre the same way.  We sample the raw image at X = A^-1 (X' - D),
+bilinear, with edge values repeated.
+
+Output frame (as newstack with ``-size``): when the transforms rotate the
+images by about 90 degrees (a tilt axis near the x axis), the aligned frame is
+the raw frame turned by 90 degrees (nx and ny swapped), so that the rotated
+image fits; see :func:`aligned_shape`.  A warning is printed when a view loses
+more than :data:`CUT_WARN_FRACTION` of its area outside the aligned frame.
 """
 from __future__ import annotations
+
+import math
+import sys
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
 
 from . import InputError
+
+CUT_WARN_FRACTION = 0.05
 
 
 def read_xf(path: str) -> np.ndarray:
@@ -58,24 +79,100 @@ def is_identity(xf: np.ndarray, tol: float = 1e-6) -> bool:
     return bool(np.allclose(m[:2, :2], np.eye(2), atol=tol) and np.allclose(m[:, 2], 0, atol=tol))
 
 
-def apply_xf(image: np.ndarray, xf: np.ndarray) -> np.ndarray:
-    """Return ``image`` (y, x) resampled by one 2x3 transform (see module doc)."""
-    if is_identity(xf):
-        return np.asarray(image, dtype=np.float32)
+def rotation_deg(xf: np.ndarray) -> float:
+    """Rotation angle (degrees, counter-clockwise from +X towards +Y) of the
+    matrix part of one 2x3 transform: atan2(A21 - A12, A11 + A22) (the angle of
+    the rotation closest to A; exact for rotation x magnification)."""
+    a = np.asarray(xf, dtype=np.float64)[:, :2]
+    return math.degrees(math.atan2(a[1, 0] - a[0, 1], a[0, 0] + a[1, 1]))
+
+
+def aligned_shape(xfs: Optional[np.ndarray], shape_yx: Sequence[int]) -> tuple:
+    """(ny, nx) of the aligned frame for raw images of ``shape_yx``: the raw
+    frame, or nx and ny swapped when most transforms rotate by 90 +- 45
+    degrees (or 270 +- 45), as newstack -size NY,NX would be set for a tilt
+    axis near the x axis."""
+    ny, nx = int(shape_yx[0]), int(shape_yx[1])
+    if xfs is None or len(xfs) == 0:
+        return ny, nx
+    quarter = [abs(math.sin(math.radians(rotation_deg(m)))) > math.sqrt(0.5) for m in xfs]
+    if sum(quarter) * 2 > len(quarter):
+        return nx, ny
+    return ny, nx
+
+
+def cut_fraction(xf: np.ndarray, shape_yx: Sequence[int], out_shape: Sequence[int],
+                 samples: int = 64) -> float:
+    """Fraction (0..1) of the raw image's area that one transform moves
+    outside the aligned frame ``out_shape`` (ny, nx); sampled on a grid of
+    ``samples`` x ``samples`` points."""
+    ny, nx = int(shape_yx[0]), int(shape_yx[1])
+    nyo, nxo = int(out_shape[0]), int(out_shape[1])
+    a = np.asarray(xf, dtype=np.float64)
+    ys = np.linspace(0, ny - 1, min(samples, ny)) - (ny - 1) / 2.0
+    xs = np.linspace(0, nx - 1, min(samples, nx)) - (nx - 1) / 2.0
+    X, Y = np.meshgrid(xs, ys)
+    xo = a[0, 0] * X + a[0, 1] * Y + a[0, 2] + (nxo - 1) / 2.0
+    yo = a[1, 0] * X + a[1, 1] * Y + a[1, 2] + (nyo - 1) / 2.0
+    inside = (xo >= -0.5) & (xo <= nxo - 0.5) & (yo >= -0.5) & (yo <= nyo - 0.5)
+    return float(1.0 - inside.mean())
+
+
+def apply_xf(image: np.ndarray, xf: np.ndarray,
+             out_shape: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Return ``image`` (y, x) resampled by one 2x3 transform (see module doc)
+    into a frame of ``out_shape`` (ny, nx; default: the raw shape), float32."""
     ny, nx = image.shape
+    nyo, nxo = (ny, nx) if out_shape is None else (int(out_shape[0]), int(out_shape[1]))
+    if is_identity(xf) and (nyo, nxo) == (ny, nx):
+        return np.asarray(image, dtype=np.float32)
     a = np.asarray(xf, dtype=np.float64)[:, :2]
     d = np.asarray(xf, dtype=np.float64)[:, 2]
     try:
         ainv = np.linalg.inv(a)
     except np.linalg.LinAlgError:
         raise InputError("a transform matrix is singular; check the alignment") from None
-    cx, cy = nx / 2.0, ny / 2.0
-    # In (row=y, col=x) index space: raw = M_rc @ out + off
-    m_xy = ainv
-    m_rc = np.array([[m_xy[1, 1], m_xy[1, 0]], [m_xy[0, 1], m_xy[0, 0]]])
-    c_rc = np.array([cy, cx])
+    # In (row=y, col=x) index space: raw = M_rc @ (out - c_out - d) + c_in
+    m_rc = np.array([[ainv[1, 1], ainv[1, 0]], [ainv[0, 1], ainv[0, 0]]])
+    c_in = np.array([(ny - 1) / 2.0, (nx - 1) / 2.0])
+    c_out = np.array([(nyo - 1) / 2.0, (nxo - 1) / 2.0])
     d_rc = np.array([d[1], d[0]])
-    offset = c_rc - m_rc @ (c_rc + d_rc)
+    offset = c_in - m_rc @ (c_out + d_rc)
     out = ndimage.affine_transform(np.asarray(image, dtype=np.float32), m_rc, offset=offset,
-                                   order=1, mode="nearest")
+                                   output_shape=(nyo, nxo), order=1, mode="nearest")
     return out.astype(np.float32, copy=False)
+
+
+class Aligner:
+    """The per-view transforms of one stack and its aligned frame.
+
+    ``xfs`` (n, 2, 3) or None (already aligned); ``shape_yx`` the raw image
+    shape.  ``shape`` is the aligned (ny, nx) (:func:`aligned_shape`);
+    ``aligner(image, i)`` resamples view ``i`` (0-based) into it.  On
+    construction, views that lose more than :data:`CUT_WARN_FRACTION` of their
+    area outside the frame are reported on stderr (one warning line), unless
+    ``warn`` is False.
+    """
+
+    def __init__(self, xfs: Optional[np.ndarray], shape_yx: Sequence[int], label: str = "",
+                 warn: bool = True, views: Optional[Sequence[int]] = None):
+        self.xfs = None if xfs is None else np.asarray(xfs, dtype=np.float64)
+        self.raw_shape = (int(shape_yx[0]), int(shape_yx[1]))
+        self.shape = aligned_shape(self.xfs, self.raw_shape)
+        self.cut = {}
+        if self.xfs is not None:
+            for i in (range(len(self.xfs)) if views is None else views):
+                self.cut[int(i)] = cut_fraction(self.xfs[i], self.raw_shape, self.shape)
+            worst = sorted((f, i) for i, f in self.cut.items() if f > CUT_WARN_FRACTION)
+            if worst and warn:
+                f, i = worst[-1]
+                print(f"cryotiger: warning: {label + ': ' if label else ''}the transforms move "
+                      f"part of {len(worst)} view(s) outside the aligned {self.shape[1]}x"
+                      f"{self.shape[0]} frame (view {i + 1}: {100 * f:.0f}% of its area cut); "
+                      "check the .xf (IMOD convention, centre at (n-1)/2) or align to a "
+                      "larger frame first", file=sys.stderr)
+
+    def __call__(self, image: np.ndarray, i: int) -> np.ndarray:
+        if self.xfs is None:
+            return np.asarray(image, dtype=np.float32)
+        return apply_xf(image, self.xfs[i], self.shape)

@@ -141,6 +141,7 @@ class CtfResult:
     strip_x: List[float] = field(default_factory=list)          # strip centres (A from axis)
     estimated: bool = True             # False: nothing to fit (see featureless_reason); no numbers
     note: str = ""                     # why the tilt was not estimated
+    excluded: bool = False             # an excluded view (not estimated, skipped downstream)
 
     @property
     def defocus(self) -> float:
@@ -152,6 +153,8 @@ class CtfResult:
             d = {"angle": round(float(self.angle), 4), "estimated": False, "note": self.note,
                  "defocus_u": None, "defocus_v": None, "astig_angle": None, "defocus": None,
                  "fit_score": None, "resolution": None, "backend": backend}
+            if self.excluded:
+                d["excluded"] = True
             if synthetic is not None:
                 d["synthetic"] = bool(synthetic)
             return d
@@ -704,12 +707,24 @@ def not_estimated(angle: float, reason: str) -> CtfResult:
                      angle=float(angle), estimated=False, note=reason)
 
 
+def excluded_result(angle: float) -> CtfResult:
+    """The :class:`CtfResult` of an excluded view: not estimated, flagged
+    ``excluded`` (CTF.json: ``"excluded": true``, ``"estimated": false``, null
+    values; engine/record.py)."""
+    r = not_estimated(angle, "excluded view")
+    r.excluded = True
+    return r
+
+
 def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
                    options: Optional[FitOptions] = None, progress: bool = True,
-                   label: str = "ctf") -> List[CtfResult]:
+                   label: str = "ctf", skip: Sequence[int] = ()) -> List[CtfResult]:
     """Fit every image of ``stack`` ((n, y, x) array or an MRC path) in stack order.
 
-    ``angles``: tilt angle (degrees) per image, stack order.
+    ``angles``: tilt angle (degrees) per image, stack order.  ``skip``:
+    0-based views not estimated (excluded views): their result is
+    :func:`excluded_result` and they take no part in the series' consensus or
+    astigmatism.  Featureless tilts give :func:`not_estimated`.
     """
     from .progress import Progress
     options = options or FitOptions()
@@ -729,19 +744,27 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
         if len(angles) != n:
             raise InputError(f"{n} images in the stack but {len(angles)} tilt angles; give one "
                              "angle per image (stack order)")
-        # Featureless tilts (constant images) are marked not estimated, never fitted.
-        skipped = {}
+        # Excluded views (``skip``) are not estimated; featureless tilts (constant
+        # images) are marked not estimated, never fitted.
+        excluded = set(int(i) for i in skip)
+        skipped = {i: "excluded view" for i in excluded}
         for i in range(n):
-            reason = featureless_reason(data[i])
+            reason = None if i in excluded else featureless_reason(data[i])
             if reason:
                 skipped[i] = reason
+        if len(skipped) == n and len(excluded) < n:
+            first = next(r for i, r in sorted(skipped.items()) if i not in excluded)
+            raise InputError(f"every tilt ({n - len(excluded)} not excluded) is featureless "
+                             f"({first}): there is no CTF to estimate; check the stack (is it "
+                             "the right file?)")
         if len(skipped) == n:
-            raise InputError(f"every tilt ({n}) is featureless ({skipped[0]}): there is no CTF to "
-                             "estimate; check the stack (is it the right file?)")
-        prog = Progress(n, label, unit="tilt", enabled=progress)
+            raise InputError(f"every tilt ({n}) is excluded: there is no CTF to estimate")
+        prog = Progress(n - len(excluded), label, unit="tilt", enabled=progress)
         mode = options.astigmatism_mode
         preps, fits, out = [], [], []
         for i in range(n):
+            if i in excluded:
+                continue
             if i in skipped:
                 prog.update(1, detail=f"tilt {float(angles[i]):+.1f}: not estimated ({skipped[i]})")
                 continue
@@ -775,7 +798,8 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
                 dz, score = _refine_dz(m2, fit[2], a, ang, options.defocus_step)
                 out.append(prep.result((score, fit[1], dz, a, ang)))
         fitted = iter(out)
-        return [not_estimated(float(angles[i]), skipped[i]) if i in skipped else next(fitted)
+        return [(excluded_result(float(angles[i])) if i in excluded else
+                 not_estimated(float(angles[i]), skipped[i])) if i in skipped else next(fitted)
                 for i in range(n)]
     finally:
         if mrc is not None:

@@ -192,14 +192,14 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
             if xf is not None and len(xf) != data.shape[0]:
                 raise InputError(f"{len(xf)} transforms for {data.shape[0]} images; give one per image")
 
+            used = [t.index for t in tilts if not t.excluded]
+            from .align import Aligner
+            aligner = Aligner(xf, data.shape[1:], warn=False)
+
             def real_image(i: int) -> np.ndarray:
-                img = np.asarray(data[i], dtype=np.float32)
-                if xf is not None:
-                    from .align import apply_xf
-                    img = apply_xf(img, xf[i])
+                img = aligner(np.asarray(data[i], dtype=np.float32), i)
                 return np.asarray(img, dtype=np.float64)
 
-            used = [t.index for t in tilts if not t.excluded]
             if data_range == "stack":
                 lo, hi = math.inf, -math.inf
                 for i in used:

@@ -132,7 +132,7 @@ def describe_input(stack_path: str, angles_path: Optional[str] = None,
             raise InputError(f"{stack_path}: no tilt angles; give --angles TS.tlt")
         angles = read_angles(angles_path)
     angles = np.asarray(angles, dtype=float)
-    check_angles_match(angles, n, stack_path, angles_path or "the angle list")
+    check_angles_match(angles, n, stack_path, angles_path or "the angle list", excluded=exclude)
     if mdoc_path:
         mdoc = read_mdoc(mdoc_path)
         if len(mdoc.tilts) != n:
@@ -172,7 +172,7 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
     .tlt and the .json beside it (same stem).  ``xf`` (n, 2, 3): per-view
     transforms applied to the input first (see align.py).  Returns the plan.
     """
-    from .align import apply_xf
+    from .align import Aligner
 
     label = label or os.path.basename(input_path)
     # Every view that is not excluded must be finite (checked before any work);
@@ -200,6 +200,8 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
                                         required=False)
         if xf is not None and len(xf) != data.shape[0]:
             raise InputError(f"{len(xf)} transforms for {data.shape[0]} images; give one per image")
+        used = sorted({i for o in plan for i in o.sources})
+        aligner = Aligner(xf, data.shape[1:], label=label, views=used)
         cache: dict = {}
         # Interpolators that need whole-stack statistics (FILM's 'notebook'
         # normalisation: global min/max) get the (n, y, x) stack first.
@@ -210,8 +212,7 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
         def image(i: int) -> np.ndarray:
             if i not in cache:
                 img = np.asarray(data[i], dtype=np.float32)
-                if xf is not None:
-                    img = apply_xf(img, xf[i])
+                img = aligner(img, i)
                 if len(cache) > 4:
                     cache.pop(next(iter(cache)))
                 cache[i] = img
@@ -220,7 +221,7 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
         prog = Progress(len(gaps), label, unit="pair", enabled=progress)
         prog.log(f"{len(plan)} output tilts ({sum(o.synthetic for o in plan)} synthetic) "
                  f"from {data.shape[0]} inputs, method {interpolator.name}, mode {mode}")
-        with StackWriter(output_path, len(plan), data.shape[1:], pixel_size) as writer:
+        with StackWriter(output_path, len(plan), aligner.shape, pixel_size) as writer:
             for o in plan:
                 if not o.synthetic:
                     writer[o.index] = image(o.input_index)

@@ -427,7 +427,13 @@ def write_angles(path: str, angles: Sequence[float]) -> None:
                 f.write(f"{float(a):.4f}\n")
 
 
-def check_angles_match(angles: np.ndarray, n_images: int, stack_name: str, tlt_name: str) -> None:
+def check_angles_match(angles: np.ndarray, n_images: int, stack_name: str, tlt_name: str,
+                       excluded: Sequence[int] = ()) -> None:
+    """InputError unless there is one angle per image, every angle is a number
+    in [-90, 90] degrees and no two used images share an angle.  ``excluded``
+    (0-based views that are not used) may share their angle with another view
+    (an interpolated stack carries an excluded real view beside the synthetic
+    tilt made at its angle)."""
     bad = [a for a in np.asarray(angles, dtype=float) if not (np.isfinite(a) and abs(a) <= 90)]
     if bad:
         raise InputError(f"{tlt_name}: tilt angle {bad[0]:g} is not a number in [-90, 90] degrees; "
@@ -435,13 +441,15 @@ def check_angles_match(angles: np.ndarray, n_images: int, stack_name: str, tlt_n
     if len(angles) != n_images:
         raise InputError(f"{stack_name}: {n_images} images in the stack but {len(angles)} "
                          f"angles in {tlt_name}; give a tilt-angle file with one angle per image")
-    order = np.argsort(angles, kind="stable")
-    sorted_angles = np.asarray(angles)[order]
+    skip = set(int(i) for i in excluded)
+    used = np.asarray([a for i, a in enumerate(angles) if i not in skip], dtype=float)
+    sorted_angles = np.sort(used, kind="stable")
     dup = np.flatnonzero(np.diff(sorted_angles) <= 1e-6)
     if len(dup):
         a = sorted_angles[dup[0]]
         raise InputError(f"{tlt_name}: tilt angle {a:g} appears more than once; every "
-                         "image needs its own angle (check the .tlt file)")
+                         "image needs its own angle (check the .tlt file, or exclude the "
+                         "duplicate view with --exclude)")
 
 
 # ----------------------------------------------------------------------------

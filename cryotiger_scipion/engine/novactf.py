@@ -217,7 +217,7 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
     """File-level novaCTF reconstruction with the arguments of
     :func:`engine.reconstruct.reconstruct_file`.  The working folder is made
     beside the output and removed on success unless ``keep_work``."""
-    from .align import apply_xf
+    from .align import Aligner
     from .io import check_finite_views, open_stack, read_angles, write_volume
     from .progress import Progress
     from .reconstruct import bin_image, kept_views, read_ctf_json, stack_data_checked
@@ -231,20 +231,21 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
     angles = read_angles(angles_path)
     label = label or os.path.basename(input_path)
     with open_stack(input_path) as m:
-        data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size)
-        n = data.shape[0]
+        n = m.data.shape[0] if m.data.ndim == 3 else 1
         keep = kept_views(n, exclude, exclude_synthetic, xf)
+        data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size, keep)
         check_finite_views(data, keep, input_path)          # before any work
         ctf = None
         if correction != "none":
             if not ctf_path:
                 raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json")
-            ctf = read_ctf_json(ctf_path, n, angles, voltage, cs, amp_contrast).subset(keep)
+            ctf = read_ctf_json(ctf_path, n, angles, voltage, cs, amp_contrast,
+                                keep=keep).subset(keep)
         b = int(binning)
+        aligner = Aligner(xf, data.shape[1:], label=label, views=keep)
 
         def image(i):
-            img = np.asarray(data[i], dtype=np.float32)
-            return bin_image(img if xf is None else apply_xf(img, xf[i]), b)
+            return bin_image(aligner(np.asarray(data[i], dtype=np.float32), i), b)
         stack = np.stack([image(i) for i in keep])
     nz = max(1, int(round(int(thickness) / b)))
     folder = os.path.dirname(os.path.abspath(output_path)) or "."

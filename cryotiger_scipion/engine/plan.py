@@ -124,7 +124,7 @@ def make_plan(tilts: Sequence[InputTilt], per_gap: int = 1, mode: str = ADD) -> 
         raise InputError(f"tilts per gap must be at least 1 (got {per_gap})")
     if mode not in (ADD, RESTORE):
         raise InputError(f"unknown mode '{mode}'; use 'add' or 'restore'")
-    angles = [t.angle for t in tilts]
+    angles = [t.angle for t in tilts if not t.excluded]     # excluded views may share an angle
     if len(set(np.round(angles, 6))) != len(angles):
         raise InputError("two tilts share the same angle; every image needs its own tilt angle")
     anchors = sorted((t for t in tilts if not t.excluded), key=lambda t: t.angle)

@@ -59,7 +59,7 @@ class CtfSettings:
                                             and np.isfinite(self.defocus_v[i]))]
         if missing:
             raise InputError(f"the CTF file marks tilt(s) {', '.join(map(str, missing[:10]))} "
-                             "(numbered from 1) as not estimated (featureless); exclude them "
+                             "(numbered from 1) as not estimated (featureless or excluded); exclude them "
                              f"(--exclude {','.join(map(str, missing[:10]))}) or correct without CTF")
         return CtfSettings([self.defocus_u[i] for i in k], [self.defocus_v[i] for i in k],
                            [self.astig_angle[i] for i in k], self.voltage, self.cs, self.amp_contrast)
@@ -326,10 +326,13 @@ def _backproject(vol, planes, u, plane_of, weight, rows_per_slab):
 # Files
 # ----------------------------------------------------------------------------
 def read_ctf_json(path: str, n: int, angles: Optional[Sequence[float]] = None,
-                  voltage: float = 300.0, cs: float = 2.7, amp_contrast: float = 0.07) -> CtfSettings:
+                  voltage: float = 300.0, cs: float = 2.7, amp_contrast: float = 0.07,
+                  keep: Optional[Sequence[int]] = None) -> CtfSettings:
     """Read CTF.json (written by ``cryotiger ctf``): a list, one entry per tilt
     in stack order, with ``defocus_u``, ``defocus_v`` (Angstrom), ``astig_angle``
-    (degrees) and ``angle`` (checked against ``angles`` when both are there)."""
+    (degrees) and ``angle`` (checked against ``angles`` when both are there).
+    Entries of views not in ``keep`` (0-based; default all) are not used and
+    may be null or not estimated (excluded views); they get NaN defocus."""
     if not os.path.exists(path):
         raise InputError(f"{path}: CTF file not found; give the CTF.json written by 'cryotiger ctf'")
     try:
@@ -345,9 +348,11 @@ def read_ctf_json(path: str, n: int, angles: Optional[Sequence[float]] = None,
         raise InputError(f"{path}: {len(data)} CTF entries but {n} images in the stack; give the CTF "
                          "estimated on this stack (one entry per tilt, stack order)")
     du, dv, ang = [], [], []
+    used = set(range(n)) if keep is None else set(int(k) for k in keep)
     for i, e in enumerate(data):
-        if isinstance(e, dict) and e.get("estimated") is False:
-            # Not estimated by 'cryotiger ctf' (featureless tilt): usable only if excluded.
+        if i not in used or (isinstance(e, dict) and e.get("estimated") is False):
+            # Not used, or not estimated by 'cryotiger ctf' (featureless tilt, excluded
+            # view): NaN, usable only if excluded (CtfSettings.subset refuses it).
             du.append(float("nan"))
             dv.append(float("nan"))
             ang.append(0.0)
@@ -399,13 +404,16 @@ def experimental_views(plan_path: str, n: int) -> List[int]:
 
 
 def stack_data_checked(mrc, angles, input_path: str, angles_path: str,
-                       pixel_size: Optional[float] = None) -> tuple:
+                       pixel_size: Optional[float] = None, keep: Optional[Sequence[int]] = None) -> tuple:
     """(data (n, y, x) memory-mapped, pixel size in A) of an open stack, after
-    checking that ``angles`` has one angle per image and that a pixel size is
-    known (``pixel_size`` when > 0, else the header's)."""
+    checking that ``angles`` has one angle per image (no two of the views in
+    ``keep``, default all, at the same angle) and that a pixel size is known
+    (``pixel_size`` when > 0, else the header's)."""
     from .io import check_angles_match, resolve_pixel_size
     data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
-    check_angles_match(angles, data.shape[0], input_path, angles_path)
+    n = data.shape[0]
+    dropped = [] if keep is None else sorted(set(range(n)) - set(keep))
+    check_angles_match(angles, n, input_path, angles_path, excluded=dropped)
     # --pixel-size when given (refused unless finite and > 0), else the header's (required).
     px = resolve_pixel_size(pixel_size, input_path, header_px=mrc.voxel_size.x)
     return data, px
@@ -444,7 +452,7 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
     stack; see engine/align.py).  Other options as :func:`reconstruct`.
     Returns a summary dict.
     """
-    from .align import apply_xf
+    from .align import Aligner
     from .io import check_finite_views, open_stack, read_angles, write_volume
     from .progress import Progress
 
@@ -455,16 +463,18 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
     angles = read_angles(angles_path)
     label = label or os.path.basename(input_path)
     with open_stack(input_path) as m:
-        data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size)
-        n = data.shape[0]
+        n = m.data.shape[0] if m.data.ndim == 3 else 1
         keep = kept_views(n, exclude, exclude_synthetic, xf)
+        data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size, keep)
         check_finite_views(data, keep, input_path)          # before any work
         ctf = None
         if correction != "none" or ctf_path:
             if not ctf_path:
                 raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json "
                                  "(per-tilt defocus from 'cryotiger ctf')")
-            ctf = read_ctf_json(ctf_path, n, angles, voltage, cs, amp_contrast).subset(keep)
+            ctf = read_ctf_json(ctf_path, n, angles, voltage, cs, amp_contrast,
+                                keep=keep).subset(keep)
+        aligner = Aligner(xf, data.shape[1:], label=label, views=keep)
         prog = Progress(len(keep), label, unit="view", enabled=progress)
         prog.log(f"{len(keep)} of {n} tilts, thickness {thickness}, binning {options.get('binning', 1)}, "
                  f"CTF correction {correction}")
@@ -475,7 +485,7 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
 
             def __getitem__(self, j):
                 img = np.asarray(data[keep[j]], dtype=np.float32)
-                return img if xf is None else apply_xf(img, xf[keep[j]])
+                return aligner(img, keep[j])
 
         vol, out_px = reconstruct(_Views(), angles[keep], thickness, px, ctf=ctf,
                                   correction=correction, progress=prog, **options)

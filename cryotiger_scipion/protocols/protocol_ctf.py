@@ -118,6 +118,8 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
         args = '--input "%s" --angles "%s" --output "%s" --pixel-size %s %s' % (
             inputs.stack, inputs.tlt, os.path.abspath(self._getCtfJson(tsId)),
             inputs.pixelSize, self._getEngineArgs())
+        if inputs.excluded:       # disabled views are not estimated (and may share an angle)
+            args += " --exclude %s" % inputs.excluded
         self.runEngine("ctf", args)
 
     # -------------------------- output --------------------------------------
@@ -143,6 +145,8 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
             ctfTs.setEnabled(True)
             outSet.append(ctfTs)
             for rec, e in zip(inputs.records, entries):
+                if e.get("defocus_u") is None:      # excluded view: not estimated
+                    continue
                 ctf = CTFTomo()
                 estimated = e.get("estimated") is not False and e.get("defocus_u") is not None
                 if estimated:

@@ -58,7 +58,12 @@ def register(subparsers):
                         "-1, or 0 to choose the better fit per tilt (default)")
     p.add_argument("--plan", default=None,
                    help="OUT.json written by 'cryotiger interpolate' beside this stack: copies "
-                        "the synthetic flag of each tilt into CTF.json")
+                        "the synthetic flag of each tilt into CTF.json and skips the views it "
+                        "flags excluded (default: STEM.json beside the stack when it is that "
+                        "record)")
+    p.add_argument("--exclude", default="",
+                   help="views not to estimate, numbered from 1 (e.g. '1,40-41'); their CTF.json "
+                        "entries say excluded, with null values")
     p.add_argument("--work-dir", default=None, help="gctf: folder for per-tilt MRCs and logs "
                                                     "(default: OUTPUT stem + '_gctf')")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -67,10 +72,11 @@ def register(subparsers):
 
 def run(args) -> int:
     from .. import InputError
-    from ..ctf import (FitOptions, Microscope, estimate_stack, plan_synthetic_flags,
-                       results_to_json, write_ctf_json)
+    from ..ctf import FitOptions, Microscope, estimate_stack, results_to_json, write_ctf_json
+    from ..interpolate import parse_view_list
     from ..io import (check_angles_match, check_finite_views, open_stack, read_angles,
                       resolve_pixel_size)
+    from ..record import excluded_views, find_record, synthetic_views
 
     if not os.path.exists(args.input):
         raise InputError(f"{args.input}: input stack not found")
@@ -78,10 +84,19 @@ def run(args) -> int:
         data = m.data if m.data.ndim == 3 else m.data[None]
         n = data.shape[0]
         angles = read_angles(args.angles)
-        check_angles_match(angles, n, args.input, args.angles)
+        # Excluded views: --exclude and those the interpolation record flags (engine/record.py).
+        record = find_record(args.input, n, angles if len(angles) == n else None,
+                             explicit=args.plan)
+        skip = sorted(set(parse_view_list(args.exclude)) | set(excluded_views(record)))
+        bad = [v for v in skip if not 0 <= v < n]
+        if bad:
+            raise InputError(f"excluded view {bad[0] + 1} does not exist: the stack has {n} "
+                             "images (views are numbered from 1)")
+        check_angles_match(angles, n, args.input, args.angles, excluded=skip)
         # --pixel-size when given (refused unless finite and > 0), else the header's (required).
         px = resolve_pixel_size(args.pixel_size, args.input, header_px=m.pixel_size)
-        check_finite_views(data, range(n), args.input, excluded_hint=False)   # before any work
+        check_finite_views(data, [i for i in range(n) if i not in set(skip)], args.input,
+                           excluded_hint=False)                                # before any work
     scope = Microscope(pixel_size=px, voltage=args.voltage, cs=args.cs,
                        amp_contrast=args.amp_contrast)
     options = FitOptions(defocus_min=args.defocus_min, defocus_max=args.defocus_max,
@@ -93,7 +108,10 @@ def run(args) -> int:
                          series_window=args.series_window)
     scope.check()
     options.check(px)
-    synthetic = plan_synthetic_flags(args.plan, n) if args.plan else None
+    synthetic = None
+    if record is not None:
+        syn = set(synthetic_views(record))
+        synthetic = [i in syn for i in range(n)]
     t0 = time.monotonic()
     if args.backend == "gctf":
         from ..gctf import GctfOptions, find_gctf, run_gctf_stack
@@ -103,20 +121,24 @@ def run(args) -> int:
         from ..ctf import featureless_reason, not_estimated
         with open_stack(args.input) as m:     # featureless tilts: marked, never reported as fitted
             data = m.data if m.data.ndim == 3 else m.data[None]
-            skipped = {i: r for i in range(n) for r in [featureless_reason(data[i])] if r}
-        if len(skipped) == n:
-            raise InputError(f"every tilt ({n}) is featureless ({skipped[0]}): there is no CTF to "
+            skipped = {i: r for i in range(n) if i not in set(skip)
+                       for r in [featureless_reason(data[i])] if r}
+        if skipped and len(skipped) + len(skip) == n:
+            raise InputError(f"every tilt ({n}) is featureless ({next(iter(skipped.values()))}): there is no CTF to "
                              "estimate; check the stack (is it the right file?)")
         results = run_gctf_stack(binary, args.input, angles, gopts, work, progress=not args.quiet)
-        results = [not_estimated(float(angles[i]), skipped[i]) if i in skipped else r
+        from ..ctf import excluded_result
+        results = [excluded_result(float(angles[i])) if i in set(skip) else
+                   not_estimated(float(angles[i]), skipped[i]) if i in skipped else r
                    for i, r in enumerate(results)]
-        entries = [r.to_json(None if synthetic is None else synthetic[i], backend="gctf")
-                   for i, r in enumerate(results)]
+        entries = results_to_json(results, synthetic, backend="gctf")
     else:
-        results = estimate_stack(args.input, angles, scope, options, progress=not args.quiet)
+        results = estimate_stack(args.input, angles, scope, options, progress=not args.quiet,
+                                 skip=skip)
         entries = results_to_json(results, synthetic, backend="builtin")
     write_ctf_json(args.output, entries)
-    missing = [i + 1 for i, e in enumerate(entries) if e.get("estimated") is False]
+    missing = [i + 1 for i, e in enumerate(entries)
+               if e.get("estimated") is False and not e.get("excluded")]
     if missing:
         import sys
         print(f"cryotiger ctf: warning: tilt(s) {', '.join(map(str, missing[:10]))}"
@@ -125,7 +147,8 @@ def run(args) -> int:
     if not args.quiet:
         import numpy as np
         dz = np.array([e["defocus"] for e in entries if e.get("estimated") is not False])
-        print(f"wrote {args.output}: {len(entries)} tilts, defocus {dz.min() / 1e4:.3f}.."
+        print(f"wrote {args.output}: {len(entries)} tilts"
+              f"{f' ({len(skip)} excluded, not estimated)' if skip else ''}, defocus {dz.min() / 1e4:.3f}.."
               f"{dz.max() / 1e4:.3f} um (median {np.median(dz) / 1e4:.3f} um) in "
               f"{time.monotonic() - t0:.1f} s")
     return 0

@@ -110,11 +110,13 @@ def method_entries(tokens) -> list:
 
 def run(args) -> int:
     from ..holdout import format_table, method_specs, run_holdout
-    from ..interpolate import parse_view_list
     from .interpolate import film_options
 
-    from .interpolate import read_series_options
+    from .interpolate import read_series_options, record_exclusions
     angles, xf, acq = read_series_options(args)
+    # On an interpolated stack (a record OUT.json beside it) only real, not
+    # excluded tilts are held out and used (engine/record.py).
+    exclude = record_exclusions(args, angles, synthetic=True)
     entries = method_entries(args.method_tokens)
     shared = {k: v for k, v in film_options(args).items() if k != "model"}
     for e in entries:
@@ -126,7 +128,7 @@ def run(args) -> int:
         ctf = {k: getattr(args, k) for k in ("pixel_size", "voltage", "cs", "amp_contrast",
                                              "defocus_min", "defocus_max", "res_min", "res_max")}
     report = run_holdout(args.input, specs, angles_path=args.angles, angles=angles,
-                         mdoc_path=args.mdoc, exclude=parse_view_list(args.exclude),
+                         mdoc_path=args.mdoc, exclude=exclude,
                          per_gap=args.per_gap, xf=xf, acquisition=acq, data_range=args.data_range,
                          report_path=args.report, plot_dir=args.plot, keep_dir=args.keep,
                          progress=not args.quiet, ctf=ctf)

@@ -128,6 +128,23 @@ def read_series_options(args) -> tuple:
     return angles, xf, acq
 
 
+def record_exclusions(args, angles=None, synthetic: bool = False) -> list:
+    """0-based views to exclude: --exclude, plus the views that the
+    interpolation record beside --input (OUT.json, engine/record.py) flags
+    excluded, plus (``synthetic``) its synthetic tilts."""
+    from ..interpolate import parse_view_list
+    from ..io import read_angles, stack_shape
+    from ..record import excluded_views, find_record, synthetic_views
+    exclude = parse_view_list(args.exclude)
+    if not os.path.exists(args.input):
+        return exclude
+    if angles is None and args.angles and os.path.exists(args.angles):
+        angles = read_angles(args.angles)
+    record = find_record(args.input, stack_shape(args.input)[0], angles)
+    extra = excluded_views(record) + (synthetic_views(record) if synthetic else [])
+    return sorted(set(exclude) | set(extra))
+
+
 def run(args) -> int:
     from .. import InputError
     from ..interpolate import describe_input, get_interpolator, parse_view_list, run_interpolation
@@ -135,8 +152,9 @@ def run(args) -> int:
     if not os.path.exists(args.input):
         raise InputError(f"{args.input}: input stack not found")
     angles, xf, acq = read_series_options(args)
+    exclude = record_exclusions(args, angles)
     tilts = describe_input(args.input, angles_path=args.angles, angles=angles, mdoc_path=args.mdoc,
-                           exclude=parse_view_list(args.exclude), **acq)
+                           exclude=exclude, **acq)
     fit_minutes = getattr(args, "fit_minutes", None)
     if fit_minutes is not None and args.method != "film":
         raise InputError("--fit-minutes fits the FILM network; give --method film (or leave it out)")

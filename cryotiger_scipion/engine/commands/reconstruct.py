@@ -89,9 +89,17 @@ def run(args) -> int:
         raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json (per-tilt defocus from "
                          "'cryotiger ctf'); or use --ctf-correction none")
     radial = _pair(args.radial, "radial")
+    exclude = parse_view_list(args.exclude)
+    if not args.exclude_synthetic:
+        # Views an interpolation record beside the stack flags excluded are left out
+        # (engine/record.py); --exclude-synthetic OUT.json leaves them out itself.
+        from ..io import read_angles, stack_shape
+        from ..record import excluded_views, find_record
+        record = find_record(args.input, stack_shape(args.input)[0], read_angles(args.angles))
+        exclude = sorted(set(exclude) | set(excluded_views(record)))
     t0 = time.monotonic()
     common = dict(ctf_path=args.ctf, correction=correction, exclude_synthetic=args.exclude_synthetic,
-                  exclude=parse_view_list(args.exclude), pixel_size=args.pixel_size,
+                  exclude=exclude, pixel_size=args.pixel_size,
                   voltage=args.voltage, cs=args.cs, amp_contrast=args.amp_contrast,
                   progress=not args.quiet, xf=None)
     if args.sirt_like:

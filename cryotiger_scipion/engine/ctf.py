@@ -21,7 +21,18 @@ Per tilt image:
    refinement of defocus U, V and astigmatism angle (grid of starts, then
    ``scipy.optimize.minimize`` Nelder-Mead on (mean defocus,
    astigmatism x cos 2a, astigmatism x sin 2a)).
-4. **Quality**: ``fit_score`` is the correlation in the band (-1..1);
+   Astigmatism is kept only when the data support it (otherwise a fit on
+   noise drifts to the ``astig_max`` bound): per image, when the gain in
+   band correlation over the astigmatism-free fit, ``n_band (r_astig^2 -
+   r_0^2)``, reaches :data:`ASTIG_MIN_GAIN`; for a series (mode "series"),
+   when the per-tilt astigmatism vectors (a cos 2t, a sin 2t) agree:
+   Hotelling's T^2 test of their mean against zero at level
+   :data:`ASTIG_SERIES_ALPHA` (random directions are noise).
+4. **Bounds**: a fit that ends on a search bound (|U - V| at ``astig_max``,
+   defocus at ``defocus_min`` or ``defocus_max``) is listed in ``on_bound``
+   of its CTF.json entry (and counted in the command's summary): the true
+   value may lie beyond it.
+5. **Quality**: ``fit_score`` is the correlation in the band (-1..1);
    ``resolution`` (Angstrom) is the finest frequency up to which each Thon
    ring (one period of ``sin^2 chi``) still correlates with the model.
 
@@ -48,6 +59,16 @@ import numpy as np
 
 from . import InputError
 from .ctf_model import electron_wavelength
+
+# Astigmatism significance (see the module doc).  ASTIG_MIN_GAIN was set from
+# measurements (tests/engine/test_ctf_astigmatism.py series): on
+# astigmatism-free tilts (C26-like, 64 px at 10.52 A/px) n_band (r_a^2 - r_0^2)
+# reached at most 5.1 in 21 tilts; with U - V = 1500 A (256 px at 2.5 A/px,
+# 3 e/A^2) it was 5.7..52.6, median 19.7: a single weak tilt may lose its
+# astigmatism, a series keeps it (Hotelling's test on all tilts).
+ASTIG_MIN_GAIN = 15.0
+ASTIG_SERIES_ALPHA = 0.01
+BOUND_FRACTION = 0.99          # |U - V| >= this x astig_max counts as on the bound
 
 
 # ----------------------------------------------------------------------------
@@ -142,6 +163,7 @@ class CtfResult:
     estimated: bool = True             # False: nothing to fit (see featureless_reason); no numbers
     note: str = ""                     # why the tilt was not estimated
     excluded: bool = False             # an excluded view (not estimated, skipped downstream)
+    on_bound: List[str] = field(default_factory=list)           # search bounds the fit ended on
 
     @property
     def defocus(self) -> float:
@@ -166,7 +188,8 @@ class CtfResult:
              "fit_score": round(float(self.fit_score), 5),
              "resolution": (round(float(self.resolution), 3)
                             if math.isfinite(self.resolution) else None),
-             "backend": backend, "estimated": True}
+             "backend": backend, "estimated": True,
+             "on_bound": list(self.on_bound)}
         if self.gradient_sign:
             d["gradient_sign"] = int(self.gradient_sign)
             d["strip_x"] = [round(float(v), 1) for v in self.strip_x]
@@ -508,6 +531,7 @@ class _Prepared:
         if gradient:
             signs = [options.gradient_sign] if options.gradient_sign else [1, -1]
         self.variants = []   # (sign, shifts, model1d, model2d)
+        self.zero_fits = {}  # sign -> astigmatism-free fit (set by fit with astigmatism)
         edges = np.arange(s_lo, s_hi + 0.5 * ds, 0.5 * ds)
         for sign in signs:
             shifts = [sign * xc * tan for xc in self.centres_a] if sign else [0.0] * len(self.white)
@@ -519,14 +543,31 @@ class _Prepared:
                      for w, sh in zip(self.white, shifts)]
             self.variants.append((sign, shifts, _Model(scope, segs1), _Model(scope, segs2)))
 
-    def fit(self, options: FitOptions, astig: Optional[tuple] = None) -> tuple:
+    def astigmatism_significant(self, fit: tuple, zero: tuple) -> bool:
+        """True when ``fit`` (with astigmatism) beats ``zero`` (the same
+        variant without) by n_band (r_a^2 - r_0^2) >= ASTIG_MIN_GAIN."""
+        score, k, _, a, _ = fit
+        r0 = zero[0]
+        if a <= 0:
+            return False
+        n_band = sum(len(seg.y) for seg in self.variants[k][3].segments)
+        return bool(score > r0 and n_band * (score - r0) * (score + r0) >= ASTIG_MIN_GAIN)
+
+    def fit(self, options: FitOptions, astig: Optional[tuple] = None,
+            test_astig: bool = True) -> tuple:
         """Best (score, variant index, dz, a, angle_rad) over the gradient signs.
-        ``astig``: fixed (a, angle_rad), or None to fit it on this image."""
+        ``astig``: fixed (a, angle_rad), or None to fit it on this image (kept
+        only when significant, unless ``test_astig`` is False)."""
         best = None
         for k, (sign, shifts, m1, m2) in enumerate(self.variants):
             dz1, _, _, _ = _search_1d(m1, options)
             if astig is None and options.astigmatism:
                 dz, a, ang, score = _refine_2d(m2, dz1, options)
+                dz0, s0 = _refine_dz(m2, dz1, 0.0, 0.0, options.defocus_step)
+                zero = (s0, k, dz0, 0.0, 0.0)
+                self.zero_fits[sign] = zero        # the astigmatism-free fit of this variant
+                if test_astig and not self.astigmatism_significant((score, k, dz, a, ang), zero):
+                    score, dz, a, ang = s0, dz0, 0.0, 0.0
             else:
                 a, ang = astig if astig is not None else (0.0, 0.0)
                 dz, score = _refine_dz(m2, dz1, a, ang, options.defocus_step)
@@ -534,8 +575,16 @@ class _Prepared:
                 best = (score, k, dz, a, ang)
         return best
 
-    def result(self, fit: tuple) -> CtfResult:
+    def result(self, fit: tuple, options: Optional[FitOptions] = None) -> CtfResult:
         score, k, dz, a, ang = fit
+        bounds = []
+        if options is not None:
+            if options.astig_max > 0 and a >= BOUND_FRACTION * options.astig_max:
+                bounds.append("astig_max")
+            if dz - 0.5 * a <= options.defocus_min + 0.5 * options.defocus_step:
+                bounds.append("defocus_min")
+            if dz + 0.5 * a >= options.defocus_max - 0.5 * options.defocus_step:
+                bounds.append("defocus_max")
         sign, shifts, _, m2 = self.variants[k]
         du, dv, angle_deg = normalise_astigmatism(dz + a / 2, dz - a / 2, math.degrees(ang))
         resolution = _ring_resolution(m2, self.white, self.fy, self.fx, self.s_lo, self.s_nyq,
@@ -543,7 +592,8 @@ class _Prepared:
         return CtfResult(defocus_u=du, defocus_v=dv, astig_angle=angle_deg, fit_score=score,
                          resolution=resolution, angle=self.angle, gradient_sign=int(sign),
                          strip_defocus=[dz + sh for sh in shifts] if sign else [],
-                         strip_x=[float(v) for v in self.centres_a] if sign else [])
+                         strip_x=[float(v) for v in self.centres_a] if sign else [],
+                         on_bound=bounds)
 
 
 def _refine_dz(model: _Model, dz0: float, a: float, ang: float, step: float) -> tuple:
@@ -570,7 +620,7 @@ def estimate_image(image: np.ndarray, scope: Microscope, options: Optional[FitOp
     if reason:                   # nothing to fit: never a made-up defocus
         raise InputError(f"image at tilt {angle:g} degrees is a {reason}: its CTF cannot be "
                          "estimated; exclude it")
-    return prep.result(prep.fit(options))
+    return prep.result(prep.fit(options), options)
 
 
 def estimate_strips(image: np.ndarray, scope: Microscope, options: Optional[FitOptions] = None,
@@ -628,7 +678,8 @@ def _series_consensus(preps, fits, options: FitOptions, prog) -> List[tuple]:
     for i, (prep, fit) in enumerate(zip(preps, fits)):
         if abs(fit[2] - centre) > win:
             astig = (0.0, 0.0) if options.astigmatism_mode == "none" else None
-            out[i] = prep.fit(local, astig=astig)
+            out[i] = prep.fit(local, astig=astig,
+                              test_astig=options.astigmatism_mode != "series")
             moved += 1
     if moved:
         prog.log(f"{moved} tilt(s) far from the series' defocus {centre / 1e4:.3f} um refitted "
@@ -636,10 +687,32 @@ def _series_consensus(preps, fits, options: FitOptions, prog) -> List[tuple]:
     return out
 
 
+def series_astigmatism_significant(fits: List[tuple], alpha: float = ASTIG_SERIES_ALPHA) -> bool:
+    """Hotelling's T^2 test that the per-tilt astigmatism vectors
+    (a cos 2t, a sin 2t) of ``fits`` ((score, k, dz, a, angle_rad) each) have
+    a mean other than zero, at level ``alpha``.  Fewer than 4 tilts: the
+    vectors must all point within 45 degrees of their mean direction."""
+    from scipy.stats import f as f_dist
+    v = np.array([[f[3] * math.cos(2 * f[4]), f[3] * math.sin(2 * f[4])] for f in fits])
+    n = len(v)
+    mean = v.mean(axis=0)
+    if not np.any(mean):
+        return False
+    if n < 4:
+        d = 0.5 * np.degrees(np.arctan2(v[:, 1], v[:, 0]) - math.atan2(mean[1], mean[0]))
+        return bool(np.all(np.abs((d + 90) % 180 - 90) < 22.5) and np.all(v.any(axis=1)))
+    cov = np.cov(v, rowvar=False) + np.eye(2) * 1e-9 * (1.0 + float(np.abs(v).max()) ** 2)
+    t2 = n * float(mean @ np.linalg.solve(cov, mean))
+    crit = 2.0 * (n - 1) / (n - 2) * float(f_dist.ppf(1.0 - alpha, 2, n - 2))
+    return t2 > crit
+
+
 def _series_astigmatism(preps: List[_Prepared], fits: List[tuple], options: FitOptions) -> tuple:
     """One astigmatism (a, angle_rad) for the whole series: maximise the mean
     band correlation over (a cos 2t, a sin 2t), each tilt's defocus re-fitted."""
     from scipy.optimize import minimize
+    if not series_astigmatism_significant(fits):
+        return 0.0, 0.0
     amax = float(options.astig_max)
     step = float(options.defocus_step)
     models = [p.variants[f[1]][3] for p, f in zip(preps, fits)]
@@ -770,7 +843,8 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
                 continue
             prep = _Prepared(np.asarray(data[i], dtype=np.float32), scope, options,
                              angle=float(angles[i]))
-            fit = prep.fit(options, astig=(0.0, 0.0) if mode == "none" else None)
+            fit = prep.fit(options, astig=(0.0, 0.0) if mode == "none" else None,
+                           test_astig=mode != "series")
             if len(prep.variants) > 1:            # keep the chosen gradient sign only (memory)
                 prep.variants = [prep.variants[fit[1]]]
                 fit = (fit[0], 0) + tuple(fit[2:])
@@ -780,7 +854,7 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
             if mode == "series":
                 detail = f"tilt {float(angles[i]):+.1f}: first pass {fit[2] / 1e4:.3f} um"
             else:
-                r = prep.result(fit)
+                r = prep.result(fit, options)
                 out.append(r)
                 detail = (f"tilt {float(angles[i]):+.1f}: defocus {r.defocus / 1e4:.3f} um, "
                           f"astig {r.defocus_u - r.defocus_v:.0f} A, score {r.fit_score:.3f}")
@@ -788,15 +862,21 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
         if options.series_window and len(preps) >= 3:
             fits = _series_consensus(preps, fits, options, prog=prog)
             if mode != "series":
-                out = [p.result(f) for p, f in zip(preps, fits)]
+                out = [p.result(f, options) for p, f in zip(preps, fits)]
         if mode == "series":
             a, ang = _series_astigmatism(preps, fits, options)
-            prog.log(f"series astigmatism {a:.0f} A at {math.degrees(ang) % 180:.1f} degrees; "
+            if a == 0.0:
+                # No series astigmatism: each tilt's astigmatism-free fit (from
+                # its own 1D search, not the defocus of its astigmatic fit).
+                fits = [p.zero_fits.get(p.variants[f[1]][0], f)[:1] + (f[1],)
+                        + p.zero_fits.get(p.variants[f[1]][0], f)[2:] for p, f in zip(preps, fits)]
+            prog.log(f"series astigmatism {a:.0f} A at {math.degrees(ang) % 180:.1f} degrees"
+                     f"{'' if a else ' (per-tilt estimates do not agree: none)'}; "
                      "defocus of each tilt refitted")
             for prep, fit in zip(preps, fits):
                 m2 = prep.variants[fit[1]][3]
                 dz, score = _refine_dz(m2, fit[2], a, ang, options.defocus_step)
-                out.append(prep.result((score, fit[1], dz, a, ang)))
+                out.append(prep.result((score, fit[1], dz, a, ang), options))
         fitted = iter(out)
         return [(excluded_result(float(angles[i])) if i in excluded else
                  not_estimated(float(angles[i]), skipped[i])) if i in skipped else next(fitted)

@@ -6,8 +6,11 @@ Contract (kept stable, used by checks outside the repository):
 CTF.json: a list, one entry per tilt in stack order, with ``angle`` (degrees),
 ``defocus_u``, ``defocus_v`` (Angstrom, underfocus positive, U >= V) and
 ``astig_angle`` (degrees, direction of U from the x axis), plus ``defocus``
-(mean), ``fit_score``, ``resolution`` (A), ``backend`` and, with --plan,
-``synthetic``.
+(mean), ``fit_score``, ``resolution`` (A), ``backend``, ``on_bound`` (search
+bounds the fit ended on: astig_max, defocus_min, defocus_max) and, with an
+interpolation record, ``synthetic``.  Excluded views (--exclude, or flagged in
+the record) are not estimated: ``excluded`` true, ``estimated`` false, values
+null.
 """
 from __future__ import annotations
 
@@ -144,6 +147,16 @@ def run(args) -> int:
         print(f"cryotiger ctf: warning: tilt(s) {', '.join(map(str, missing[:10]))}"
               f"{' ...' if len(missing) > 10 else ''} (numbered from 1) are featureless and marked "
               f"not estimated in {args.output} (\"estimated\": false, no defocus)", file=sys.stderr)
+    bounds: dict = {}
+    for e in entries:
+        for b in e.get("on_bound") or []:
+            bounds[b] = bounds.get(b, 0) + 1
+    if bounds:
+        import sys
+        print(f"cryotiger ctf: warning: fits ended on a search bound ("
+              + ", ".join(f"{k}: {v} tilt(s)" for k, v in sorted(bounds.items()))
+              + "; flagged 'on_bound' in the CTF.json); the true value may lie beyond it: widen "
+              "--astig-max/--defocus-min/--defocus-max or check the images", file=sys.stderr)
     if not args.quiet:
         import numpy as np
         dz = np.array([e["defocus"] for e in entries if e.get("estimated") is not False])

@@ -827,9 +827,9 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
                 skipped[i] = reason
         if len(skipped) == n and len(excluded) < n:
             first = next(r for i, r in sorted(skipped.items()) if i not in excluded)
-            raise InputError(f"every tilt ({n - len(excluded)} not excluded) is featureless "
-                             f"({first}): there is no CTF to estimate; check the stack (is it "
-                             "the right file?)")
+            used = f"{n - len(excluded)}{' not excluded' if excluded else ''}"
+            raise InputError(f"every tilt ({used}) is featureless ({first}): there is no CTF to "
+                             "estimate; check the stack (is it the right file?)")
         if len(skipped) == n:
             raise InputError(f"every tilt ({n}) is excluded: there is no CTF to estimate")
         prog = Progress(n - len(excluded), label, unit="tilt", enabled=progress)

@@ -69,13 +69,8 @@ def find_record(stack_path: str, n: int, angles: Optional[Sequence[float]] = Non
     a matching record, or None.
     """
     if explicit:
-        if not os.path.exists(explicit):
-            raise InputError(f"{explicit}: interpolation record not found; give the OUT.json "
-                             "written beside the interpolated stack by 'cryotiger interpolate'")
-        try:
-            record = _load(explicit)
-        except ValueError as exc:
-            raise InputError(f"{explicit}: not valid JSON ({exc})") from None
+        from .interpolate import read_plan_json
+        record = read_plan_json(explicit)
         problem = _matches(record, n, angles)
         if problem:
             raise InputError(f"{explicit}: {problem}; give the .json written beside this "

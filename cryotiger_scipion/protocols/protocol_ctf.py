@@ -145,8 +145,6 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
             ctfTs.setEnabled(True)
             outSet.append(ctfTs)
             for rec, e in zip(inputs.records, entries):
-                if e.get("defocus_u") is None:      # excluded view: not estimated
-                    continue
                 ctf = CTFTomo()
                 estimated = e.get("estimated") is not False and e.get("defocus_u") is not None
                 if estimated:
@@ -159,7 +157,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
                 ctf.setIndex(rec.index if rec.index else rec.position)
                 if rec.acqOrder is not None:
                     ctf.setAcquisitionOrder(int(rec.acqOrder))
-                # A featureless tilt (not estimated): no defocus, and disabled.
+                # A featureless tilt or an excluded view (not estimated): no defocus, disabled.
                 ctf.setEnabled(bool(rec.enabled) and estimated)
                 setattr(ctf, ATTR_SYNTHETIC, Boolean(synthetic.get(rec.objId, False)))
                 ctfTs.append(ctf)

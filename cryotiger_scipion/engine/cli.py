@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import CryoTigerError, InputError
 
-COMMANDS = ["interpolate", "simulate", "model", "train", "ctf", "reconstruct", "holdout", "export"]
+COMMANDS = ["interpolate", "simulate", "model", "train", "ctf", "reconstruct", "holdout", "export",
+            "parallel"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +37,11 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    worker = os.environ.get("CRYOTIGER_WORKER")     # set by 'cryotiger parallel' (devices.py)
+    if worker:
+        print(f"cryotiger {args.command}: worker slot/GPU {worker}, pid {os.getpid()}, "
+              f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}",
+              file=sys.stderr, flush=True)
     try:
         from .inputs import preflight
         preflight(args)                  # shared option checks, before any file is read

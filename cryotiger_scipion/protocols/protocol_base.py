@@ -231,15 +231,53 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
 
     # -------------------------- form helpers ---------------------------------
     @staticmethod
-    def _defineGpuParams(form, default: bool = True):
+    def _defineGpuParams(form, default: bool = True, perSeries: bool = False):
         """Hidden GPU parameters (Scipion shows them in the run header):
-        ``useGpu`` and ``gpuList``.  Use :meth:`engineDeviceArgs` in commands."""
+        ``useGpu`` and ``gpuList``.  Use :meth:`engineDeviceArgs` in commands.
+        ``perSeries``: the protocol runs one engine process per tilt series
+        (parallel steps); adds ``procsPerGpu`` (see :meth:`getGpuList`)."""
         form.addHidden(params.USE_GPU, params.BooleanParam, default=default,
                        label="Use GPU for the network?",
                        help="Run the network (FILM, training) on a GPU. Needs the managed "
                             "environment built with CUDA (CRYOTIGER_CUDA=True).")
         form.addHidden(params.GPU_LIST, params.StringParam, default="0",
-                       label="GPU IDs", help="GPU ids to use, separated by spaces (e.g. '0 1').")
+                       label="GPU IDs", help="GPU ids to use, separated by spaces (e.g. '0 1'). "
+                                             "With several, tilt series run in parallel, one "
+                                             "engine process per GPU (set Threads to at least "
+                                             "GPUs + 1).")
+        if perSeries:
+            form.addParam("procsPerGpu", params.IntParam, default=1,
+                          expertLevel=params.LEVEL_ADVANCED, label="Engine processes per GPU",
+                          help="Tilt series processed at the same time on each GPU of the list "
+                               "(when its memory holds several; FILM needs about --max-memory "
+                               "GiB each). Needs Threads >= GPUs x this + 1.")
+
+    def getGpuList(self):
+        """GPU ids as Scipion's steps executor hands them out: one GPU slot per
+        id, each id repeated ``procsPerGpu`` times (round-robin: '0 1' x 2 ->
+        [0, 1, 0, 1]) when steps run in parallel (Threads > 1), so that this
+        many engine processes run on each GPU at once.  Each engine process sees
+        only its slot's GPU (CUDA_VISIBLE_DEVICES, see :meth:`runEngine`)."""
+        gpus = super().getGpuList()
+        k = self.procsPerGpu.get() if hasattr(self, "procsPerGpu") and self.procsPerGpu.get() else 1
+        if gpus and k > 1 and self.numberOfThreads.get() and self.numberOfThreads.get() > 1:
+            gpus = [g for _ in range(k) for g in gpus]
+        return gpus
+
+    def gpuSlotWarnings(self) -> List[str]:
+        """A warning when fewer parallel steps (Threads - 1) than GPU slots
+        are set, so that some listed GPUs would stay idle."""
+        if not self.usesGpu() or not hasattr(self, "procsPerGpu"):
+            return []
+        ids = super().getGpuList()
+        slots = len(ids) * max(1, self.procsPerGpu.get() or 1)
+        workers = max(1, (self.numberOfThreads.get() or 1) - 1)
+        if slots > workers:
+            return ["%d GPU(s) x %d process(es) per GPU = %d engine processes at once, but "
+                    "Threads = %d runs only %d tilt series at a time: set Threads to %d to use "
+                    "every GPU." % (len(ids), max(1, self.procsPerGpu.get() or 1), slots,
+                                    self.numberOfThreads.get() or 1, workers, slots + 1)]
+        return []
 
     # -------------------------- engine ---------------------------------------
     def runEngine(self, subcommand: str, args: str, **kwargs) -> None:
@@ -248,8 +286,16 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
         Raises on a non-zero exit; the engine's one-line message is in the
         run log.  ``args`` may contain ``%(GPU)s`` (see :meth:`engineDeviceArgs`).
         """
+        program = Plugin.getEngineCommand()
+        if "%(GPU)s" in args and not self.useQueue() and not os.environ.get("CUDA_VISIBLE_DEVICES"):
+            # The GPU(s) of this step's slot (Scipion fills %(GPU)s, comma
+            # separated here): the engine process sees only them.  Not in a
+            # queue job or where CUDA_VISIBLE_DEVICES is already set (SLURM
+            # sets it): there Scipion's ids are indices into the visible GPUs,
+            # which is how the engine reads --gpu-ids.
+            program = "export CUDA_VISIBLE_DEVICES=%(GPU)s && " + program
         try:
-            self.runJob(Plugin.getEngineCommand(), "%s %s" % (subcommand, args),
+            self.runJob(program, "%s %s" % (subcommand, args),
                         env=Plugin.getEnviron(), **kwargs)
         except Exception as e:
             message = self._lastEngineError(subcommand, args)

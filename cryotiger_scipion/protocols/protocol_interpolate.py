@@ -136,7 +136,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                        choices=["auto", "float32", "mixed", "bfloat16"], default=0,
                        expertLevel=params.LEVEL_ADVANCED, label="Precision",
                        help="auto: mixed float16 on GPU, float32 on CPU.")
-        self._defineGpuParams(form)
+        self._defineGpuParams(form, perSeries=True)
         form.addParallelSection(threads=2, mpi=0)
 
     # -------------------------- INSERT steps functions -----------------------
@@ -344,7 +344,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         if self.isFilm() and not self.usesGpu():
             return ["FILM on CPU is slow (minutes per pair on large images); select a GPU or "
                     "use smaller (binned) tilt series."]
-        return []
+        return self.gpuSlotWarnings() if self.isFilm() else []
 
     def _summary(self):
         summary = []

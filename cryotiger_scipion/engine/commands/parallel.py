@@ -1,0 +1,99 @@
+"""``cryotiger parallel``: run engine commands over several GPUs at once.
+
+  cryotiger parallel TASKS --gpu-ids 0,1 [--procs-per-gpu K] [--log-dir DIR] [--report R.json]
+
+TASKS: a text file, one ``cryotiger`` command line per line (the word
+``cryotiger`` may be left out; ``#`` starts a comment), e.g.
+``interpolate --input TS_01.mrc --angles TS_01.tlt --output out/TS_01.mrc --method film --model M --device gpu``.
+Each line runs as its own process with CUDA_VISIBLE_DEVICES set to one GPU of
+the list (so ``--device gpu`` uses that GPU; do not give ``--gpu-ids`` in the
+lines), one process per GPU at a time (K with --procs-per-gpu when the
+GPU's memory allows). Logs: DIR/<name>.log (name: the --output file's stem,
+else task<N>). Exit 0 when every line succeeded, else 1 with one line per
+failed task. See engine/devices.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "parallel", help="run cryotiger commands over several GPUs (one process per GPU)",
+        description="Run the cryotiger command lines of TASKS concurrently, one process per GPU "
+                    "of --gpu-ids (CUDA_VISIBLE_DEVICES set to that GPU), --procs-per-gpu "
+                    "processes per GPU.")
+    p.add_argument("tasks", help="file with one cryotiger command line per line")
+    p.add_argument("--gpu-ids", required=True, help="GPUs to use, e.g. '0,1' (or '0 1')")
+    p.add_argument("--procs-per-gpu", type=int, default=1,
+                   help="engine processes per GPU at the same time (default 1; more when "
+                        "the GPU memory holds several)")
+    p.add_argument("--log-dir", default=None, help="folder for the per-task logs "
+                                                   "(default: TASKS_logs beside TASKS)")
+    p.add_argument("--report", default=None,
+                   help="JSON file: per task its GPU, slot, pid, start/end time and exit code")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def read_tasks(path: str) -> list:
+    """[(name, args)] from a tasks file (args without the leading 'cryotiger')."""
+    from .. import InputError
+    from ..cli import COMMANDS
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: tasks file not found") from None
+    tasks, names = [], set()
+    for n, line in enumerate(lines, 1):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise InputError(f"{path} line {n}: {exc}") from None
+        if not words:
+            continue
+        if words[0] == "cryotiger":
+            words = words[1:]
+        if not words or words[0] not in COMMANDS:
+            raise InputError(f"{path} line {n}: '{line.strip()}' is not a cryotiger command; start "
+                             f"each line with one of {', '.join(COMMANDS)}")
+        if "--gpu-ids" in words:
+            raise InputError(f"{path} line {n}: leave --gpu-ids out; each line gets one GPU of "
+                             "'cryotiger parallel --gpu-ids' through CUDA_VISIBLE_DEVICES")
+        name = f"task{len(tasks) + 1}"
+        if "--output" in words and words.index("--output") + 1 < len(words):
+            name = os.path.splitext(os.path.basename(words[words.index("--output") + 1]))[0]
+        while name in names:
+            name += "_"
+        names.add(name)
+        tasks.append((name, words))
+    if not tasks:
+        raise InputError(f"{path}: no command lines in it")
+    return tasks
+
+
+def run(args) -> int:
+    from ..devices import engine_argv, overlapping, parse_gpu_ids, results_json, run_on_devices
+    gpu_ids = parse_gpu_ids(args.gpu_ids)
+    tasks = read_tasks(args.tasks)
+    if args.procs_per_gpu < 1:
+        from .. import InputError
+        raise InputError(f"--procs-per-gpu {args.procs_per_gpu}: must be at least 1")
+    log_dir = args.log_dir or os.path.splitext(args.tasks)[0] + "_logs"
+    results = run_on_devices([(name, engine_argv(words)) for name, words in tasks], gpu_ids,
+                             args.procs_per_gpu, log_dir=log_dir, progress=not args.quiet)
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(results_json(results), f, indent=1)
+    failed = [r for r in results if r.returncode != 0]
+    if not args.quiet:
+        print(f"parallel: {len(results) - len(failed)}/{len(results)} tasks done on GPUs "
+              f"{','.join(map(str, gpu_ids))} x {args.procs_per_gpu}, at most {overlapping(results)} "
+              "at once")
+    for r in failed:
+        print(f"cryotiger parallel: error: {r.name} failed (exit {r.returncode}) on GPU {r.device}; "
+              f"see {r.log}", file=__import__("sys").stderr)
+    return 1 if failed else 0

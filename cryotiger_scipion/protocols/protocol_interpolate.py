@@ -285,6 +285,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
     def _validateTiltSeries(self, inSet, k):
         """Per-series checks of angles, image counts and sizes (headers only)."""
+        import mrcfile
         from .protocol_base import MRC_SUFFIXES, imageFileName
         errors = []
         restore = self.mode.get() == 1
@@ -318,15 +319,8 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                         continue
                     if os.path.splitext(fn)[1].lower() not in MRC_SUFFIXES:
                         continue
-                    # The engine's checked header reader: broken fields, complex modes and
-                    # truncated files give one line here, before the protocol runs.
-                    from ..engine import InputError
-                    from ..engine.io import stack_shape
-                    try:
-                        nz, ny, nx = stack_shape(fn)
-                    except InputError as exc:
-                        errors.append("%s: %s" % (tsId, exc))
-                        continue
+                    with mrcfile.open(fn, mode="r", permissive=True, header_only=True) as m:
+                        nx, ny, nz = int(m.header.nx), int(m.header.ny), int(m.header.nz)
                     sizes.add((nx, ny))
                     if max(indices) > nz:
                         errors.append("%s: %s has %d images but the series refers to image %d; "

@@ -533,14 +533,73 @@ def write_stopgap_file(series: ExportSeries, folder: str, experimental_only: boo
     if experimental_only:
         lines.append("# cryotiger left out (synthetic tilts, --experimental-only): "
                      + (format_view_list([t.index for t in dropped]) or "none"))
-    lines += ["", f"data_{STOPGAP_BLOCK}", "", "loop_"]
+    _write_stopgap_layout(os.path.join(folder, f"{series.name}_wedgelist.star"), lines, columns, rows)
+    return [f"{series.name}_wedgelist.star"]
+
+
+def _write_stopgap_layout(path: str, comments: List[str], columns: Sequence[str],
+                          rows: Sequence[dict]) -> None:
+    """Comment lines, then the block in STOPGAP's layout (see write_stopgap_file)."""
+    lines = list(comments) + ["", f"data_{STOPGAP_BLOCK}", "", "loop_"]
     lines += [f"_{c}" for c in columns]
     lines.append("")
     for row in rows:
         lines.append("  ".join(_stopgap_value(c, row[c]) for c in columns))
-    with open(os.path.join(folder, f"{series.name}_wedgelist.star"), "w") as f:
+    with open(path, "w") as f:
         f.write("\n".join(lines) + "\n\n")
-    return [f"{series.name}_wedgelist.star"]
+
+
+def combine_stopgap_wedgelists(paths: Sequence[str], out_path: str) -> int:
+    """One STOPGAP wedge list for several tomograms (STOPGAP reads one list with
+    a ``tomo_num`` per row): the rows of ``paths`` (files written by
+    :func:`write_stopgap_file`, distinct tomo_num) in order, with their
+    synthetic rows renumbered in the comment.  Written atomically.  Returns
+    the number of rows.  InputError for two files with one tomo_num or with
+    different columns."""
+    import starfile
+    from .io import atomic_path
+    rows, synthetic, columns, nums = [], [], None, set()
+    for p in paths:
+        table = starfile.read(p, always_dict=True).get(STOPGAP_BLOCK)
+        if table is None:
+            raise InputError(f"{p}: no data_{STOPGAP_BLOCK} block")
+        cols = list(table.columns)
+        if columns is not None and cols != columns:
+            raise InputError(f"{p}: columns differ from {paths[0]}'s (one has defocus, the other "
+                             "not?); export every series the same way")
+        columns = cols
+        these = set(int(v) for v in table["tomo_num"])
+        if these & nums:
+            raise InputError(f"{p}: tomo_num {sorted(these & nums)[0]} is used by another series; "
+                             "give each series its own --tomo-num")
+        nums |= these
+        synthetic += [len(rows) + r - 1 for r in read_stopgap_synthetic_rows(p)]
+        rows += table.to_dict("records")
+    comments = [f"# STOPGAP wedge list of {len(paths)} tomograms written by cryotiger export",
+                f"{STOPGAP_SYNTHETIC_TAG} {format_view_list(synthetic)}"]
+    with atomic_path(out_path) as tmp:
+        _write_stopgap_layout(tmp, comments, columns or list(STOPGAP_COLUMNS), rows)
+    return len(rows)
+
+
+def combine_relion_tomograms(paths: Sequence[str], out_path: str) -> int:
+    """One RELION 5 tomograms.star (data_global) with the rows of the
+    tomograms.star files ``paths`` (each written by an export; their
+    rlnTomoTiltSeriesStarFile paths are absolute), written atomically with
+    starfile.  Returns the number of rows.  InputError for a repeated
+    rlnTomoName."""
+    import pandas as pd
+    import starfile
+    from .io import atomic_path
+    tables = [starfile.read(p, always_dict=True)["global"] for p in paths]
+    table = pd.concat(tables, ignore_index=True)
+    dup = table["rlnTomoName"][table["rlnTomoName"].duplicated()]
+    if len(dup):
+        raise InputError(f"tomogram {dup.iloc[0]} is in more than one of the tomograms.star files; "
+                         "every series needs its own name")
+    with atomic_path(out_path) as tmp:
+        starfile.write({"global": table}, tmp, overwrite=True)
+    return len(table)
 
 
 RELION_TILT_COLUMNS = ("rlnMicrographName", "rlnTomoNominalStageTiltAngle",
@@ -760,4 +819,4 @@ def export(series: ExportSeries, fmt: str, out_dir: str, experimental_only: bool
 __all__ = ["FORMATS", "ExportTilt", "ExportSeries", "read_record", "read_ctf_entries", "match_ctf",
            "load_series", "export", "format_view_list", "read_imod_defocus",
            "read_stopgap_synthetic_rows", "relion_image_name", "relion_tables", "stopgap_table",
-           "parse_tomo_size"]
+           "parse_tomo_size", "combine_stopgap_wedgelists", "combine_relion_tomograms"]

@@ -19,6 +19,9 @@ Per tilt series ``tsId`` (stack order = tilt images sorted by index):
   ``--name <tsId>``).  The RELION star names images of the stack above, which
   stays in the project.
 
+Where a tool reads one file for all tomograms, the series' files are also
+joined: ``extra/tomograms.star`` (RELION 5) and ``extra/wedgelist.star``
+(STOPGAP; ``tomo_num`` = the series' position 1, 2, ...).
 The protocol makes no Scipion objects; the summary lists the folders.
 Input series must be aligned AND resampled (``interpolated()``): the exported
 metadata say "aligned stack" (identity .xf, no RELION shifts).
@@ -141,13 +144,30 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
             self._store(self.exportedItems)
 
     def closeStep(self):
-        """Fail when no tilt series was exported; list the failed ones."""
+        """Fail when no tilt series was exported; list the failed ones; join the
+        series' files where the tool reads one file for all tomograms:
+        extra/tomograms.star (RELION 5) and extra/wedgelist.star (STOPGAP)."""
+        from ..engine.export import combine_relion_tomograms, combine_stopgap_wedgelists
         failed = self.getFailedItems()
-        if not self.getExportedTsIds():
+        done = sorted(self.getExportedTsIds())
+        if not done:
             raise RuntimeError("Nothing was exported: every tilt series failed (%s)"
                                % "; ".join("%s: %s" % kv for kv in sorted(failed.items())))
+        formats = FORMAT_NAMES[self.exportFormat.get()]
+        if "relion5" in formats:
+            combine_relion_tomograms([os.path.join(self.getExportFolder(t), "tomograms.star")
+                                      for t in done], self.getCombinedFile("relion5"))
+        if "stopgap" in formats:
+            combine_stopgap_wedgelists([os.path.join(self.getExportFolder(t), t + "_wedgelist.star")
+                                        for t in done], self.getCombinedFile("stopgap"))
         if failed:
             self.warning("%d tilt series failed: %s" % (len(failed), ", ".join(sorted(failed))))
+
+    def getCombinedFile(self, fmt) -> str:
+        """The file joining all series: extra/tomograms.star (relion5) or
+        extra/wedgelist.star (stopgap)."""
+        name = {"relion5": "tomograms.star", "stopgap": "wedgelist.star"}[fmt]
+        return os.path.abspath(self._getExtraPath(name))
 
     # -------------------------- helpers --------------------------------------
     def getExportFolder(self, tsId) -> str:

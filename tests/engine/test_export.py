@@ -476,3 +476,33 @@ def test_chain_with_the_products_own_ctf_json(tmp_path):
     assert tilts["rlnMicrographPreExposure"][0] == pytest.approx(15.0)
     imod = read_imod_defocus(str(d / "x" / "OUT.defocus"))
     assert imod["defocus_u"] == pytest.approx([e["defocus_u"] for e in ctf], abs=0.5)
+
+
+def test_combined_files_for_several_series(interpolated):
+    """One tomograms.star / one STOPGAP wedge list for several series (what the
+    Scipion protocol writes at the top of its folder): rows in order, synthetic
+    rows renumbered, tomo_num and names kept unique."""
+    from cryotiger_scipion.engine.export import (combine_relion_tomograms,
+                                                 combine_stopgap_wedgelists)
+    d, record = interpolated
+    for num, name in ((1, "TS_A"), (2, "TS_B")):
+        for fmt in ("relion5", "stopgap"):
+            r = run("export", "--input", d / "OUT.mrc", "--format", fmt, "--output", d / name,
+                    "--name", name, "--tomo-num", num, *(["--experimental-only"] if num == 2 else []))
+            assert r.returncode == 0, r.stderr
+    n = combine_stopgap_wedgelists([str(d / "TS_A" / "TS_A_wedgelist.star"),
+                                    str(d / "TS_B" / "TS_B_wedgelist.star")], str(d / "all.star"))
+    assert n == 21 + 6
+    _, rows = stopgap_rows(d / "all.star")
+    assert len(rows) == 27
+    wedge = starfile.read(d / "all.star")
+    assert list(wedge["tomo_num"]) == [1] * 21 + [2] * 6
+    assert read_stopgap_synthetic_rows(str(d / "all.star")) == \
+        read_stopgap_synthetic_rows(str(d / "TS_A" / "TS_A_wedgelist.star"))   # TS_B has none
+    assert combine_relion_tomograms([str(d / "TS_A" / "tomograms.star"),
+                                     str(d / "TS_B" / "tomograms.star")], str(d / "tomos.star")) == 2
+    glob = starfile.read(d / "tomos.star")
+    assert list(glob["rlnTomoName"]) == ["TS_A", "TS_B"]
+    assert glob["rlnTomoSizeX"].dtype.kind == "i"
+    with pytest.raises(Exception, match="tomo_num 1 is used by another series"):
+        combine_stopgap_wedgelists([str(d / "TS_A" / "TS_A_wedgelist.star")] * 2, str(d / "x.star"))

@@ -17,6 +17,7 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from common import (IMPORT_OUTPUT, doseSymmetricOrder, excludeViews, importTiltSeries,
                     runOnTiltSeries, simulateTiltSeries, tiltImages)
 from cryotiger_scipion.constants import ATTR_SYNTHETIC, OUT_CTFS, OUT_TILTSERIES
+from cryotiger_scipion.engine.export import read_stopgap_synthetic_rows
 from cryotiger_scipion.engine.interpolate import parse_view_list
 from cryotiger_scipion.protocols import (ProtCryoTigerCtf, ProtCryoTigerExport,
                                          ProtCryoTigerInterpolate)
@@ -119,6 +120,16 @@ class TestCryoTigerExport(BaseTest):
             excl = parse_view_list(open(os.path.join(folder, tsId + "_exclude.txt")).read().strip())
             self.assertEqual([i + 1 for i in excl], [ti.getIndex() for ti in tis if not ti.isEnabled()])
             self.assertTrue(os.path.exists(os.path.join(folder, tsId + ".defocus")))
+        # The files joining both series (RELION 5 and STOPGAP read one for all tomograms).
+        glob = starfile.read(prot.getCombinedFile("relion5"))
+        self.assertEqual(list(glob["rlnTomoName"]), ["TS_01", "TS_02"])
+        self.assertEqual(list(glob["rlnTomoTiltSeriesStarFile"]),
+                         [os.path.join(prot.getExportFolder(t), t + ".star") for t in ("TS_01", "TS_02")])
+        wedge = starfile.read(prot.getCombinedFile("stopgap"))
+        self.assertEqual(list(wedge["tomo_num"]), [1] * 11 + [2] * 13)
+        rows = read_stopgap_synthetic_rows(prot.getCombinedFile("stopgap"))
+        self.assertEqual(len(rows), 5 + 6)
+        self.assertTrue(all(wedge["tomo_num"][r - 1] == (1 if r <= 11 else 2) for r in rows))
 
     def test_experimental_only_without_ctf(self):
         prot = self._export(exportFormat=2, experimentalOnly=True)

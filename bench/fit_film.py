@@ -63,18 +63,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def simulate(folder, k, dose, seed=0):
-    """Write folder/tsK.mrc (noisy), tsK_clean.mrc (truth), tsK.tlt; return (vol, noisy, clean, angles)."""
+def simulate(folder, k, dose, seed=0, tomo="13pf_MT", base=5000, prefix="ts"):
+    """Write folder/tsK.mrc (noisy), tsK_clean.mrc (truth), tsK.tlt; return
+    (vol, noisy, clean, angles, stem).  Test series: 13pf_MT, seeds 5000+;
+    training series (bench/make_starter.py): 14pf_MT, seeds 1000+."""
     from train_vs_linear import _ingredients, make_volume
     from cryotiger_scipion.engine.commands.simulate import dose_symmetric_order
     from cryotiger_scipion.engine.io import read_stack, write_angles, write_stack
     from cryotiger_scipion.engine.simulate import Acquisition, simulate_tilt_series
-    stem = os.path.join(folder, f"ts{k}")
+    stem = os.path.join(folder, f"{prefix}{k}")
     angles = np.arange(-60, 60.1, 2.0)
     vol_path = stem + "_volume.npy"
     if not os.path.exists(stem + ".mrc"):
         mt, ribos = _ingredients()
-        vol = make_volume(mt["13pf_MT"], ribos, seed + 5000 + k)
+        vol = make_volume(mt[tomo], ribos, seed + base + k)
         order = dose_symmetric_order(angles)
         acq = dict(pixel_size=VOXEL, dose_per_tilt=dose, order=order, seed=seed + k)
         noisy = simulate_tilt_series(vol, angles, Acquisition(**acq))

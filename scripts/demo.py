@@ -8,8 +8,13 @@ workflow template (templates/cryotiger_full_chain_builtin.json.template).
 2. Create a Scipion project, load the template with the files filled in
    (tomo's ProtImportTs -> ProtCryoTigerInterpolate -> ProtCryoTigerCtf ->
    ProtCryoTigerReconstruct, built-in back ends) and run the protocols.
+   The interpolation is the deep path: FILM fitted to the series first
+   (--fit-minutes, from the plugin's starter model); --linear for linear.
 3. Print a summary: tilts in and out, synthetic tilts, estimated defocus
-   against the truth, the 3D-CTF-corrected tomogram, where the results are.
+   against the truth, the 3D-CTF-corrected tomogram, where the results are,
+   and a hold-out line: restore mode (every second tilt dropped), FILM fitted
+   on the kept tilts only against linear interpolation (median PSNR, SSIM
+   against the real dropped tilts, 'cryotiger holdout').
 
 Run it with `bash scripts/demo.sh` (sets up the environments first); options:
 `bash scripts/demo.sh --per-gap 3 --mode restore --volume PATH`.
@@ -39,6 +44,11 @@ def parse_args(argv=None):
     p.add_argument("--per-gap", type=int, default=1, help="new tilts per gap")
     p.add_argument("--defocus", type=float, default=50000.0, help="defocus of the simulation (A)")
     p.add_argument("--thickness", type=int, default=64, help="tomogram thickness (px)")
+    p.add_argument("--fit-minutes", type=float, default=1.5,
+                   help="FILM is fitted to the demo series for this many minutes, twice: once in "
+                        "the chain (add mode), once on the kept tilts for the hold-out comparison")
+    p.add_argument("--linear", action="store_true",
+                   help="linear interpolation in the chain and no FILM hold-out (about a minute)")
     return p.parse_args(argv)
 
 
@@ -63,6 +73,47 @@ def simulate(args, folder):
         for a, o in zip(angles, order):
             f.write("%.2f %.4f %d\n" % (a, o * args.dose, o))
     return data.shape, px
+
+
+def holdout_line(args, data_dir, folder):
+    """Restore mode on the demo series: every second tilt dropped; FILM fitted for
+    --fit-minutes on the KEPT tilts only ('cryotiger interpolate --mode restore
+    --fit-minutes'), then 'cryotiger holdout' scores FILM and linear against the
+    real dropped tilts.  Returns the summary line (None on failure)."""
+    import json
+    import subprocess
+    from cryotiger_scipion import Plugin
+    os.makedirs(folder, exist_ok=True)
+    stack, tlt = os.path.join(data_dir, "TS_MT.mrcs"), os.path.join(folder, "TS_MT.tlt")
+    with open(os.path.join(data_dir, "TS_MT.tlt")) as f, open(tlt, "w") as g:
+        g.writelines(line.split()[0] + "\n" for line in f if line.strip())   # angles only
+    restored = os.path.join(folder, "TS_MT_restored.mrc")
+    model = os.path.splitext(restored)[0] + "_fitted_film"
+    report = os.path.join(folder, "holdout.json")
+    print("demo: hold-out: fitting FILM on the kept tilts (%g min), then restoring the dropped ones ..."
+          % args.fit_minutes)
+    cmds = ['%s interpolate --input "%s" --angles "%s" --output "%s" --mode restore --method film '
+            '--fit-minutes %s --device cpu --quiet' % (Plugin.getEngineCommand(), stack, tlt, restored,
+                                                       args.fit_minutes),
+            '%s holdout --input "%s" --angles "%s" --method linear --method film --model "%s" '
+            '--name "FILM fitted" --report "%s"' % (Plugin.getEngineCommand(), stack, tlt, model, report)]
+    for cmd in cmds:
+        res = subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                             env=Plugin.getEnviron() if hasattr(Plugin, "getEnviron") else None)
+        if res.returncode:
+            print("demo: hold-out failed: %s\n%s" % (cmd, (res.stderr or res.stdout)[-2000:]),
+                  file=sys.stderr)
+            return None
+        fit = [l for l in res.stdout.splitlines() if l.startswith("fitted FILM")]
+        if fit:
+            print("demo: " + fit[0])
+    with open(report) as f:
+        r = json.load(f)["methods"]
+    film, lin = r["FILM fitted"], r["linear"]
+    return ("hold-out (restore mode, %d dropped tilts, medians): FILM fitted %g min: PSNR %.2f dB, "
+            "SSIM %.3f | linear: PSNR %.2f dB, SSIM %.3f"
+            % (len(film["psnr"]), args.fit_minutes, film["median_psnr"], film["median_ssim"],
+               lin["median_psnr"], lin["median_ssim"]))
 
 
 def main(argv=None):
@@ -97,6 +148,17 @@ def main(argv=None):
         "folder": data_dir, "pattern": "TS_*.mrcs", "pixelSize": px, "dose": args.dose,
         "perGap": args.per_gap, "thickness": args.thickness, "binning": 1, "tilts": 0,
         "defocusMin": 0.5 * args.defocus, "defocusMax": 1.5 * args.defocus})
+    if not args.linear:
+        # The deep path: FILM fitted to the series first (the protocol's own option),
+        # starting from the plugin's starter model; CPU.
+        from cryotiger_scipion.protocols.protocol_interpolate import MODEL_SOURCE_STARTER
+        protInterp.method.set(1)
+        protInterp.modelSource.set(MODEL_SOURCE_STARTER)
+        protInterp.fitMinutes.set(args.fit_minutes)
+        if hasattr(protInterp, "useGpu"):
+            protInterp.useGpu.set(False)
+        protInterp.setObjLabel("interpolate (FILM fitted %g min)" % args.fit_minutes)
+        project.saveProtocol(protInterp)
     for prot in (protImport, protInterp, protCtf, protRec):
         print("demo: running %s ..." % prot.getObjLabel())
         errors = prot.validate()
@@ -139,6 +201,11 @@ def main(argv=None):
               % (tomo.getTsId(), os.path.join(project.getPath(), tomo.getFileName()),
                  "x".join(str(d) for d in tomo.getDim()), tomo.getSamplingRate(),
                  bool(tomo.ctfCorrected()) if hasattr(tomo, "ctfCorrected") else "?"))
+    if not args.linear:
+        line = holdout_line(args, data_dir, os.path.join(out, "holdout"))
+        if line is None:
+            return 1
+        print(line)
     print("input stack:    %s" % os.path.join(data_dir, "TS_MT.mrcs"))
     print("Scipion project: %s (open it with: scipion3 project %s, SCIPION_USER_DATA=%s)"
           % (project.getPath(), PROJECT, os.environ.get("SCIPION_USER_DATA", "")))

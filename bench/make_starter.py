@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""Train the starter model of ``--fit-minutes`` (issue 12) from ../shared/data,
+reproducibly, and optionally ship it.
+
+Training data: simulated tilt series (bench/fit_film.py's simulator) of volumes
+made from the 14pf_MT tomogram crop + ribosome maps (the held-out test series
+of bench/fit_film.py use 13pf_MT and other seeds), -60..60 degrees every 2
+degrees, Poisson dose noise at 1, 1.5 and 3 e/A^2 per tilt in turn.  Network:
+the fit configuration (engine/fit.py FIT_CONFIG, ~137k parameters).
+``cryotiger train`` with triplet spacings 1 and 2 (4- and 8-degree outer gaps:
+the scales a fit and a restore see), 64-px patches, Adam lr 1e-3 halved every
+1000 steps, ``--minutes`` of wall time.
+
+    nice .venv-engine/bin/python bench/make_starter.py --minutes 10 --workdir /tmp/starter [--install]
+
+``--install`` copies the model to cryotiger_scipion/models/film_starter/ (the
+default starting point of --fit-minutes).  Compare starting points with
+``bench/fit_film.py --model DIR`` against the default.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--series", type=int, default=6)
+    p.add_argument("--workdir", default="/tmp/cryotiger_starter")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--install", action="store_true", help="copy into the package (models/film_starter)")
+    a = p.parse_args(argv)
+    from fit_film import simulate
+    from cryotiger_scipion.engine.fit import FIT_CONFIG, STARTER_DIR
+    os.makedirs(a.workdir, exist_ok=True)
+    doses = (1.0, 1.5, 3.0)
+    args = []
+    for k in range(a.series):
+        *_, stem = simulate(a.workdir, k, doses[k % len(doses)], tomo="14pf_MT", base=1000, prefix="train")
+        args += ["--input", stem + ".mrc", "--angles", stem + ".tlt"]
+    cfg = os.path.join(a.workdir, "fit_config.json")
+    with open(cfg, "w") as f:
+        json.dump(FIT_CONFIG, f)
+    model = os.path.join(a.workdir, "film_starter")
+    exe = os.path.join(os.path.dirname(sys.executable), "cryotiger")
+    cmd = [exe, "train", *args, "--output", model, "--config", cfg, "--minutes", str(a.minutes),
+           "--steps", "1000000", "--spacing", "1,2", "--patch-size", "64", "--patch-stride", "32",
+           "--batch-size", "8", "--lr", "1e-3", "--decay-steps", "1000", "--decay-rate", "0.5",
+           "--val-fraction", "0.17", "--val-every", "500", "--checkpoint-every", "500",
+           "--log-every", "100", "--threads", str(a.threads), "--seed", "0", "--restart", "--quiet"]
+    subprocess.run(cmd, check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    with open(os.path.join(model, "cryotiger_train.json")) as f:
+        info = json.load(f)
+    print(f"starter model {model}: {info['step']} steps, validation {info.get('validation')}")
+    if a.install:
+        if os.path.exists(STARTER_DIR):
+            shutil.rmtree(STARTER_DIR)
+        shutil.copytree(model, STARTER_DIR)
+        print(f"installed as {STARTER_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -328,8 +328,9 @@ def load_series(stack: str, record: Optional[str] = None, ctf: Optional[str] = N
                           amp_contrast=float(amp_contrast), z_shift=float(z_shift), hand=float(hand),
                           original_pixel_size=original_pixel_size, tomo_num=int(tomo_num),
                           sources={"--input": stack, "--record": record})
-    if not series.name or any(c.isspace() for c in series.name):
-        raise InputError(f"tomogram name '{series.name}' is empty or has spaces; give --name")
+    if not series.name or any(c.isspace() or c in "/\\" for c in series.name):
+        raise InputError(f"tomogram name '{series.name}' is empty or has spaces or slashes; give "
+                         "--name (it names the files in --output and RELION's rlnTomoName)")
     if tomo_size is not None:
         series.tomo_size = tuple(int(v) for v in tomo_size)
         series.tomo_size_given = True

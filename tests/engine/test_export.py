@@ -359,7 +359,7 @@ def test_refuses_to_write_over_an_input(interpolated):
 
 
 @pytest.mark.parametrize("case", ["no_record", "ctf_count", "ctf_missing_used", "tomo_size",
-                                  "record_count"])
+                                  "record_count", "name"])
 def test_bad_input_one_line(interpolated, case):
     d, record = interpolated
     args = ["export", "--input", d / "OUT.mrc", "--format", "relion5", "--output", d / "rel"]
@@ -378,6 +378,9 @@ def test_bad_input_one_line(interpolated, case):
     elif case == "tomo_size":
         args += ["--tomo-size", "32,24"]
         expect = "three whole numbers"
+    elif case == "name":
+        args += ["--name", "../TS"]
+        expect = "spaces or slashes"
     else:
         json.dump(record[:-1], open(d / "OUT.json", "w"))
         expect = "21 entries but the stack has 22 images"

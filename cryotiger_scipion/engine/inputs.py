@@ -6,6 +6,8 @@ written.  The rules are listed in the README, section "Bad input".
 """
 from __future__ import annotations
 
+from . import InputError
+
 
 def preflight(args) -> None:
     """Check the options every command shares, if the command has them:
@@ -14,11 +16,17 @@ def preflight(args) -> None:
       negative values are refused (leave the option out to use the header).
     * ``--exclude``: view lists as :func:`engine.interpolate.parse_view_list`
       reads them (one string, or a list of them for ``train``).
+    * every other number option (``type=float``): NaN and inf are refused
+      (``--voltage nan``, ``--max-memory inf`` ...); ranges are the commands' own.
 
     Raises InputError (one line).
     """
+    import math
     from .io import check_pixel_size_option
     check_pixel_size_option(getattr(args, "pixel_size", None))
+    for name, value in sorted(vars(args).items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"--{name.replace('_', '-')} {value}: give a finite number")
     exclude = getattr(args, "exclude", None)
     if exclude:
         from .interpolate import parse_view_list

@@ -229,6 +229,13 @@ for case, build in (("C06", build_px(0.0)), ("C07", build_px(float("nan"))),
 for value in ("nan", "inf", "0", "-2.5", "-inf"):
     rows(f"C09{value}", WITH_PIXEL_SIZE, plain, [f"--pixel-size={value}"],
          fragment=f"--pixel-size {float(value)}: give the pixel size in Angstrom")
+# The same kind for every other number option: NaN/inf refused before any work.
+rows("C09voltage", ("ctf", "reconstruct", "holdout"), plain, ["--voltage=nan"],
+     fragment="--voltage nan: give a finite number")
+rows("C09astig", ("ctf",), plain, ["--astig-max=nan"], fragment="--astig-max nan: give a finite number")
+rows("C09memory", ("reconstruct",), plain, ["--max-memory=inf"],
+     fragment="--max-memory inf: give a finite number")
+rows("C09lr", ("train",), plain, ["--lr=nan"], fragment="--lr nan: give a finite number")
 # C10, C11 and variants: broken headers -> one line naming the file and the field.
 rows("C10", READERS, build_header(8, "i", -21), fragment="ts.mrc: broken MRC header: nz = -21")
 rows("C11", READERS, build_header(0, "i", 0), fragment="ts.mrc: broken MRC header: nx = 0")

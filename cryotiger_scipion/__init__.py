@@ -8,7 +8,7 @@ Plugin and imports nothing from Scipion.
 """
 import os
 
-from .constants import (CRYOTIGER_CUDA, CRYOTIGER_ENV_ACTIVATION, CRYOTIGER_ENV_HOME,
+from .constants import (CRYOTIGER_ASSUME_GPU, CRYOTIGER_CUDA, CRYOTIGER_ENV_ACTIVATION, CRYOTIGER_ENV_HOME,
                         CRYOTIGER_ENV_NAME, CRYOTIGER_MODELS, GCTF_BIN, GCTF_HOME, MODEL_CRYOTIGER,
                         MODEL_RECORD, MODEL_VIMEO, NOVACTF_BIN, NOVACTF_HOME, VERSION)
 
@@ -35,6 +35,7 @@ if pwem is not None:
             cls._defineEmVar(CRYOTIGER_ENV_HOME, CRYOTIGER_ENV_NAME)
             cls._defineVar(CRYOTIGER_ENV_ACTIVATION, "")
             cls._defineVar(CRYOTIGER_CUDA, "False")
+            cls._defineVar(CRYOTIGER_ASSUME_GPU, "False")
             cls._defineEmVar(CRYOTIGER_MODELS, "cryotiger-models")
             cls._defineVar(GCTF_BIN, "")
             cls._defineVar(NOVACTF_BIN, "")
@@ -74,6 +75,53 @@ if pwem is not None:
             environ.update({"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"},
                            position=pwutils.Environ.REPLACE)
             return environ
+
+        @classmethod
+        def engineSeesGpu(cls, probe: bool = True):
+            """Whether TensorFlow in the managed environment sees a GPU here.
+
+            The answer of a probe (``python -c 'import tensorflow ...'`` run with
+            the activation, about 10 s) is cached per machine, activation and
+            CUDA_VISIBLE_DEVICES for an hour in <SCIPION_USER_DATA>/tmp.  With
+            ``probe`` False only the cache is read (forms are drawn without
+            waiting); without a cached answer: True when an NVIDIA driver is
+            present (``nvidia-smi`` on PATH) and the environment is built with
+            CUDA (CRYOTIGER_CUDA), else False.  Returns True/False, or None when
+            the probe itself failed (the environment is broken: the run will say)."""
+            import json, hashlib, shutil, subprocess, time
+            import pyworkflow as pw
+            assume = os.environ.get(CRYOTIGER_ASSUME_GPU) or cls.getVar(CRYOTIGER_ASSUME_GPU) or ""
+            if str(assume).lower() in ("1", "true", "yes"):
+                return True
+            key = "|".join([pwutils.getHostName(), cls.getActivationCmd(),
+                            os.environ.get("CUDA_VISIBLE_DEVICES", "*")])
+            cache = os.path.join(pw.Config.SCIPION_USER_DATA or os.path.expanduser("~"), "tmp",
+                                 "cryotiger-gpu-%s.json" % hashlib.sha1(key.encode()).hexdigest()[:12])
+            try:
+                with open(cache) as f:
+                    entry = json.load(f)
+                if time.time() - entry["time"] < 3600:
+                    return entry["gpus"] > 0
+            except (OSError, ValueError, KeyError):
+                pass
+            if not probe:
+                return bool(shutil.which("nvidia-smi")) and cls.useCuda()
+            code = ("import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'; import tensorflow as tf; "
+                    "print('GPUS', len(tf.config.list_physical_devices('GPU')))")
+            try:
+                out = subprocess.run("%s && python -c \"%s\"" % (cls.getActivationCmd(), code),
+                                     shell=True, capture_output=True, text=True, timeout=300,
+                                     env=dict(cls.getEnviron()))
+                gpus = int([l for l in out.stdout.splitlines() if l.startswith("GPUS ")][-1].split()[1])
+            except Exception:
+                return None
+            try:
+                os.makedirs(os.path.dirname(cache), exist_ok=True)
+                with open(cache, "w") as f:
+                    json.dump({"gpus": gpus, "time": time.time(), "key": key}, f)
+            except OSError:
+                pass
+            return gpus > 0
 
         @classmethod
         def useCuda(cls):

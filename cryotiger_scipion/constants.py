@@ -11,6 +11,9 @@ CRYOTIGER_ENV_ACTIVATION = "CRYOTIGER_ENV_ACTIVATION"
 # Folder of the managed environment (used to build the default activation).
 CRYOTIGER_ENV_HOME = "CRYOTIGER_ENV_HOME"
 CRYOTIGER_ENV_NAME = "cryotiger-%s" % VERSION
+# Trust 'Use GPU' without checking that TensorFlow sees a GPU here (e.g. to test
+# the GPU fan-out on a machine without one; normally the run falls back to the CPU).
+CRYOTIGER_ASSUME_GPU = "CRYOTIGER_ASSUME_GPU"
 # Build the managed environment with the CUDA build of TensorFlow.
 CRYOTIGER_CUDA = "CRYOTIGER_CUDA"
 # Folder that holds published models (cryoTIGER_model/, pre-trained_Vimeo-90K_data_model/).
@@ -57,8 +60,13 @@ ATTR_SYNTHETIC = "_cryotigerSynthetic"
 # Input stack indices (1-based, comma separated) the tilt was made from.
 ATTR_SOURCES = "_cryotigerSources"
 
+# Reason a tilt series failed (on the series of the FailedTiltSeries output).
+ATTR_FAILED_REASON = "_cryotigerFailReason"
+
 # --- Output names ---------------------------------------------------------------
 OUT_TILTSERIES = "TiltSeries"
 OUT_MODEL = "Model"
 OUT_CTFS = "CTFTomoSeries"
 OUT_TOMOGRAMS = "Tomograms"
+# Tilt series that failed, with the reason (as scipion-em-aretomo's FailedTiltSeries).
+OUT_FAILED = "FailedTiltSeries"

@@ -15,8 +15,17 @@ all of them need:
 2. **Running the engine** (:meth:`ProtCryoTigerBase.runEngine`).
 3. **Output bookkeeping**: one output set made lazily and filled tilt series
    by tilt series under the protocol lock (steps run in parallel threads),
-   closed at the end; tilt series that failed are recorded, logged and listed
-   in the summary (:meth:`addFailedItem`), never silently dropped.
+   closed at the end; tilt series that failed are recorded, logged, listed
+   in the summary and copied, with the reason, into an output set of their
+   own, ``FailedTiltSeries`` (:meth:`addFailedItem`), never silently dropped.
+   Registering a series' output twice (a run resumed after it was killed
+   just after the commit) replaces the first entry (:meth:`appendOutputItem`).
+
+Restart and Continue (:meth:`prepareRetry`, called when the steps are
+inserted): *Restart* deletes the outputs (Scipion) and forgets the failed
+series, so every series without output is processed again; *Continue* keeps
+the series that finished and retries the failed ones (their steps, and the
+final step, are marked to run again; they leave the failed set).
 
 Alignment (decision, see docs/scipion.md "Aligned input")
 ---------------------------------------------------------
@@ -48,13 +57,13 @@ import numpy as np
 import pyworkflow as pw
 import pyworkflow.protocol.params as params
 from pyworkflow.object import Boolean, Set, String
-from pyworkflow.protocol import STEPS_PARALLEL
+from pyworkflow.protocol import MODE_RESTART, STEPS_PARALLEL
 from pwem.protocols import EMProtocol
 from tomo.objects import TiltImage, TiltSeries
 from tomo.protocols import ProtTomoBase
 
 from .. import Plugin
-from ..constants import ATTR_SOURCES, ATTR_SYNTHETIC
+from ..constants import ATTR_FAILED_REASON, ATTR_SOURCES, ATTR_SYNTHETIC, OUT_FAILED
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".map", ".rec")
 
@@ -168,6 +177,49 @@ def validateAlignedInput(tsSet, label: str = "Input tilt series") -> List[str]:
     return errors
 
 
+def stackCountErrors(tsId: str, fileName: str, indices: List[int], nz: int) -> List[str]:
+    """Validation messages when the images of series ``tsId`` that live in
+    ``fileName`` (1-based ``indices``) do not match its ``nz`` images: an
+    index beyond the stack, or images 1..m of an n-image stack (m < n), which
+    is what a .tlt/.mdoc one line short gives (tomo then makes one TiltImage
+    per line and the last images are silently left out)."""
+    name = os.path.basename(fileName)
+    if max(indices) > nz:
+        return ["%s: %s has %d images but the series refers to image %d; the stack and its "
+                "metadata do not match (import again)." % (tsId, name, nz, max(indices))]
+    if sorted(indices) == list(range(1, len(indices) + 1)) and len(indices) < nz:
+        return ["%s: %s has %d images but the series has only %d tilt images (images %d-%d have "
+                "no tilt angle): is the .tlt/.mdoc %d line(s) short? Give one angle per image "
+                "and import again." % (tsId, name, nz, len(indices), len(indices) + 1, nz,
+                                       nz - len(indices))]
+    return []
+
+
+def validateTiltSeriesFiles(tsSet, maxErrors: int = 10) -> List[str]:
+    """Validation messages for the enabled series of ``tsSet``: missing image
+    files and stacks whose image count does not match the series
+    (:func:`stackCountErrors`; MRC headers only)."""
+    import mrcfile
+    errors = []
+    if tsSet is None:
+        return errors
+    for ts in tsSet.iterItems():
+        if not ts.isEnabled():
+            continue
+        files = {}
+        for ti in ts.iterItems():
+            files.setdefault(imageFileName(ti), []).append(ti.getIndex() or 1)
+        for fn, indices in files.items():
+            if not os.path.exists(fn):
+                errors.append("%s: image file %s is missing." % (ts.getTsId(), fn))
+            elif os.path.splitext(fn)[1].lower() in MRC_SUFFIXES:
+                with mrcfile.open(fn, mode="r", permissive=True, header_only=True) as m:
+                    errors += stackCountErrors(ts.getTsId(), fn, indices, int(m.header.nz))
+        if len(errors) >= maxErrors:
+            break
+    return errors
+
+
 def writeXf(path: str, records: List[TiltRecord]) -> None:
     """IMOD .xf (A11 A12 A21 A22 DX DY) in stack order; identity for images without one."""
     with open(path, "w") as f:
@@ -231,15 +283,24 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
 
     # -------------------------- form helpers ---------------------------------
     @staticmethod
-    def _defineGpuParams(form, default: bool = True, perSeries: bool = False):
+    def _defineGpuParams(form, default: Optional[bool] = None, perSeries: bool = False,
+                         help: Optional[str] = None):
         """Hidden GPU parameters (Scipion shows them in the run header):
-        ``useGpu`` and ``gpuList``.  Use :meth:`engineDeviceArgs` in commands.
+        ``useGpu`` and ``gpuList``.  ``useGpu`` defaults to what works here:
+        True only when TensorFlow in the managed environment has been seen to
+        find a GPU (:meth:`Plugin.engineSeesGpu`, cached; no probe while the
+        form is drawn).  Use :meth:`engineDeviceArgs` in commands: it falls
+        back to the CPU, with a warning in the log, when no GPU is seen.
         ``perSeries``: the protocol runs one engine process per tilt series
         (parallel steps); adds ``procsPerGpu`` (see :meth:`getGpuList`)."""
+        if default is None:
+            default = Plugin.engineSeesGpu(probe=False)
         form.addHidden(params.USE_GPU, params.BooleanParam, default=default,
                        label="Use GPU for the network?",
-                       help="Run the network (FILM, training) on a GPU. Needs the managed "
-                            "environment built with CUDA (CRYOTIGER_CUDA=True).")
+                       help=help or "Run the network (FILM interpolation, training) on a GPU. "
+                            "Needs the managed environment built with CUDA (CRYOTIGER_CUDA=True) "
+                            "and a GPU that TensorFlow sees; without one the run uses the CPU "
+                            "(slower) and says so in its log.")
         form.addHidden(params.GPU_LIST, params.StringParam, default="0",
                        label="GPU IDs", help="GPU ids to use, separated by spaces (e.g. '0 1'). "
                                              "With several, tilt series run in parallel, one "
@@ -278,6 +339,21 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
                     "every GPU." % (len(ids), max(1, self.procsPerGpu.get() or 1), slots,
                                     self.numberOfThreads.get() or 1, workers, slots + 1)]
         return []
+
+    def gpuWarnings(self, useNetwork: bool = True, what: str = "FILM") -> List[str]:
+        """Validation warnings about the device: the GPU is selected but
+        TensorFlow in the managed environment sees none (the run will use the
+        CPU), or the network runs on the CPU (slow)."""
+        if not useNetwork:
+            return []
+        if self.usesGpu():
+            if Plugin.engineSeesGpu(probe=True) is False:
+                return ["'Use GPU' is Yes but TensorFlow in the managed environment sees no GPU "
+                        "on this machine: %s will run on the CPU, which is much slower (minutes "
+                        "per image pair on large images)." % what]
+            return []
+        return ["%s runs on the CPU: this is slow (minutes per image pair on large images); "
+                "select a GPU or use smaller (binned) tilt series." % what]
 
     # -------------------------- engine ---------------------------------------
     def runEngine(self, subcommand: str, args: str, **kwargs) -> None:
@@ -323,14 +399,22 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
     def engineDeviceArgs(self, useNetwork: bool = True) -> str:
         """``--device gpu --gpu-ids "%(GPU)s"`` when the GPU is used (Scipion fills
         in the GPUs given to the running thread, space separated), else
-        ``--device cpu``.  ``useNetwork`` False (e.g. linear method): always cpu."""
+        ``--device cpu``.  ``useNetwork`` False (e.g. linear method): always cpu.
+        'Use GPU' Yes but no GPU seen by TensorFlow in the managed environment:
+        ``--device cpu`` and a warning in the run log."""
         if useNetwork and self.usesGpu():
+            if Plugin.engineSeesGpu(probe=True) is False:
+                self.warning("Use GPU is Yes but TensorFlow in the managed environment sees no "
+                             "GPU on %s: running on the CPU (much slower)."
+                             % pw.utils.getHostName())
+                return "--device cpu"
             return '--device gpu --gpu-ids "%(GPU)s"'
         return "--device cpu"
 
     def stepNeedsGpu(self, useNetwork: bool = True) -> bool:
-        """Value for ``_insertFunctionStep(..., needsGPU=...)``."""
-        return bool(useNetwork and self.usesGpu())
+        """Value for ``_insertFunctionStep(..., needsGPU=...)``: False when
+        the GPU is not selected or TensorFlow sees none (the run uses the CPU)."""
+        return bool(useNetwork and self.usesGpu() and Plugin.engineSeesGpu(probe=True) is not False)
 
     # -------------------------- input helpers --------------------------------
     def getTsIds(self, tsSet) -> List[str]:
@@ -409,7 +493,21 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
                               xf=os.path.abspath(xf) if xf else None, excluded=excluded,
                               pixelSize=pixelSize, records=records)
         inputs.save(base + "_inputs.json")
+        if os.path.abspath(folder) != os.path.abspath(self.getTsFolder(tsId)):
+            # a copy beside the outputs: Scipion empties tmp/ when a run ends, and a
+            # resumed run may still need the records to register the outputs
+            inputs.save(os.path.join(self.getTsFolder(tsId), tsId + "_inputs.json"))
         return inputs
+
+    def loadEngineInputs(self, tsId: str) -> EngineInputs:
+        """The :class:`EngineInputs` written by :meth:`writeEngineInputs` for
+        ``tsId`` (tmp/<tsId>/, else the copy in extra/<tsId>/)."""
+        for folder in (self._getTmpPath(tsId), self._getExtraPath(tsId)):
+            path = os.path.join(folder, tsId + "_inputs.json")
+            if os.path.exists(path):
+                return EngineInputs.load(path)
+        raise FileNotFoundError("%s: engine inputs (%s_inputs.json) not found; run the protocol "
+                                "again with Restart" % (tsId, tsId))
 
     # -------------------------- per-series steps -----------------------------
     def insertPerTsSteps(self, tsSet, processStep, processNeedsGPU: bool = False,
@@ -417,7 +515,9 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
         """Insert, for every enabled tilt series of ``tsSet``, the chain
         ``convertInputStep(tsId) -> processStep(tsId) [-> outputStep(tsId)]``
         (series run in parallel with STEPS_PARALLEL), then ``finalStep``
-        (default :meth:`closeOutputSetsStep`) after all of them."""
+        (default :meth:`closeOutputSetsStep`) after all of them.
+        Calls :meth:`prepareRetry` first (Restart / Continue bookkeeping)."""
+        self.prepareRetry()
         deps = []
         for tsId in self.getTsIds(tsSet):
             last = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],
@@ -442,19 +542,122 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
         try:
             return func(*args, **kwargs)
         except Exception as e:
+            import traceback
+            self.info("%s: details of the failure:\n%s" % (tsId, traceback.format_exc()))
             self.addFailedItem(tsId, e)
             return None
 
     # -------------------------- failed items ---------------------------------
+    def prepareRetry(self) -> None:
+        """Restart / Continue bookkeeping, before the steps are compared with
+        those of the previous run (call it from ``_insertAllSteps``; done by
+        :meth:`insertPerTsSteps`).
+
+        Restart: Scipion deleted the outputs; the failed series are forgotten,
+        so every series is processed again.  Continue: the failed series are
+        forgotten and leave the failed set; their steps and the steps that
+        belong to no series (the final step) are marked to run again, so they
+        are retried while the series that finished keep their output."""
+        failed = self.getFailedItems()
+        if not failed:
+            return
+        self.failedItems.set(None)
+        self._store(self.failedItems)
+        if self.runMode.get() == MODE_RESTART:
+            return
+        self.info("Continue: retrying the tilt series that failed before: %s"
+                  % ", ".join(sorted(failed)))
+        self._removeFromFailedSet(set(failed))
+        self._resetSteps(set(failed))
+
+    def _resetSteps(self, tsIds) -> None:
+        """Mark the stored steps of the series ``tsIds``, and the steps that
+        take no series, as not done, so that Continue runs them again."""
+        from pyworkflow.protocol.constants import STATUS_NEW
+        from pyworkflow.protocol.protocol import StepSet
+        stepsFile = self.getStepsFile()
+        if not os.path.exists(stepsFile):
+            return
+        steps = StepSet(filename=stepsFile)
+        try:
+            changed = []
+            for step in steps.iterItems():
+                try:
+                    args = json.loads(step.argsStr.get() or "[]")
+                except ValueError:
+                    args = []
+                first = args[0] if args else None
+                if not isinstance(first, str) or first in tsIds:
+                    changed.append(step.clone())
+            for step in changed:
+                step.setStatus(STATUS_NEW)
+                steps.update(step)
+            steps.write()
+        finally:
+            steps.close()
+
     def addFailedItem(self, tsId: str, error) -> None:
-        """Record that ``tsId`` failed (logged, kept in the summary)."""
+        """Record that ``tsId`` failed: logged, kept in the summary and copied
+        with the reason into the output set ``FailedTiltSeries``."""
         msg = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         self.error("%s failed: %s" % (tsId, msg))
         with self._lock:
-            lines = [l for l in (self.failedItems.get() or "").split("\n") if l]
+            lines = [l for l in (self.failedItems.get() or "").split("\n")
+                     if l and not l.startswith(tsId + ": ")]
             lines.append("%s: %s" % (tsId, msg))
             self.failedItems.set("\n".join(lines))
             self._store(self.failedItems)
+            try:
+                self._addToFailedSet(tsId, msg)
+            except Exception as e:      # the record above is what counts
+                self.warning("%s: could not add it to %s: %s" % (tsId, OUT_FAILED, e))
+
+    def getFailedSourceSet(self):
+        """The SetOfTiltSeries whose series are copied into the failed set
+        (default: ``inputSetOfTiltSeries``), or None."""
+        pointer = getattr(self, "inputSetOfTiltSeries", None)
+        return pointer.get() if pointer is not None else None
+
+    def _addToFailedSet(self, tsId: str, reason: str) -> None:
+        """Copy input series ``tsId`` (with its images) into FailedTiltSeries,
+        with the reason in ``_cryotigerFailReason`` (call under the lock)."""
+        inSet = self.getFailedSourceSet()
+        if inSet is None:
+            return
+        inTs = inSet.getTiltSeriesFromTsId(tsId)
+        if inTs is None:
+            return
+        images = [ti.clone() for ti in inTs.iterItems()]
+        outSet = self.getOutputSet(OUT_FAILED, inSet, createFunc=lambda: self._createSetOfTiltSeries(
+            suffix="Failed"))
+        outTs = TiltSeries()
+        outTs.copyInfo(inTs)
+        setattr(outTs, ATTR_FAILED_REASON, String(reason))
+        outTs = self.appendOutputItem(outSet, outTs)
+        for ti in images:
+            ti.setObjId(None)
+            outTs.append(ti)
+        outSet.update(outTs)
+        outTs.write()
+        self.storeOutput(outSet)
+
+    def _removeFromFailedSet(self, tsIds) -> None:
+        """Take the series ``tsIds`` out of FailedTiltSeries (Continue)."""
+        outSet = getattr(self, OUT_FAILED, None)
+        if outSet is None:
+            return
+        outSet.enableAppend()
+        for tsId in tsIds:
+            item = self._findOutputItem(outSet, tsId)
+            if item is not None:
+                if isinstance(item, Set):
+                    item._getMapper().deleteAll()
+                outSet._getMapper().delete(item)
+                outSet._size.set(max(0, outSet.getSize() - 1))
+                if getattr(outSet, "_tsIds", None) is not None:
+                    outSet._tsIds.discard(tsId)
+        outSet.write()
+        self._store(outSet)
 
     def getFailedItems(self) -> Dict[str, str]:
         """{tsId: message} of the failed tilt series."""
@@ -472,8 +675,18 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
         failed = self.getFailedItems()
         if not failed:
             return []
-        return ["*%d tilt series failed* (no output for them):" % len(failed)] + \
+        return ["*%d tilt series failed* (no output for them; they are in the output %s):"
+                % (len(failed), OUT_FAILED)] + \
                ["    %s: %s" % kv for kv in sorted(failed.items())]
+
+    def countsSummary(self, outputName: str, what: str = "tilt series") -> List[str]:
+        """'N tilt series done, M failed' for the summary."""
+        out = getattr(self, outputName, None)
+        done = out.getSize() if out is not None else 0
+        failed = len(self.getFailedItems())
+        if out is None and not failed:
+            return []
+        return ["%d %s done, %d failed." % (done, what, failed)]
 
     # -------------------------- output helpers -------------------------------
     def getOutputSet(self, outputName: str, inputSet, createFunc=None):
@@ -492,21 +705,64 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
         self._defineSourceRelation(inputSet, outSet)
         return outSet
 
+    @staticmethod
+    def _findOutputItem(outSet, tsId: str):
+        """The item of ``outSet`` with ``tsId`` (a clone with its mapper), or None."""
+        if outSet.getSize() == 0:
+            return None
+        try:
+            item = outSet.getItem("_tsId", tsId)
+        except Exception:
+            item = None
+        if item is not None and isinstance(item, Set) and hasattr(outSet, "_setItemMapperPath"):
+            outSet._setItemMapperPath(item)
+        return item
+
+    def appendOutputItem(self, outSet, item):
+        """Append ``item`` (a TiltSeries, CTFTomoSeries, Tomogram... with a
+        tsId) to ``outSet`` and return the object to fill and ``update``.
+
+        Idempotent: when ``outSet`` already holds an entry with this tsId (a
+        run resumed after being killed just after the commit), that entry is
+        emptied and returned with ``item``'s information, so the series is
+        registered once with the new content (call under ``self._lock``)."""
+        tsId = item.getTsId()
+        existing = self._findOutputItem(outSet, tsId)
+        if existing is None:
+            outSet.append(item)
+            return item
+        self.info("%s: already in the output (resumed run): replacing that entry" % tsId)
+        if isinstance(existing, Set):         # TiltSeries, CTFTomoSeries: empty its images
+            existing.enableAppend()           # (before emptying: it reads the first row)
+            existing._getMapper().deleteAll()
+            existing._size.set(0)
+            existing._idCount = 0
+            existing.copyInfo(item)
+            for name in (ATTR_FAILED_REASON,):
+                if hasattr(item, name):
+                    setattr(existing, name, getattr(item, name))
+            outSet.update(existing)
+            return existing
+        item.setObjId(existing.getObjId())
+        outSet.update(item)
+        return item
+
     def storeOutput(self, outSet) -> None:
         """Write ``outSet`` and persist it (call under ``self._lock``)."""
         outSet.write()
         self._store(outSet)
 
     def closeOutputSetsStep(self):
-        """Close every output set; fail when there is none (every item failed)."""
+        """Close every output set; fail when there is none but the failed set
+        (every item failed)."""
         with self._lock:
             n = 0
-            for _, output in self.iterOutputAttributes():
+            for name, output in self.iterOutputAttributes():
                 if isinstance(output, Set):
                     output.setStreamState(Set.STREAM_CLOSED)
                     output.write()
                     self._store(output)
-                    n += 1
+                    n += name != OUT_FAILED
         failed = self.getFailedItems()
         if n == 0:
             raise RuntimeError("No output was produced: every item failed (%s)"

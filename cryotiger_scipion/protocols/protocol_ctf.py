@@ -25,7 +25,7 @@ from tomo.objects import CTFTomo, CTFTomoSeries, SetOfCTFTomoSeries
 
 from .. import Plugin
 from ..constants import ATTR_SYNTHETIC, GCTF_BIN, GCTF_HOME, OUT_CTFS
-from .protocol_base import EngineInputs, ProtCryoTigerBase
+from .protocol_base import EngineInputs, ProtCryoTigerBase, validateTiltSeriesFiles
 
 BACKEND_BUILTIN = 0
 BACKEND_GCTF = 1
@@ -93,7 +93,9 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
                       help="Tiles are grouped by their height above the tilt axis; each group "
                            "is fitted with defocus + x tan(tilt angle) (the defocus reported is "
                            "the one at the tilt axis).")
-        self._defineGpuParams(form, default=True)
+        self._defineGpuParams(form, default=True,
+                              help="Run Gctf on a GPU (the Gctf back end needs one; the built-in "
+                                   "CTF estimator always runs on the CPU and ignores this).")
         form.addParallelSection(threads=2, mpi=0)
 
     # -------------------------- INSERT steps functions -----------------------
@@ -143,7 +145,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
             ctfTs.setTiltSeries(ts)
             ctfTs.setTsId(tsId)
             ctfTs.setEnabled(True)
-            outSet.append(ctfTs)
+            ctfTs = self.appendOutputItem(outSet, ctfTs)
             for rec, e in zip(inputs.records, entries):
                 ctf = CTFTomo()
                 estimated = e.get("estimated") is not False and e.get("defocus_u") is not None
@@ -184,6 +186,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
         inSet = self.inputSetOfTiltSeries.get()
         if inSet is None:
             return ["Select the input tilt series."]
+        errors += validateTiltSeriesFiles(inSet)
         acq = inSet.getAcquisition()
         if acq is None or not acq.getVoltage():
             errors.append("The input tilt series have no acceleration voltage in their "
@@ -216,6 +219,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
             summary.append("CTF of %d tilt series estimated." % out.getSize())
         elif not self.getFailedItems():
             summary.append("Output not ready yet.")
+        summary += self.countsSummary(OUT_CTFS)
         summary += self._failedSummary()
         return summary
 
@@ -257,5 +261,4 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
         return os.path.join(self.getTsFolder(tsId), "%s_ctf.json" % tsId)
 
     def _loadInputs(self, tsId) -> EngineInputs:
-        return EngineInputs.load(os.path.join(self.getTsFolder(tsId, tmp=True),
-                                              "%s_inputs.json" % tsId))
+        return self.loadEngineInputs(tsId)

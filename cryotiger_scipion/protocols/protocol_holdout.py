@@ -22,7 +22,7 @@ import pyworkflow.protocol.params as params
 from .. import Plugin
 from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT
 from .evaluation_common import readJson, testsLines, writeJson, fmt
-from .protocol_base import ProtCryoTigerBase, validateAlignedInput
+from .protocol_base import ProtCryoTigerBase, validateAlignedInput, validateTiltSeriesFiles
 
 SUMMARY_JSON = "holdout_summary.json"
 DATA_RANGES = ["tilt", "robust", "stack"]
@@ -152,6 +152,9 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
                              "(e.g. 5000 80000)" % self.defocusRange.get()) from None
         return lo, hi
 
+    def _warnings(self):
+        return self.gpuWarnings(self._usesFilm(), "FILM")
+
     def _usesFilm(self):
         return any(m == "film" for _, m, _ in self.getMethodList())
 
@@ -205,6 +208,7 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
     # -------------------------- INFO -----------------------------------------
     def _validate(self):
         errors = validateAlignedInput(self.inputSetOfTiltSeries.get())
+        errors += validateTiltSeriesFiles(self.inputSetOfTiltSeries.get()) if not errors else []
         methods = self.getMethodList()
         if not methods:
             errors.append("Select at least one method (linear and/or a FILM model).")

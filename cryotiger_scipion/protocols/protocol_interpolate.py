@@ -188,8 +188,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
             inTs = self.getTiltSeries(inSet, tsId)
             srcById = {ti.getObjId(): ti.clone() for ti in inTs.iterItems()}
             outSet = self.getOutputSet(OUT_TILTSERIES, inSet)
-            outTs = self.newOutputTs(inTs, interpolated=True)
-            outSet.append(outTs)
+            outTs = self.appendOutputItem(outSet, self.newOutputTs(inTs, interpolated=True))
             angles, accumDoses = [], []
             for e in plan:
                 sources = ",".join(str(s + 1) for s in e["sources"])
@@ -285,8 +284,8 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
     def _validateTiltSeries(self, inSet, k):
         """Per-series checks of angles, image counts and sizes (headers only)."""
-        import mrcfile
-        from .protocol_base import MRC_SUFFIXES, imageFileName
+        import mrcfile  # noqa: F401
+        from .protocol_base import MRC_SUFFIXES, imageFileName, stackCountErrors
         errors = []
         restore = self.mode.get() == 1
         for ts in inSet.iterItems():
@@ -322,10 +321,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                     with mrcfile.open(fn, mode="r", permissive=True, header_only=True) as m:
                         nx, ny, nz = int(m.header.nx), int(m.header.ny), int(m.header.nz)
                     sizes.add((nx, ny))
-                    if max(indices) > nz:
-                        errors.append("%s: %s has %d images but the series refers to image %d; "
-                                      "the stack and its metadata do not match (import again)."
-                                      % (tsId, os.path.basename(fn), nz, max(indices)))
+                    errors += stackCountErrors(tsId, fn, indices, nz)
                 if len(sizes) > 1:
                     errors.append("%s: images of different sizes (%s); all images of a tilt "
                                   "series must have the same size." % (
@@ -335,10 +331,9 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         return errors
 
     def _warnings(self):
-        if self.isFilm() and not self.usesGpu():
-            return ["FILM on CPU is slow (minutes per pair on large images); select a GPU or "
-                    "use smaller (binned) tilt series."]
-        return self.gpuSlotWarnings() if self.isFilm() else []
+        if not self.isFilm():
+            return []
+        return self.gpuWarnings(True, "FILM") + self.gpuSlotWarnings()
 
     def _summary(self):
         summary = []
@@ -353,6 +348,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                            % (out.getSize(), nIn, out.getAnglesCount()))
         elif not self.getFailedItems():
             summary.append("Output not ready yet.")
+        summary += self.countsSummary(OUT_TILTSERIES)
         summary += self._failedSummary()
         return summary
 
@@ -432,7 +428,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         return os.path.join(self.getTsFolder(tsId), "%s.mrcs" % tsId)
 
     def _loadInputs(self, tsId) -> EngineInputs:
-        return EngineInputs.load(os.path.join(self.getTsFolder(tsId, tmp=True), "%s_inputs.json" % tsId))
+        return self.loadEngineInputs(tsId)
 
 
 def fittedModelOutput(tsId) -> str:

@@ -24,7 +24,7 @@ from tomo.objects import SetOfTomograms, Tomogram
 
 from .. import Plugin
 from ..constants import ATTR_SYNTHETIC, OUT_TOMOGRAMS
-from .protocol_base import ProtCryoTigerBase, validateAlignedInput
+from .protocol_base import ProtCryoTigerBase, validateAlignedInput, validateTiltSeriesFiles
 
 BACKEND_BUILTIN = 0
 BACKEND_NOVACTF = 1
@@ -185,7 +185,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
             tomo.setAcquisition(inTs.getAcquisition().clone())
             tomo.setOrigin()          # centre of the volume (the tilt axis), in Angstrom
             tomo.setCtfCorrected(corrected)
-            outSet.append(tomo)
+            self.appendOutputItem(outSet, tomo)
             self.storeOutput(outSet)
 
     # -------------------------- helpers --------------------------------------
@@ -273,6 +273,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         errors = validateAlignedInput(self.inputSetOfTiltSeries.get())
         if errors:
             return errors
+        errors += validateTiltSeriesFiles(self.inputSetOfTiltSeries.get())
         if self.usesCtf() and self.inputSetOfCtfTomoSeries.get() is None:
             errors.append("CTF correction '%s' needs a CTF estimation: select one (e.g. "
                           "'cryotiger - estimate CTF') or set CTF correction to none."
@@ -300,6 +301,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
             summary.append("%d tomogram(s) at %.2f A/px." % (out.getSize(), out.getSamplingRate()))
         elif not self.getFailedItems():
             summary.append("Output not ready yet.")
+        summary += self.countsSummary(OUT_TOMOGRAMS)
         summary += self._failedSummary()
         return summary
 

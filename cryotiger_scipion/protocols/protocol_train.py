@@ -20,7 +20,8 @@ from pyworkflow.protocol import STEPS_SERIAL
 
 from .. import Plugin
 from ..constants import MODELS_INSTALL_HINT, OUT_MODEL
-from .protocol_base import EngineInputs, ProtCryoTigerBase, validateAlignedInput
+from .protocol_base import (EngineInputs, ProtCryoTigerBase, validateAlignedInput,
+                            validateTiltSeriesFiles)
 
 CONFIG_CHOICES = ["small", "published"]
 INIT_NONE, INIT_CRYOTIGER, INIT_VIMEO, INIT_TRAINED, INIT_FOLDER = range(5)
@@ -91,6 +92,9 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
         form.addParam("seed", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED,
                       label="Random seed")
         self._defineGpuParams(form)
+
+    def _warnings(self):
+        return self.gpuWarnings(True, "Training")
 
     # -------------------------- INSERT steps functions -----------------------
     def _insertAllSteps(self):
@@ -205,6 +209,7 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
             return ["Give at least one set of tilt series for training."]
         for k, tsSet in enumerate(sets):
             errors += validateAlignedInput(tsSet, "Input set %d (tilt series)" % (k + 1))
+            errors += validateTiltSeriesFiles(tsSet)
         try:
             spacings = [int(s) for s in (self.spacing.get() or "1").replace(" ", "").split(",") if s]
             if not spacings or min(spacings) < 1:

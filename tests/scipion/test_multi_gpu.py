@@ -33,6 +33,11 @@ def _time(s):
 class TestMultiGpu(BaseTest):
     @classmethod
     def setUpClass(cls):
+        # 'Use GPU' is trusted without probing TensorFlow (on a CPU-only machine a
+        # run would otherwise fall back to the CPU: issue 11 item 1); the protocol
+        # subprocesses inherit it.
+        cls._assume = os.environ.get("CRYOTIGER_ASSUME_GPU")
+        os.environ["CRYOTIGER_ASSUME_GPU"] = "1"
         setupTestProject(cls)
         data = cls.getOutputPath("data")
         for i in range(4):
@@ -43,6 +48,14 @@ class TestMultiGpu(BaseTest):
             simulateTiltSeries(data2, "TS_%02d" % i, ANGLES, shape=(8, 48, 48), seed=i)
         cls.protImport2 = importTiltSeries(cls, data2, "TS_*.mrcs", label="two series")
         cls.model = makeFilmTestModel(cls.getOutputPath("film_model"))
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls._assume is None:
+            os.environ.pop("CRYOTIGER_ASSUME_GPU", None)
+        else:
+            os.environ["CRYOTIGER_ASSUME_GPU"] = cls._assume
+        super().tearDownClass()
 
     def _run(self, gpuList, threads, procsPerGpu=1, protImport=None):
         protImport = protImport or self.protImport

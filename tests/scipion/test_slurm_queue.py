@@ -175,6 +175,7 @@ class TestSlurmQueue(BaseTest):
                                      numberOfThreads=3)
         prot.inputSetOfTiltSeries.set(self.protImport)
         prot.inputSetOfTiltSeries.setExtended("outputTiltSeries")
+        prot.useGpu.set(True)      # the default follows this machine (no GPU here)
         prot.gpuList.set("0")
         self._queue(prot, "gpu", perStep=True, memory="1024")
         self._launchQueued(prot)

@@ -41,7 +41,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["cryotiger_scipion", "cryotiger_scipion.*"]),
     include_package_data=True,
-    package_data={"cryotiger_scipion": ["templates/*.json.template"]},
+    package_data={"cryotiger_scipion": ["templates/*.json.template", "protocols.conf", "*.png"]},
     install_requires=ENGINE_REQUIRES + SCIPION_REQUIRES,
     extras_require={
         # For the managed environment, installed with --no-deps plus these.

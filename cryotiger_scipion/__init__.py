@@ -20,7 +20,7 @@ try:
 except ImportError:  # engine-only environment
     pwem = None
 
-_references = ["Majtner2025", "Reda2022"]
+_references = ["Majtner2025"]
 
 if pwem is not None:
 

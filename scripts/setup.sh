@@ -40,6 +40,18 @@ if [[ ! -f .venv-engine/.cryotiger-stamp || "$(cat .venv-engine/.cryotiger-stamp
   echo "$STAMP_SRC$GPU" > .venv-engine/.cryotiger-stamp
 fi
 
+# Xvfb: the Scipion tests open the viewers in real Tk windows (tests/scipion/common.py
+# ensureDisplay starts a private Xvfb when there is no DISPLAY). Install it where we can.
+if ! command -v Xvfb >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Xvfb (Debian package xvfb) for the viewer tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb >/dev/null 2>&1 || \
+      echo "setup: could not install xvfb; the viewer tests will be skipped (they say why)" >&2
+  else
+    echo "setup: Xvfb not found; install the package xvfb to run the viewer tests" >&2
+  fi
+fi
+
 # Private Scipion home for headless projects (tests, demo).
 mkdir -p .scipion/config .scipion/data .scipion/tests
 if [[ ! -f .scipion/config/hosts.conf ]]; then

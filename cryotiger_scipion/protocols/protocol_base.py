@@ -66,6 +66,10 @@ from .. import Plugin
 from ..constants import ATTR_FAILED_REASON, ATTR_SOURCES, ATTR_SYNTHETIC, OUT_FAILED
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".map", ".rec")
+# Engine device arguments when the GPU is used; Scipion replaces %(GPU)s with
+# the GPUs given to the running thread, space separated.
+GPU_DEVICE_ARGS = '--device gpu --gpu-ids "%(GPU)s"'
+CPU_DEVICE_ARGS = "--device cpu"
 
 
 # ---------------------------------------------------------------------------
@@ -407,9 +411,9 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
                 self.warning("Use GPU is Yes but TensorFlow in the managed environment sees no "
                              "GPU on %s: running on the CPU (much slower)."
                              % pw.utils.getHostName())
-                return "--device cpu"
-            return '--device gpu --gpu-ids "%(GPU)s"'
-        return "--device cpu"
+                return CPU_DEVICE_ARGS
+            return GPU_DEVICE_ARGS
+        return CPU_DEVICE_ARGS
 
     def stepNeedsGpu(self, useNetwork: bool = True) -> bool:
         """Value for ``_insertFunctionStep(..., needsGPU=...)``: False when

@@ -51,6 +51,7 @@ class ProtCryoTigerCompareTomograms(EMProtocol):
     without and with interpolated tilts): standard-deviation and gradient
     contrast of the central slab of each tomogram, with paired tests."""
     _label = "compare tomogram contrast"
+    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
     _devStatus = pw.BETA
 
     def _defineParams(self, form):
@@ -130,3 +131,6 @@ class ProtCryoTigerCompareTomograms(EMProtocol):
         return ["Tomogram contrast was measured on the central %d slices as the standard deviation "
                 "and the mean Sobel gradient magnitude of each slice [Majtner2025]; sets were "
                 "compared with paired t-tests and two-sided Wilcoxon signed-rank tests." % r["slab"]]
+
+    def _citations(self):
+        return ["Majtner2025"]

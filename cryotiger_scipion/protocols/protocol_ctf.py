@@ -21,10 +21,10 @@ import os
 import pyworkflow.protocol.params as params
 from pyworkflow.object import Boolean, Set
 from pyworkflow.protocol import STEPS_PARALLEL
-from tomo.objects import CTFTomo, CTFTomoSeries, SetOfCTFTomoSeries
+from tomo.objects import CTFTomo, CTFTomoSeries, SetOfCTFTomoSeries, SetOfTiltSeries
 
 from .. import Plugin
-from ..constants import ATTR_SYNTHETIC, GCTF_BIN, GCTF_HOME, OUT_CTFS
+from ..constants import ATTR_SYNTHETIC, GCTF_BIN, GCTF_HOME, OUT_CTFS, OUT_FAILED
 from .protocol_base import EngineInputs, ProtCryoTigerBase, validateTiltSeriesFiles
 
 BACKEND_BUILTIN = 0
@@ -47,7 +47,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
     scipion-em-gctf's GCTF_HOME).
     """
     _label = "estimate CTF"
-    _possibleOutputs = {OUT_CTFS: SetOfCTFTomoSeries}
+    _possibleOutputs = {OUT_CTFS: SetOfCTFTomoSeries, OUT_FAILED: SetOfTiltSeries}
     stepsExecutionMode = STEPS_PARALLEL
 
     # -------------------------- DEFINE param functions -----------------------
@@ -64,13 +64,13 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
                       help="built-in: CPU estimator of the plugin, runs anywhere. Gctf: the Gctf "
                            "program on a GPU, located by the plugin variable %s (or %s as set "
                            "for scipion-em-gctf)." % (GCTF_BIN, GCTF_HOME))
-        line = form.addLine("Defocus search (A)",
+        line = form.addLine("Defocus search (Å)",
                             help="Range and step of the defocus search, Angstrom, underfocus "
                                  "positive (e.g. 5000 - 80000 in steps of 500).")
         line.addParam("defocusMin", params.FloatParam, default=5000.0, label="min")
         line.addParam("defocusMax", params.FloatParam, default=80000.0, label="max")
         line.addParam("defocusStep", params.FloatParam, default=500.0, label="step")
-        line = form.addLine("Resolution band (A)",
+        line = form.addLine("Resolution band (Å)",
                             help="Spatial frequencies fitted: from the low-resolution end (e.g. "
                                  "50 A) to the high-resolution end (0: max(10 A, 2.5 x pixel "
                                  "size)).")
@@ -84,7 +84,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
                       help="one per tilt series: the objective lens astigmatism is fitted once "
                            "for all tilts (robust on noisy tilts), each tilt its own defocus. "
                            "per tilt: fitted on each image alone. none: U = V.")
-        form.addParam("astigMax", params.FloatParam, default=3000.0, label="Max astigmatism (A)",
+        form.addParam("astigMax", params.FloatParam, default=3000.0, label="Max astigmatism (Å)",
                       expertLevel=params.LEVEL_ADVANCED,
                       help="Largest |defocus U - defocus V| considered (Gctf: --astm, capped at "
                            "1000).")
@@ -227,12 +227,17 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
         out = getattr(self, OUT_CTFS, None)
         if out is None:
             return []
-        how = ("Gctf (Zhang 2016, J Struct Biol 193:1-12)" if self.isGctf() else
+        how = ("Gctf [Zhang2016]" if self.isGctf() else
                "the cryoTIGER plugin's built-in estimator (averaged tile periodograms, CTF "
                "model fitted between %g and %s A)" % (self.lowRes.get(),
                                                      self.highRes.get() or "max(10, 2.5 px)"))
         return ["The defocus of every tilt of %d tilt series (synthetic tilts included) was "
-                "estimated with %s." % (out.getSize(), how)]
+                "estimated with %s, searching %g to %g Å in steps of %g Å (cryoTIGER plugin "
+                "[Majtner2025])." % (out.getSize(), how, self.defocusMin.get(),
+                                     self.defocusMax.get(), self.defocusStep.get())]
+
+    def _citations(self):
+        return ["Majtner2025"] + (["Zhang2016"] if self.isGctf() else [])
 
     # -------------------------- UTILS functions ------------------------------
     def isGctf(self) -> bool:

@@ -20,7 +20,9 @@ import re
 import pyworkflow.protocol.params as params
 
 from .. import Plugin
-from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT
+from tomo.objects import SetOfTiltSeries
+
+from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_FAILED
 from .evaluation_common import readJson, testsLines, writeJson, fmt
 from .protocol_base import ProtCryoTigerBase, validateAlignedInput, validateTiltSeriesFiles
 
@@ -42,6 +44,8 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
     out, synthesised back from its neighbours by each method and compared with
     the real one (PSNR, RMSE, SSIM; box plots and paired tests in the viewer)."""
     _label = "hold-out evaluation"
+    # results: extra/holdout_summary.json (viewer); series that failed: FailedTiltSeries
+    _possibleOutputs = {OUT_FAILED: SetOfTiltSeries}
 
     def _defineParams(self, form):
         form.addSection(label="Input")
@@ -78,7 +82,7 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
                            "from the tilt series' acquisition) and report |difference| in "
                            "Angstrom, as the paper's Fig. 2 (linear ~50 nm).")
         form.addParam("defocusRange", params.StringParam, default="5000 80000",
-                      condition="defocusDiff", label="Defocus search range (A)",
+                      condition="defocusDiff", label="Defocus search range (Å)",
                       help="Two numbers, underfocus positive.")
         group = form.addGroup("FILM options")
         group.addParam("tileSize", params.IntParam, default=0, label="Tile size (px)",

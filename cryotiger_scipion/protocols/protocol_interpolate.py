@@ -22,7 +22,7 @@ from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries
 
 from .. import Plugin
-from ..constants import (METHOD_FILM, METHOD_LINEAR, MODE_ADD, MODE_RESTORE, MODEL_CRYOTIGER,
+from ..constants import (OUT_FAILED, METHOD_FILM, METHOD_LINEAR, MODE_ADD, MODE_RESTORE, MODEL_CRYOTIGER,
                          MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
 from .protocol_base import EngineInputs, ProtCryoTigerBase, validateAlignedInput
 from ..objects import CryoTigerModel
@@ -70,7 +70,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
     real angle, to compare synthetic with real tilts.
     """
     _label = "interpolate tilt series"
-    _possibleOutputs = {OUT_TILTSERIES: SetOfTiltSeries}
+    _possibleOutputs = {OUT_TILTSERIES: SetOfTiltSeries, OUT_FAILED: SetOfTiltSeries}
     stepsExecutionMode = STEPS_PARALLEL
 
     # -------------------------- DEFINE param functions -----------------------
@@ -95,7 +95,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         form.addParam("trainedModel", params.PointerParam, pointerClass="CryoTigerModel",
                       allowsNull=True, condition="method==1 and modelSource==%d" % MODEL_SOURCE_TRAINED,
                       label="Trained model", help="Output of 'cryotiger - train FILM model'.")
-        form.addParam("modelFolder", params.PathParam, allowsNull=True,
+        form.addParam("modelFolder", params.FolderParam, allowsNull=True,
                       condition="method==1 and modelSource==%d" % MODEL_SOURCE_FOLDER,
                       label="Model folder",
                       help="A FILM SavedModel folder (holding saved_model.pb and variables/).")
@@ -124,6 +124,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         group.addParam("tileOverlap", params.IntParam, default=0, label="Tile overlap (px)",
                        help="0: the engine's default.")
         group.addParam("maxMemory", params.FloatParam, default=0, label="Max memory (GiB)",
+                       expertLevel=params.LEVEL_NORMAL,
                        help="Memory budget used to choose the tile size; 0: the engine's default.")
         group.addParam("batchSize", params.IntParam, default=0, label="Batch size",
                        expertLevel=params.LEVEL_ADVANCED,
@@ -356,13 +357,24 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         out = getattr(self, OUT_TILTSERIES, None)
         if out is None:
             return []
+        if self.isFilm():
+            how = "the FILM frame-interpolation network [Reda2022] with the %s" % (
+                MODEL_SOURCE_LABELS[self.modelSource.get()])
+            if self.modelSource.get() == MODEL_SOURCE_FOLDER:
+                how += " (%s)" % self.modelFolder.get()
+            tiles = ("in tiles of %d px" % self.tileSize.get() if self.tileSize.get() else
+                     "in tiles sized for a %s memory budget" % (
+                         "%g GiB" % self.maxMemory.get() if self.maxMemory.get() else "default"))
+            how += " (recursive midpoints, %s, %s normalisation, on the %s)" % (
+                tiles, self.getEnumText("normalization"), "GPU" if self.stepNeedsGpu() else "CPU")
+        else:
+            how = "linear interpolation weighted by angular distance"
+        mode = ("between every two neighbouring tilts" if self.mode.get() == 0 else
+                "in place of tilts left out on purpose (mode restore, to compare with the real ones)")
         return ["%d tilt series were made denser with cryoTIGER [Majtner2025]: %d tilt(s) were "
-                "synthesised between neighbouring tilts by %s (mode %s). Synthetic tilts are "
-                "flagged in the output and kept apart from the acquired ones."
-                % (out.getSize(), self.tiltsPerGap.get(),
-                   "linear interpolation weighted by angular distance" if not self.isFilm()
-                   else "the FILM network [Reda2022] (%s)" % self._methodLabel(),
-                   MODE_CHOICES[self.mode.get()])]
+                "synthesised %s by %s. Synthetic tilts are flagged in the output (attribute "
+                "_cryotigerSynthetic) and were given their own acquisition orders and doses."
+                % (out.getSize(), self.tiltsPerGap.get(), mode, how)]
 
     def _citations(self):
         return ["Majtner2025"] + (["Reda2022"] if self.isFilm() else [])

@@ -1,7 +1,12 @@
 """ProtCryoTigerPickingMetrics: picked 3D coordinates against ground truth.
 
-Positions are compared in Angstrom (pixel coordinates from the tomogram's
-bottom-left corner times each set's sampling rate), tomogram by tomogram
+Positions are compared in Angstrom (pixel coordinates times each set's
+sampling rate) in ONE explicit convention, the form's "Coordinates relative
+to": the tomogram's bottom-left corner (default; tomo's BOTTOM_LEFT_CORNER,
+as IMOD, EMAN and crYOLO write them; needs each coordinate's tomogram) or the
+tomogram's centre (Scipion's stored values; no tomogram needed).  A
+coordinate that cannot be given in the chosen convention is an error naming
+the fix, never silently read in the other one.  Tomogram by tomogram
 (coordinates' tomoId).  Each prediction matches at most one true position and
 vice versa (optimal assignment within the tolerance; engine/metrics.py).  With
 a score attribute that varies, precision/recall/F1 are computed at every score
@@ -10,7 +15,7 @@ Results: extra/picking.json (``all``: pooled over tomograms, ``per_tomogram``);
 figures from the viewer.
 
 Ground truth: another SetOfCoordinates3D, or a text file of one position per
-line (x y z or z y x, pixels from the bottom-left corner; commas or spaces),
+line (x y z or z y x, pixels in the same convention; commas or spaces),
 used when the picked set covers one tomogram.
 """
 import os
@@ -28,20 +33,38 @@ PICKING_JSON = "picking.json"
 GT_COORDINATES = 0
 GT_FILE = 1
 COLUMNS = ["x y z", "z y x"]
+ORIGIN_CORNER = "corner"
+ORIGIN_CENTRE = "centre"
+ORIGINS = [ORIGIN_CORNER, ORIGIN_CENTRE]
+ORIGIN_LABELS = ["tomogram bottom-left corner", "tomogram centre (Scipion)"]
 
 
-def coordinatesByTomo(coordSet, scoreAttr: str = "_score", sampling: float = None) -> Dict[str, dict]:
+def coordinatesByTomo(coordSet, scoreAttr: str = "_score", sampling: float = None,
+                      origin: str = ORIGIN_CORNER) -> Dict[str, dict]:
     """{tomoId: {'pos': (n, 3) Angstrom array (x, y, z), 'score': (n,) or None}}
-    of a SetOfCoordinates3D (positions from the bottom-left corner)."""
-    from tomo.constants import BOTTOM_LEFT_CORNER
+    of a SetOfCoordinates3D, positions relative to ``origin``: 'corner' (the
+    tomogram's bottom-left corner, tomo's BOTTOM_LEFT_CORNER; needs the
+    coordinate's tomogram) or 'centre' (Scipion's stored values, relative to
+    the tomogram's origin, by default its centre).  Raises ValueError naming
+    the coordinate when 'corner' is asked and its tomogram is not known."""
+    from tomo.constants import BOTTOM_LEFT_CORNER, SCIPION
+    if origin not in ORIGINS:
+        raise ValueError("coordinate origin %r: use one of %s" % (origin, ", ".join(ORIGINS)))
     sampling = float(sampling or coordSet.getSamplingRate() or 1.0)
     out: Dict[str, dict] = {}
     for c in coordSet.iterCoordinates():
-        try:
-            x, y, z = c.getPosition(BOTTOM_LEFT_CORNER)
-        except Exception:
-            # coordinates without their tomogram: the stored (centre-based) values
-            x, y, z = c._x.get(), c._y.get(), c._z.get()
+        if origin == ORIGIN_CENTRE:
+            x, y, z = c.getPosition(SCIPION)
+        else:
+            try:
+                x, y, z = c.getPosition(BOTTOM_LEFT_CORNER)
+            except Exception as e:
+                raise ValueError(
+                    "coordinate %s (tomogram '%s') of %s cannot be referred to its tomogram's "
+                    "bottom-left corner (%s): import the coordinates with their tomograms, or "
+                    "set 'Coordinates relative to' to the tomogram centre for both sets"
+                    % (c.getObjId(), c.getTomoId(), coordSet.getNameId() if hasattr(
+                        coordSet, "getNameId") else "the set", e)) from None
         d = out.setdefault(c.getTomoId() or "", {"pos": [], "score": []})
         d["pos"].append((x, y, z))
         s = getattr(c, scoreAttr, None) if scoreAttr else None
@@ -78,6 +101,7 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
     3D coordinates against ground-truth positions (one-to-one matching within a
     distance tolerance)."""
     _label = "picking metrics"
+    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
     _devStatus = pw.BETA
 
     def _defineParams(self, form):
@@ -93,22 +117,34 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
                            "is computed instead of a curve.")
         form.addParam("gtSource", params.EnumParam, choices=["coordinates", "text file"],
                       default=GT_COORDINATES, display=params.EnumParam.DISPLAY_HLIST,
-                      label="Ground truth from")
+                      label="Ground truth from",
+                      help="coordinates: a SetOfCoordinates3D (matched tomogram by tomogram). "
+                           "text file: positions of one tomogram, one per line.")
         form.addParam("gtCoordinates", params.PointerParam, pointerClass="SetOfCoordinates3D",
                       allowsNull=True, condition="gtSource==%d" % GT_COORDINATES,
                       label="True coordinates", help="Matched tomogram by tomogram (tomoId).")
         form.addParam("gtFile", params.PathParam, condition="gtSource==%d" % GT_FILE,
                       label="True positions file",
-                      help="One position per line in pixels from the tomogram's bottom-left "
-                           "corner (commas or spaces). Only when the picked coordinates belong to "
-                           "one tomogram.")
+                      help="One position per line in pixels, relative to the origin chosen in "
+                           "'Coordinates relative to' (commas or spaces). Only when the picked "
+                           "coordinates belong to one tomogram.")
         form.addParam("gtColumns", params.EnumParam, choices=COLUMNS, default=0,
-                      condition="gtSource==%d" % GT_FILE, label="Column order")
+                      condition="gtSource==%d" % GT_FILE, label="Column order",
+                      help="Order of the three numbers on each line of the file (e.g. z y x as "
+                           "numpy or cylindra write them).")
         form.addParam("gtPixelSize", params.FloatParam, default=0,
-                      condition="gtSource==%d" % GT_FILE, label="Pixel size of the file (A)",
+                      condition="gtSource==%d" % GT_FILE, label="Pixel size of the file (Å)",
                       help="0: the picked coordinates' sampling rate.")
+        form.addParam("origin", params.EnumParam, choices=ORIGIN_LABELS, default=0,
+                      display=params.EnumParam.DISPLAY_HLIST, label="Coordinates relative to",
+                      help="The one convention both sets (and the ground-truth file) are compared "
+                           "in. Bottom-left corner of the tomogram: as IMOD, EMAN, crYOLO write "
+                           "positions; needs the tomograms of the coordinates (a coordinate "
+                           "without one is an error). Centre: Scipion's stored values, no "
+                           "tomogram needed; use it only when both sets come from tomograms of "
+                           "the same size and origin.")
         form.addParam("tolerance", params.FloatParam, default=50.0, validators=[params.GT(0)],
-                      label="Tolerance (A)",
+                      label="Tolerance (Å)",
                       help="A pick within this distance of a true position can match it "
                            "(each true position at most once).")
 
@@ -117,7 +153,8 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
 
     def computeStep(self):
         from ..engine import metrics as M
-        pred = coordinatesByTomo(self.inputCoordinates.get(), self.scoreAttribute.get())
+        pred = coordinatesByTomo(self.inputCoordinates.get(), self.scoreAttribute.get(),
+                                 origin=self.getOrigin())
         truth = self._groundTruth(pred)
         tol = float(self.tolerance.get())
         keys = sorted(set(pred) | set(truth))
@@ -149,11 +186,13 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
         pooled = M.detection_curve(np.concatenate(allP), np.concatenate(allT), tol,
                                    scores=np.concatenate(allS) if useScores else None)
         writeJson(self.getResultsFile(), {"tolerance_A": tol, "scores": bool(useScores),
+                                          "origin": self.getOrigin(),
                                           "all": pooled, "per_tomogram": per})
 
     def _groundTruth(self, pred) -> Dict[str, np.ndarray]:
         if self.gtSource.get() == GT_COORDINATES:
-            return {k: v["pos"] for k, v in coordinatesByTomo(self.gtCoordinates.get(), None).items()}
+            return {k: v["pos"] for k, v in coordinatesByTomo(self.gtCoordinates.get(), None,
+                                                              origin=self.getOrigin()).items()}
         if len(pred) > 1:
             raise ValueError("The picked coordinates cover %d tomograms but a ground-truth file "
                              "holds positions for one; import the true positions as coordinates "
@@ -161,6 +200,10 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
         pixel = self.gtPixelSize.get() or self.inputCoordinates.get().getSamplingRate()
         pos = readPositionsFile(self.gtFile.get(), COLUMNS[self.gtColumns.get()]) * float(pixel)
         return {next(iter(pred)) if pred else "": pos}
+
+    def getOrigin(self) -> str:
+        """'corner' or 'centre' (the form's 'Coordinates relative to')."""
+        return ORIGINS[self.origin.get() or 0]
 
     # -------------------------- INFO -----------------------------------------
     def getResultsFile(self):
@@ -203,3 +246,6 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
         return ["Picks were matched one-to-one to ground-truth positions within %s A (optimal "
                 "assignment); precision, recall, F1 and the area under the precision-recall curve "
                 "(average precision) were computed [Majtner2025]." % fmt(r["tolerance_A"])]
+
+    def _citations(self):
+        return ["Majtner2025"]

@@ -11,19 +11,22 @@ What the output is (docs/reconstruct.md):
 * CTF: per-tilt defocus U, V and angle from a SetOfCTFTomoSeries, matched to
   the tilt images by acquisition order (``tomo.utils.getCommonTsAndCtfElements``;
   by index for CTFs without acquisition order); every used tilt needs one;
-* excluded (disabled) views are left out; "experimental tilts only" also
+* excluded (disabled) views are left out: views disabled in the tilt series
+  and, when the CTF is corrected, views whose CTF entry is disabled in the
+  CTF set (a user excluded that estimate); "experimental tilts only" also
   leaves out the tilts synthesised by the interpolation protocol (flag
-  ``_cryotigerSynthetic``), e.g. for subtomogram averaging.
+  ``_cryotigerSynthetic``), e.g. for subtomogram averaging.  The views left
+  out and why are written to extra/<tsId>/<tsId>_reconstruct.json and the log.
 """
 import json
 import os
 
 import pyworkflow.protocol.params as params
 from pyworkflow.protocol import STEPS_PARALLEL
-from tomo.objects import SetOfTomograms, Tomogram
+from tomo.objects import SetOfTiltSeries, SetOfTomograms, Tomogram
 
 from .. import Plugin
-from ..constants import ATTR_SYNTHETIC, OUT_TOMOGRAMS
+from ..constants import ATTR_SYNTHETIC, OUT_FAILED, OUT_TOMOGRAMS
 from .protocol_base import ProtCryoTigerBase, validateAlignedInput, validateTiltSeriesFiles
 
 BACKEND_BUILTIN = 0
@@ -54,7 +57,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
     (experimental tilts only, e.g. for subtomogram averaging).
     """
     _label = "reconstruct tomogram (3D-CTF)"
-    _possibleOutputs = {OUT_TOMOGRAMS: SetOfTomograms}
+    _possibleOutputs = {OUT_TOMOGRAMS: SetOfTomograms, OUT_FAILED: SetOfTiltSeries}
     stepsExecutionMode = STEPS_PARALLEL
 
     # -------------------------- DEFINE param functions -----------------------
@@ -112,7 +115,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                        help="Weighting that mimics this many SIRT iterations (less noise, lower "
                             "resolution); 0: plain weighted back-projection.")
         group.addParam("defocusStep", params.FloatParam, default=0,
-                       condition="ctfCorrection==0", label="Defocus step (A)",
+                       condition="ctfCorrection==0", label="Defocus step (Å)",
                        help="3D correction: spacing of the defocus planes in Angstrom; 0: the "
                             "step where the CTF phase changes by pi/4 at the radial cutoff.")
         form.addParallelSection(threads=2, mpi=0)
@@ -137,20 +140,32 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
             micro = {"voltage": acq.getVoltage() or 300.0,
                      "cs": acq.getSphericalAberration() or 2.7,
                      "amp_contrast": acq.getAmplitudeContrast() or 0.07}
-        exclude = [r.position for r in inputs.records if not r.enabled or
-                   (self.tilts.get() == TILTS_EXPERIMENTAL and synthetic.get(r.objId))]
-        if len(inputs.records) - len(exclude) < 2:
-            raise ValueError("%d tilt(s) left after leaving out %s; a tomogram needs at least 2"
-                             % (len(inputs.records) - len(exclude),
-                                "disabled and synthetic tilts" if self.tilts.get() else
-                                "disabled tilts"))
-        settings = {"exclude": exclude, "microscope": micro, "pixelSize": inputs.pixelSize}
+        reasons = {}
+        for r in inputs.records:
+            if not r.enabled:
+                reasons[r.position] = "disabled in the tilt series"
+            elif self.tilts.get() == TILTS_EXPERIMENTAL and synthetic.get(r.objId):
+                reasons[r.position] = "synthetic"
+        settings = {"microscope": micro, "pixelSize": inputs.pixelSize}
         if self.usesCtf():      # kept in extra/<tsId>/ with the tomogram, for the record
             ctfJson = os.path.abspath(os.path.join(self.getTsFolder(tsId), tsId + "_ctf.json"))
-            self._writeCtfJson(tsId, inputs, exclude, ctfJson)
+            self._writeCtfJson(tsId, inputs, reasons, ctfJson)
             settings["ctf"] = ctfJson
-        with open(os.path.join(folder, tsId + "_reconstruct.json"), "w") as f:
-            json.dump(settings, f)
+        exclude = sorted(reasons)
+        if len(inputs.records) - len(exclude) < 2:
+            raise ValueError("%d tilt(s) left after leaving out the disabled%s tilts; a tomogram "
+                             "needs at least 2" % (len(inputs.records) - len(exclude),
+                                                   " and synthetic" if self.tilts.get() else ""))
+        settings["exclude"] = exclude
+        settings["excludedWhy"] = {str(p): "%.2f deg: %s" % (inputs.records[p - 1].angle, why)
+                                   for p, why in sorted(reasons.items())}
+        if reasons:
+            self.info("%s: %d view(s) left out: %s" % (tsId, len(reasons), "; ".join(
+                "%d (%s)" % kv for kv in sorted(settings["excludedWhy"].items(),
+                                                key=lambda kv: int(kv[0])))))
+        for where in (folder, self.getTsFolder(tsId)):
+            with open(os.path.join(where, tsId + "_reconstruct.json"), "w") as f:
+                json.dump(settings, f, indent=1)
 
     def reconstructStep(self, tsId):
         self.forItem(tsId, self._reconstruct, tsId)
@@ -224,33 +239,36 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
             args += " --backend builtin --filter %s" % FILTER_NAMES[self.filterWindow.get()]
         return args
 
-    def _writeCtfJson(self, tsId, inputs, exclude, path):
+    def _writeCtfJson(self, tsId, inputs, reasons, path):
         """CTF.json for the engine: one entry per image in stack order, from the
-        CTFTomo with the same acquisition order (or index)."""
-        from tomo.utils import getCommonTsAndCtfElements
+        CTFTomo with the same acquisition order (or index, for CTFs without
+        one), as ``tomo.utils.getCommonTsAndCtfElements`` pairs them.  A used
+        view whose CTF entry is disabled is left out (added to ``reasons``,
+        {position: why}); a used view without a CTF entry is an error."""
         with self._lock:
-            ts = self.getTiltSeries(self.inputSetOfTiltSeries.get(), tsId)
-            entries = common = None
+            entries = None
             for item in self.inputSetOfCtfTomoSeries.get().iterItems():
                 if item.getTsId() == tsId:
                     entries = [(c.getAcquisitionOrder(), c.getIndex(), c.getDefocusU(),
-                                c.getDefocusV(), c.getDefocusAngle()) for c in item.iterItems()]
-                    common = getCommonTsAndCtfElements(ts, item, onlyEnabled=False)
+                                c.getDefocusV(), c.getDefocusAngle(), bool(c.isEnabled()))
+                               for c in item.iterItems()]
                     break
             if entries is None:
                 raise ValueError("no CTF estimation for this tilt series in the selected "
                                  "CTF set; estimate the CTF of these tilt series first")
         byAcq = any(e[0] is not None for e in entries)
         key = 0 if byAcq else 1
-        table = {e[key]: e for e in entries if e[key] in common}
+        table = {e[key]: e for e in entries}
         out, missing = [], []
         for r in inputs.records:
             k = r.acqOrder if byAcq else r.index
             e = table.get(k)
+            if e is not None and not e[5] and r.position not in reasons:
+                reasons[r.position] = "CTF entry disabled"
             if e is not None and (e[2] is None or e[3] is None):
                 e = None          # a tilt whose CTF was not estimated (featureless): no defocus
             if e is None:
-                if r.position not in exclude:
+                if r.position not in reasons:
                     missing.append("%.2f" % r.angle)
                 out.append(None)
             else:
@@ -262,6 +280,8 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                              "'experimental tilts only'" % (", ".join(missing[:8]),
                                                             "acquisition order" if byAcq else "index"))
         known = [o for o in out if o is not None]
+        if not known:
+            raise ValueError("no tilt left with an enabled CTF entry")
         for i, o in enumerate(out):      # left-out tilts without CTF: any valid value
             if o is None:
                 out[i] = dict(known[0], angle=inputs.records[i].angle)
@@ -298,7 +318,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                       else "all tilts", self.thickness.get(), self.binning.get())]
         out = getattr(self, OUT_TOMOGRAMS, None)
         if out is not None:
-            summary.append("%d tomogram(s) at %.2f A/px." % (out.getSize(), out.getSamplingRate()))
+            summary.append("%d tomogram(s) at %.2f Å/px." % (out.getSize(), out.getSamplingRate()))
         elif not self.getFailedItems():
             summary.append("Output not ready yet.")
         summary += self.countsSummary(OUT_TOMOGRAMS)
@@ -310,8 +330,20 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         if out is None:
             return []
         corr = CORRECTION_NAMES[self.ctfCorrection.get()]
-        how = {"3d": "with 3D CTF correction (novaCTF scheme, Turonova et al. 2017)",
+        how = {"3d": "with 3D CTF correction (novaCTF scheme [Turonova2017])",
                "phaseflip": "after 2D phase flipping", "none": "without CTF correction"}[corr]
-        return ["%d tomogram(s) were reconstructed by weighted back-projection %s (%s back end%s)."
-                % (out.getSize(), how, BACKEND_LABELS[self.backend.get()],
-                   ", experimental tilts only" if self.tilts.get() == TILTS_EXPERIMENTAL else "")]
+        backend = ("novaCTF [Turonova2017]" if self.backend.get() == BACKEND_NOVACTF
+                   else "the cryoTIGER plugin's built-in back end [Majtner2025]")
+        return ["%d tomogram(s) were reconstructed by weighted back-projection %s with %s, "
+                "%d px thick, binning %d, radial filter cutoff %g cycles/px%s."
+                % (out.getSize(), how, backend, self.thickness.get(), self.binning.get(),
+                   self.radialCutoff.get(),
+                   ", from the experimental tilts only (synthetic tilts left out)"
+                   if self.tilts.get() == TILTS_EXPERIMENTAL else "")]
+
+    def _citations(self):
+        cites = ["Majtner2025"]
+        if self.backend.get() == BACKEND_NOVACTF or (
+                self.usesCtf() and CORRECTION_NAMES[self.ctfCorrection.get()] == "3d"):
+            cites.append("Turonova2017")
+        return cites

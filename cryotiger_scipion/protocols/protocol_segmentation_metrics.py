@@ -21,6 +21,7 @@ class ProtCryoTigerSegmentationMetrics(EMProtocol):
     """Compare two segmentations (e.g. from tomograms with and without
     interpolated tilts, or against a reference): Dice, Jaccard and Hausdorff."""
     _label = "segmentation metrics"
+    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
     _devStatus = pw.BETA
 
     def _defineParams(self, form):
@@ -33,7 +34,8 @@ class ProtCryoTigerSegmentationMetrics(EMProtocol):
         form.addParam("inputMasksB", params.PointerParam, pointerClass="SetOfTomoMasks,SetOfTomograms",
                       important=True, label="Masks B (reference)",
                       help="The segmentation to compare with. Paired with A by tsId.")
-        form.addParam("thresholdB", params.FloatParam, default=0.5, label="Threshold B")
+        form.addParam("thresholdB", params.FloatParam, default=0.5, label="Threshold B",
+                      help="Voxels of masks B above this value are foreground.")
 
     def _insertAllSteps(self):
         self._insertFunctionStep(self.computeStep)
@@ -71,7 +73,7 @@ class ProtCryoTigerSegmentationMetrics(EMProtocol):
         a, b = self.inputMasksA.get(), self.inputMasksB.get()
         if a is not None and b is not None and a.getSamplingRate() and b.getSamplingRate() and \
                 abs(a.getSamplingRate() - b.getSamplingRate()) > 1e-3 * a.getSamplingRate():
-            errors.append("Masks A are at %.3f A/px and masks B at %.3f A/px; compare masks at the "
+            errors.append("Masks A are at %.3f Å/px and masks B at %.3f Å/px; compare masks at the "
                           "same sampling (rescale one set first)."
                           % (a.getSamplingRate(), b.getSamplingRate()))
         return errors
@@ -90,3 +92,6 @@ class ProtCryoTigerSegmentationMetrics(EMProtocol):
     def _methods(self):
         return ["Segmentations were compared with the Dice coefficient, the Jaccard index and "
                 "the symmetric Hausdorff distance [Majtner2025]."] if self.getResults() else []
+
+    def _citations(self):
+        return ["Majtner2025"]

@@ -20,6 +20,7 @@ from pyworkflow.protocol import STEPS_SERIAL
 
 from .. import Plugin
 from ..constants import MODELS_INSTALL_HINT, OUT_MODEL
+from ..objects import CryoTigerModel
 from .protocol_base import (EngineInputs, ProtCryoTigerBase, validateAlignedInput,
                             validateTiltSeriesFiles)
 
@@ -35,6 +36,7 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
     can then be used by 'cryotiger - interpolate tilts' (FILM, model trained by
     the plugin)."""
     _label = "train FILM model"
+    _possibleOutputs = {OUT_MODEL: CryoTigerModel}
     stepsExecutionMode = STEPS_SERIAL
 
     # -------------------------- DEFINE param functions -----------------------
@@ -64,8 +66,10 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
                       help="Start from the weights of a model (same network configuration: "
                            "'published' for the published models).")
         form.addParam("initModel", params.PointerParam, pointerClass="CryoTigerModel", allowsNull=True,
-                      condition="initSource==%d" % INIT_TRAINED, label="Trained model")
-        form.addParam("initFolder", params.PathParam, allowsNull=True,
+                      condition="initSource==%d" % INIT_TRAINED, label="Trained model",
+                      help="A model made by this protocol (output 'Model') to continue training "
+                           "from.")
+        form.addParam("initFolder", params.FolderParam, allowsNull=True,
                       condition="initSource==%d" % INIT_FOLDER, label="Model folder",
                       help="A FILM SavedModel folder (saved_model.pb and variables/).")
 
@@ -74,15 +78,23 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
                       label="Patch size (px)", help="Square patches cut from the tilts (a multiple "
                                                     "of 64 for the published configuration).")
         form.addParam("batchSize", params.IntParam, default=8, validators=[params.GE(1)],
-                      label="Batch size")
+                      label="Batch size",
+                      help="Triplets (patch pairs and their middle tilt) per optimiser step. "
+                           "Larger batches need more (GPU) memory.")
         form.addParam("learningRate", params.FloatParam, default=1e-4, label="Learning rate",
                       help="Initial Adam learning rate; decayed by 0.464 every 'decay steps'.")
         form.addParam("decaySteps", params.IntParam, default=750000, expertLevel=params.LEVEL_ADVANCED,
-                      label="Decay steps")
+                      label="Decay steps",
+                      help="Steps between two decays of the learning rate (x 0.464 each time); "
+                           "FILM's default 750000 means practically no decay in short runs.")
         form.addParam("valEvery", params.IntParam, default=500, expertLevel=params.LEVEL_ADVANCED,
-                      label="Validate every (steps)")
+                      label="Validate every (steps)",
+                      help="Compute the validation loss and PSNR (on held-out series or "
+                           "patches) every this many steps; the curves are in the model viewer.")
         form.addParam("checkpointEvery", params.IntParam, default=500, expertLevel=params.LEVEL_ADVANCED,
-                      label="Checkpoint every (steps)")
+                      label="Checkpoint every (steps)",
+                      help="Save a checkpoint every this many steps: a killed run continues from "
+                           "the last one (Continue).")
         form.addParam("vggWeights", params.PathParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
                       label="VGG-19 weights (optional)",
                       help="Keras VGG-19 weights without the top (.h5): enables the perceptual "
@@ -90,7 +102,9 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
         form.addParam("styleWeight", params.FloatParam, default=0.0, expertLevel=params.LEVEL_ADVANCED,
                       label="Style loss weight", help="FILM used 40 (needs VGG weights).")
         form.addParam("seed", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED,
-                      label="Random seed")
+                      label="Random seed",
+                      help="Seed of patch sampling, augmentation and initial weights (the same "
+                           "seed and inputs give the same training on the same device).")
         self._defineGpuParams(form)
 
     def _warnings(self):
@@ -250,6 +264,18 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
         return lines
 
     def _methods(self):
-        return ["A FILM frame-interpolation network (Reda et al. 2022) was trained on triplets of "
-                "tilts of the input tilt series (the outer two tilts as input, the middle one as "
-                "target), as in cryoTIGER (Majtner et al. 2025), with L1 loss and Adam."]
+        budget = "%d steps" % self.steps.get()
+        if self.minutes.get():
+            budget += " or %g minutes, whichever came first" % self.minutes.get()
+        start = INIT_LABELS[self.initSource.get()]
+        return ["A FILM frame-interpolation network [Reda2022] (%s configuration) was trained on "
+                "triplets of tilts of the input tilt series (spacing %s; the outer two tilts as "
+                "input, the middle one as target) as in cryoTIGER [Majtner2025], with L1 loss%s "
+                "and Adam (learning rate %g, batch %d, %d px patches), for %s, starting from %s, "
+                "on the %s." % (CONFIG_CHOICES[self.config.get()], self.spacing.get(),
+                                " and VGG perceptual/style losses" if self.vggWeights.get() else "",
+                                self.learningRate.get(), self.batchSize.get(), self.patchSize.get(),
+                                budget, start, "GPU" if self.stepNeedsGpu() else "CPU")]
+
+    def _citations(self):
+        return ["Majtner2025", "Reda2022"]

@@ -5,6 +5,11 @@ Each ``write*Figures(prot, outDir=None)`` function writes a text table and
 PNG figures headless (matplotlib Figure + Agg canvas) into extra/plots and
 returns the paths; the viewers show the table and draw the same figures in
 Scipion plot windows.
+
+Text views get ``tkParent=self.formWindow`` (the pyworkflow Window that
+opened the viewer, or None): pyworkflow's text viewer needs a Window, not a
+Tk widget (PARENT_NOTE; tests/scipion/test_protocol_evaluation.py opens
+every viewer in a real Tk window).
 """
 import os
 
@@ -76,7 +81,7 @@ class CryoTigerCompareTomogramsViewer(Viewer):
         r = _results(obj)
         p = Plotter(figsize=(9, 4.2), windowTitle="cryoTIGER: tomogram contrast")
         draw_boxplots(p.figure, _contrastPanels(r))
-        return [TextView([paths[0]], title="tomogram contrast", tkParent=self._tkRoot), p]
+        return [TextView([paths[0]], title="tomogram contrast", tkParent=self.formWindow), p]
 
 
 # --- picking -------------------------------------------------------------------
@@ -125,7 +130,7 @@ class CryoTigerPickingMetricsViewer(Viewer):
         paths = writePickingFigures(obj)
         p = Plotter(figsize=(5.5, 5), windowTitle="cryoTIGER: precision-recall")
         draw_pr_curves(p.figure, _curves(_results(obj)))
-        return [TextView([paths[0]], title="picking metrics", tkParent=self._tkRoot), p]
+        return [TextView([paths[0]], title="picking metrics", tkParent=self.formWindow), p]
 
 
 # --- segmentation -------------------------------------------------------------
@@ -162,4 +167,4 @@ class CryoTigerSegmentationMetricsViewer(Viewer):
         paths = writeSegmentationFigures(obj)
         p = Plotter(figsize=(6, 4), windowTitle="cryoTIGER: segmentation overlap")
         draw_bars(p.figure, _bars(_results(obj)))
-        return [TextView([paths[0]], title="segmentation metrics", tkParent=self._tkRoot), p]
+        return [TextView([paths[0]], title="segmentation metrics", tkParent=self.formWindow), p]

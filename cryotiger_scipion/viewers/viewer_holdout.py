@@ -4,6 +4,11 @@ metrics against tilt angle, and paired tests between methods.
 :func:`writeHoldoutFigures` makes the files headless (matplotlib Figure with
 the Agg canvas, no display needed) and is what the tests call; the viewer
 shows the table and draws the same figures in Scipion plot windows.
+
+Text views get ``tkParent=self.formWindow`` (the pyworkflow Window that
+opened the viewer, or None): pyworkflow's text viewer needs a Window, not a
+Tk widget (PARENT_NOTE; tests/scipion/test_protocol_evaluation.py opens
+every viewer in a real Tk window).
 """
 import os
 
@@ -71,5 +76,5 @@ class CryoTigerHoldoutViewer(Viewer):
         draw_holdout_boxplots(box.figure, report, title="%d tilt series" % len(report["series"]))
         perTilt = Plotter(figsize=(12, 3.8), windowTitle="cryoTIGER hold-out: per tilt")
         draw_holdout_per_tilt(perTilt.figure, report)
-        return [TextView([paths[0]], title="cryoTIGER hold-out: table", tkParent=self._tkRoot),
+        return [TextView([paths[0]], title="cryoTIGER hold-out: table", tkParent=self.formWindow),
                 box, perTilt]

@@ -340,3 +340,23 @@ def test_astigmatism_is_corrected_along_the_right_axis():
                                 radial=(0.5, 0))[0], -vol)
     assert score(30.0) > score(120.0) + 0.015      # U and V swapped
     assert score(30.0) > score(-30.0) + 0.004      # mirrored axis
+
+
+def test_astigmatism_in_the_3d_ctf_path():
+    """The 3D (novaCTF-scheme) correction applies U along the astigmatism angle
+    and V across it: swapping U and V (the same as turning the axis by 90
+    degrees) or mirroring the angle reconstructs worse (issue 10 item 8)."""
+    from cryotiger_scipion.engine.simulate import Acquisition
+    n = len(ANGLES)
+    vol = phantom_volume((24, 96, 96), n_blobs=60, seed=2)
+    ts = simulate_tilt_series(vol, ANGLES, Acquisition(pixel_size=4.0, defocus=[30000.0] * n,
+                                                       astigmatism=10000.0, astig_angle=30.0))
+
+    def score(u, v, angle):
+        ctf = R.CtfSettings([u] * n, [v] * n, [angle] * n)
+        return cc(R.reconstruct(ts, ANGLES, 24, 4.0, ctf=ctf, correction="3d",
+                                radial=(0.5, 0))[0], -vol)
+    right = score(35000.0, 25000.0, 30.0)
+    assert right > score(25000.0, 35000.0, 30.0) + 0.02        # U and V swapped
+    assert right > score(35000.0, 25000.0, -30.0) + 0.006      # mirrored axis
+    assert right > score(30000.0, 30000.0, 0.0) + 0.006        # astigmatism ignored

@@ -191,3 +191,92 @@ def makeFilmTestModel(folder: str) -> str:
         subprocess.run(cmd, shell=True, check=True, env=dict(Plugin.getEnviron()),
                        stdout=subprocess.DEVNULL)
     return folder
+
+
+_XVFB = {}
+
+
+def ensureDisplay() -> str:
+    """A DISPLAY where Tk windows can open: the one set, else a private Xvfb
+    (Debian package ``xvfb``; scripts/setup.sh installs it where it can)
+    started once per test process and stopped at exit.  Raises
+    unittest.SkipTest naming the reason when neither is available."""
+    import atexit
+    import shutil
+    import subprocess
+    import time
+    import unittest
+    if os.environ.get("DISPLAY") and not _XVFB:
+        try:
+            import tkinter
+            tkinter.Tk().destroy()
+            return os.environ["DISPLAY"]
+        except Exception:
+            pass          # a DISPLAY that does not answer: use Xvfb
+    if _XVFB:
+        return os.environ["DISPLAY"]
+    xvfb = shutil.which("Xvfb")
+    if not xvfb:
+        raise unittest.SkipTest("no X display and no Xvfb: install it ('apt-get install xvfb', "
+                                "done by scripts/setup.sh when run as root) to test the viewers "
+                                "in real Tk windows")
+    for n in range(99, 160):
+        if os.path.exists("/tmp/.X%d-lock" % n) or os.path.exists("/tmp/.X11-unix/X%d" % n):
+            continue
+        proc = subprocess.Popen([xvfb, ":%d" % n, "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(50):
+            if os.path.exists("/tmp/.X11-unix/X%d" % n) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        if proc.poll() is None:
+            _XVFB["proc"] = proc
+            os.environ["DISPLAY"] = ":%d" % n
+            atexit.register(lambda: (proc.terminate(), proc.wait(10)))
+            return os.environ["DISPLAY"]
+    raise unittest.SkipTest("Xvfb is installed but did not start (no free display :99-:159)")
+
+
+def screenshot(path: str) -> Optional[str]:
+    """Save the whole X screen (ensureDisplay) as a PNG at ``path`` (Pillow's
+    ImageGrab on X11, else ImageMagick's ``import``); returns the path, or
+    None when no screenshot could be taken."""
+    import shutil
+    import subprocess
+    try:
+        from PIL import ImageGrab
+        ImageGrab.grab(xdisplay=os.environ.get("DISPLAY")).save(path)
+        return path
+    except Exception:
+        pass
+    if shutil.which("import"):
+        subprocess.run(["import", "-window", "root", path], check=False, timeout=60)
+    elif shutil.which("xwd") and shutil.which("convert"):
+        subprocess.run("xwd -root -silent | convert xwd:- %s" % path, shell=True, check=False,
+                       timeout=60)
+    return path if os.path.exists(path) else None
+
+
+def showViewsInTk(test, viewer, obj, screenshotPath: Optional[str] = None) -> list:
+    """Open ``viewer`` (made with ``parent=`` a real pyworkflow Window) on
+    ``obj`` as Scipion's Analyze Results does: ``_visualize`` and ``show()``
+    of every view in a real Tk session (ensureDisplay), let Tk draw for a
+    moment, optionally take a screenshot, close everything.  An exception
+    in any view (e.g. a wrong Tk parent) fails the test.  Returns the views."""
+    import matplotlib.pyplot as plt
+    parent = viewer.formWindow
+    views = viewer._visualize(obj)
+    test.assertTrue(views)
+    for view in views:
+        parent.root.after(400, parent.root.quit)      # Window.show() enters mainloop
+        view.show()
+    parent.root.update()
+    tops = [w for w in parent.root.winfo_children() if w.winfo_class() == "Toplevel"]
+    if screenshotPath:
+        parent.root.after(300, parent.root.quit)
+        parent.root.mainloop()
+        screenshot(screenshotPath)
+    plt.close("all")
+    for w in tops:
+        w.destroy()
+    return views

@@ -57,3 +57,72 @@ class TestDiscovery(unittest.TestCase):
         plugin = pw.Config.getDomain().getPlugins()[PLUGIN]._pluginInstance
         names = [t.name for t in plugin.getTemplates()]
         self.assertIn("cryotiger_interpolate_demo", names)
+
+    def test_protocols_in_the_tomography_view(self):
+        """protocols.conf places every protocol in tomo's groups of the
+        Tomography view (issue 11 item 6), as Scipion's protocol tree loads it."""
+        from pyworkflow.gui.project.viewprotocols_extra import ProtocolTreeConfig
+        domain = pw.Config.getDomain()
+        views = ProtocolTreeConfig.load(domain, os.path.join(pw.Config.SCIPION_CONFIG, "none.conf"))
+        self.assertIn("Tomography", views)
+
+        def walk(node, path):
+            for child in node.childs:
+                text = getattr(child, "text", None)
+                value = getattr(child, "value", None)
+                if getattr(child, "tag", None) == "protocol":
+                    yield value, path
+                yield from walk(child, path + [text])
+        where = {value: path for value, path in walk(views["Tomography"], [])}
+        expected = {"ProtCryoTigerInterpolate": "Tilt-series preprocess",
+                    "ProtCryoTigerTrain": "Tilt-series preprocess",
+                    "ProtCryoTigerCtf": "CTF",
+                    "ProtCryoTigerReconstruct": "Tomogram Reconstruction",
+                    "ProtCryoTigerHoldout": "Quality Analysis",
+                    "ProtCryoTigerCompareTomograms": "Quality Analysis",
+                    "ProtCryoTigerPickingMetrics": "Quality Analysis",
+                    "ProtCryoTigerSegmentationMetrics": "Quality Analysis"}
+        ours = {name for name, cls in domain.getProtocols().items()
+                if cls.__module__.startswith(PLUGIN + ".") and not cls.isBase()}
+        self.assertEqual(set(expected), ours)
+        for name, group in expected.items():
+            self.assertIn(name, where, "%s is not in the Tomography view" % name)
+            self.assertEqual(where[name][-1], group, name)
+
+    def test_protocol_conventions(self):
+        """Every protocol: _possibleOutputs, help text on every visible field,
+        citations known to the plugin's bibtex, units written as Å in labels
+        (issue 11 items 10, 11)."""
+        from pyworkflow.protocol.params import Group, Line, Section
+        from cryotiger_scipion import bibtex
+        domain = pw.Config.getDomain()
+        keys = set(_bibKeys(bibtex.__doc__))
+        for name, cls in domain.getProtocols().items():
+            if not cls.__module__.startswith(PLUGIN + ".") or cls.isBase():
+                continue
+            self.assertIn("_possibleOutputs", cls.__dict__, name)
+            prot = cls()
+            inLine = set()      # fields of a form line share the line's help
+            for pName, param in prot._definition.iterAllParams():
+                if isinstance(param, Line) and param.help.get():
+                    inLine |= {k for k, _ in param.iterParams()}
+            for pName, param in prot._definition.iterAllParams():
+                if pName in inLine:
+                    continue
+                if isinstance(param, (Section, Group)) or pName in ("runName", "runMode",
+                                                                     "numberOfThreads", "numberOfMpi",
+                                                                     "hostName", "useQueue",
+                                                                     "queueParams", "useQueueForSteps",
+                                                                     "useQueueForProtocol",
+                                                                     "useQueueForJobs", "comment"):
+                    continue
+                label = param.label.get() or ""
+                self.assertTrue(param.help.get(), "%s.%s (%s) has no help text" % (name, pName, label))
+                self.assertNotRegex(label, r"\(A\)|\bA/px|\(A\^2\)", "%s.%s: write Å" % (name, pName))
+            for key in prot._citations() if hasattr(prot, "_citations") else []:
+                self.assertIn(key, keys, "%s cites %s, missing in bibtex.py" % (name, key))
+
+
+def _bibKeys(text):
+    import re
+    return re.findall(r"@\w+\{([^,\s]+),", text)

@@ -32,17 +32,27 @@ def _isPng(path):
 
 
 def _checkViewer(test, viewerClass, prot, nAxes):
-    """The viewer's views, made headless: a text table and matplotlib plots."""
+    """The viewer as Analyze Results opens it: in a real Tk window (Xvfb when
+    there is no display), its views shown; a text table and matplotlib plots.
+    A screenshot goes to $CRYOTIGER_SCREENSHOTS/<viewer>.png when that is set."""
+    from pyworkflow.gui import Window
     from pyworkflow.gui.plotter import Plotter
     from pyworkflow.viewer import TextView
-    views = viewerClass(project=test.proj, protocol=prot)._visualize(prot)
+    from common import ensureDisplay, showViewsInTk
+    ensureDisplay()
+    parent = Window("Scipion project (test)")
+    try:
+        viewer = viewerClass(project=test.proj, protocol=prot, parent=parent)
+        shots = os.environ.get("CRYOTIGER_SCREENSHOTS")
+        views = showViewsInTk(test, viewer, prot, shots and os.path.join(
+            shots, "viewer_%s.png" % viewerClass.__name__))
+    finally:
+        parent.root.destroy()
     test.assertIsInstance(views[0], TextView)
     test.assertTrue(os.path.exists(views[0].getFileList()[0]))
     plots = [v for v in views if isinstance(v, Plotter)]
     test.assertTrue(plots)
     test.assertEqual(len(plots[0].figure.axes), nAxes)
-    for p in plots:
-        p.close()
 
 
 def _importTomograms(owner, folder, pattern, pixel, label=None):
@@ -301,3 +311,36 @@ class TestCryoTigerPickingMetrics(BaseTest):
         tight.tolerance.set(1.0 * self.pixel)      # shifts are 1.5 px: nothing matches
         self.launchProtocol(tight)
         self.assertEqual(tight.getResults()["all"]["all"]["tp"], 0)
+
+    def test_coordinate_origin_is_explicit(self):
+        """Corner and centre conventions differ by the tomogram's half size
+        (84 x 136 x 44 px); a coordinate without its tomogram is an error in
+        the corner convention, never silently read as centre-based; both sets
+        in the centre convention give the same matching (issue 10 item 8)."""
+        from tomo.constants import SCIPION
+        from tomo.objects import Coordinate3D, SetOfCoordinates3D
+        from cryotiger_scipion.protocols.protocol_picking_metrics import coordinatesByTomo
+        truth = self.truth.outputCoordinates
+        corner = coordinatesByTomo(truth, None, origin="corner")["MT14pf"]["pos"]
+        centre = coordinatesByTomo(truth, None, origin="centre")["MT14pf"]["pos"]
+        self.assertEqual(len(corner), 378)
+        self.assertTrue(np.allclose(corner - centre, np.array([42.0, 68.0, 22.0]) * self.pixel))
+        self.assertTrue(np.allclose(corner / self.pixel, self.true_xyz, atol=1e-3))
+        # a coordinate that lost its tomogram
+        orphan = SetOfCoordinates3D.create(self.getOutputPath())
+        orphan.setSamplingRate(self.pixel)
+        c = Coordinate3D()
+        c.setPosition(1.0, 2.0, 3.0, SCIPION)
+        c.setTomoId("MT14pf")
+        orphan.append(c)
+        orphan.write()
+        with self.assertRaisesRegex(ValueError, "bottom-left corner.*tomogram centre"):
+            coordinatesByTomo(orphan, None, origin="corner")
+        pos = coordinatesByTomo(orphan, None, origin="centre")["MT14pf"]["pos"]
+        self.assertTrue(np.allclose(pos, np.array([[1.0, 2.0, 3.0]]) * self.pixel))
+        prot = self._run(gtSource=0, origin=1)
+        prot.gtCoordinates.set(self.truth)
+        prot.gtCoordinates.setExtended("outputCoordinates")
+        self.launchProtocol(prot)
+        self.assertEqual(prot.getResults()["origin"], "centre")
+        self._check(prot.getResults())

@@ -282,8 +282,12 @@ class TestCryoTigerInterpolate(BaseTest):
         self.assertIn("TS_09", "\n".join(prot.summary()))
 
     def test_film_gpu_arguments_reach_the_engine(self):
-        """useGpu: the command carries --device gpu --gpu-ids "%(GPU)s"; Scipion fills
-        it with the thread's GPUs, space separated, which the engine accepts."""
+        """useGpu: the command carries --device gpu --gpu-ids "%(GPU)s" when TensorFlow
+        in the managed environment sees a GPU (else --device cpu: issue 11 item 1);
+        Scipion fills it with the thread's GPUs, space separated, which the engine
+        accepts."""
+        from cryotiger_scipion import Plugin
+        from cryotiger_scipion.protocols.protocol_base import CPU_DEVICE_ARGS, GPU_DEVICE_ARGS
         from pyworkflow.utils.process import buildRunCommand
         from cryotiger_scipion.engine.cli import build_parser
         from cryotiger_scipion.engine.commands.interpolate import film_options
@@ -291,8 +295,12 @@ class TestCryoTigerInterpolate(BaseTest):
         prot = self.newProtocol(ProtCryoTigerInterpolate, method=1, modelSource=3, modelFolder=model,
                                 useGpu=True, gpuList="0 1", tiltsPerGap=3, tileSize=256,
                                 tileOverlap=32, maxMemory=6, batchSize=4)
-        self.assertTrue(prot.stepNeedsGpu(prot.isFilm()))
+        seesGpu = bool(Plugin.engineSeesGpu(probe=True))
+        self.assertEqual(prot.stepNeedsGpu(prot.isFilm()), seesGpu)
         args = "--input a.mrcs --angles a.tlt --output b.mrcs " + prot._getMethodArgs()
+        self.assertIn(GPU_DEVICE_ARGS if seesGpu else CPU_DEVICE_ARGS, args)
+        if not seesGpu:     # what a GPU machine gets
+            args = args.replace(CPU_DEVICE_ARGS, GPU_DEVICE_ARGS)
         command = buildRunCommand("cryotiger interpolate", args, 1, gpuList=[0, 1])
         self.assertIn('--gpu-ids "0 1"', command)
         import shlex

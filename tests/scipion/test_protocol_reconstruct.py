@@ -189,3 +189,56 @@ class TestCryoTigerReconstructCtf(BaseTest):
                     self.assertAlmostEqual(entry["defocus_u"], byOrder[int(o)].getDefocusU(), places=1)
                     self.assertAlmostEqual(entry["defocus_v"], byOrder[int(o)].getDefocusV(), places=1)
         self.assertGreater(results[0], results[2] + 0.05, results)
+
+    def test_disabled_views_in_tilt_series_and_ctf(self):
+        """Views disabled in the tilt series, in the CTF set, or both (on the
+        same or on different views) are all left out of a CTF-corrected
+        reconstruction, and nothing else is (issue 10 item 8)."""
+        from common import excludeViews
+        from cryotiger_scipion.constants import OUT_CTFS
+        from cryotiger_scipion.protocols import ProtCryoTigerCtf
+        ctfProt = self.newProtocol(ProtCryoTigerCtf, defocusMin=10000.0, defocusMax=60000.0,
+                                   astigmatism=2, lowRes=40.0)
+        ctfProt.inputSetOfTiltSeries.set(self.protImport)
+        ctfProt.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
+        self.launchProtocol(ctfProt)
+        ctfSet = getattr(ctfProt, OUT_CTFS)
+        protExcl = importTiltSeries(self, self.data, "TS_C.mrcs", pixelSize=self.PX, aligned=True)
+        excludeViews(getattr(protExcl, IMPORT_OUTPUT), "TS_C", [3])     # stack position 3
+
+        def disableCtf(indices):
+            """Disable (in place, as the CTF viewer does) the CTF entries of the
+            views at stack ``indices``, matched by acquisition order."""
+            orders = {int(self.orders[i - 1]) for i in indices}
+            ctfTs = ctfSet.getFirstItem()
+            items = [c.clone() for c in ctfTs.iterItems()]
+            for c in items:
+                c.setEnabled(c.getAcquisitionOrder() not in orders)
+                ctfTs.update(c)
+            ctfTs.write()
+            ctfSet.update(ctfTs)
+            ctfSet.write()
+
+        cases = [(self.protImport, [], []), (protExcl, [], [3]), (self.protImport, [5], [5]),
+                 (protExcl, [3, 5], [3, 5]), (protExcl, [7], [3, 7])]
+        try:
+            for inputProt, ctfOff, expected in cases:
+                disableCtf(ctfOff)
+                prot = self.newProtocol(ProtCryoTigerReconstruct, ctfCorrection=1, thickness=24,
+                                        binning=2)
+                prot.inputSetOfTiltSeries.set(inputProt)
+                prot.inputSetOfTiltSeries.setExtended(IMPORT_OUTPUT)
+                prot.inputSetOfCtfTomoSeries.set(ctfProt)
+                prot.inputSetOfCtfTomoSeries.setExtended(OUT_CTFS)
+                self.launchProtocol(prot)
+                self.assertEqual(prot.getFailedItems(), {})
+                with open(prot._getExtraPath("TS_C", "TS_C_reconstruct.json")) as f:
+                    settings = json.load(f)
+                self.assertEqual(settings["exclude"], expected, (ctfOff, expected))
+                log = "\n".join(prot.getLogsLastLines(300, logFile=0))
+                if expected:
+                    self.assertIn("--exclude %s" % ",".join(map(str, expected)), log)
+                else:
+                    self.assertNotIn("--exclude", log)
+        finally:
+            disableCtf([])

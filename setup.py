@@ -47,7 +47,7 @@ setup(
         # For the managed environment, installed with --no-deps plus these.
         "engine": ENGINE_REQUIRES + ["tensorflow-cpu>=2.15"],
         "engine-gpu": ENGINE_REQUIRES + ["tensorflow[and-cuda]>=2.15"],
-        "test": ["pytest", "scikit-image", "matplotlib", "tifffile"],
+        "test": ["pytest", "scikit-image", "matplotlib", "tifffile", "wheel"],
     },
     entry_points={
         "pyworkflow.plugin": ["cryotiger_scipion = cryotiger_scipion"],

@@ -21,13 +21,16 @@ except ImportError:  # engine-only environment
     pwem = None
 
 _references = ["Majtner2025"]
+_logo = "cryotiger_logo.png"      # shown in the protocol forms' header
 
 if pwem is not None:
 
     class Plugin(pwem.Plugin):
         _homeVar = CRYOTIGER_ENV_HOME
         _pathVars = [CRYOTIGER_ENV_HOME]
-        _url = "https://github.com/scipion-em/scipion-em-cryotiger"
+        # This project's own home: a placeholder the maintainers replace when the
+        # repository is published (docs/scipion.md, "Plugin home").
+        _url = "https://github.com/cryotiger-scipion/scipion-em-cryotiger"
         _supportedVersions = [VERSION]
 
         @classmethod
@@ -43,11 +46,19 @@ if pwem is not None:
         # --- managed environment ------------------------------------------
         @classmethod
         def getActivationCmd(cls):
-            """Shell command that activates the managed environment."""
+            """Shell command that activates the managed environment:
+            CRYOTIGER_ENV_ACTIVATION, else ``. $CRYOTIGER_ENV_HOME/bin/activate``.
+            A ``conda activate ...`` command gets Scipion's conda activation
+            (CONDA_ACTIVATION_CMD) in front, as other plugins' conda
+            environments do, so that ``conda`` is defined in the job's shell."""
             custom = cls.getVar(CRYOTIGER_ENV_ACTIVATION)
-            if custom:
-                return custom
-            return ". %s" % os.path.join(cls.getHome(), "bin", "activate")
+            if not custom:
+                return ". %s" % os.path.join(cls.getHome(), "bin", "activate")
+            if "conda activate" in custom and "shell." not in custom and "conda.sh" not in custom:
+                conda = cls.getCondaActivationCmd() or ""
+                if conda and not custom.startswith(conda):
+                    return "%s %s" % (conda.strip(), custom)
+            return custom
 
         @classmethod
         def validateInstallation(cls):
@@ -150,7 +161,7 @@ if pwem is not None:
         @classmethod
         def defineBinaries(cls, env):
             from .environment import install_commands
-            prefix = os.path.join(pwem.Config.EM_ROOT, CRYOTIGER_ENV_NAME)
+            prefix = cls.getHome()           # CRYOTIGER_ENV_HOME (default <EM_ROOT>/cryotiger-<version>)
             cmds = install_commands(prefix, gpu=cls.useCuda(), editable=False)
             target = os.path.join(prefix, "bin", "cryotiger")
             commands = [(" && ".join(cmds), target)]

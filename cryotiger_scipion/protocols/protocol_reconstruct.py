@@ -161,7 +161,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                                    for p, why in sorted(reasons.items())}
         if reasons:
             self.info("%s: %d view(s) left out: %s" % (tsId, len(reasons), "; ".join(
-                "%d (%s)" % kv for kv in sorted(settings["excludedWhy"].items(),
+                "%s (%s)" % kv for kv in sorted(settings["excludedWhy"].items(),
                                                 key=lambda kv: int(kv[0])))))
         for where in (folder, self.getTsFolder(tsId)):
             with open(os.path.join(where, tsId + "_reconstruct.json"), "w") as f:

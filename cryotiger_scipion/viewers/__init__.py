@@ -2,3 +2,4 @@
 from .viewer_holdout import CryoTigerHoldoutViewer
 from .viewer_evaluation import (CryoTigerCompareTomogramsViewer, CryoTigerPickingMetricsViewer,
                                 CryoTigerSegmentationMetricsViewer)
+from .viewer_model import CryoTigerModelViewer

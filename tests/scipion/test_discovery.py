@@ -126,3 +126,15 @@ class TestDiscovery(unittest.TestCase):
 def _bibKeys(text):
     import re
     return re.findall(r"@\w+\{([^,\s]+),", text)
+
+
+class TestScipionRunner(unittest.TestCase):
+    def test_scipion_test_runner_finds_the_tests(self):
+        """`scipion3 test --grep cryotiger` (pyworkflow's runner) lists our
+        test classes under the plugin's package (issue 11 item 7)."""
+        import subprocess
+        import sys
+        out = subprocess.run([sys.executable, "-m", "pyworkflow.apps.pw_run_tests", "--grep",
+                              "cryotiger"], capture_output=True, text=True, timeout=600).stdout
+        for cls in ("TestCryoTigerInterpolate", "TestCryoTigerReconstruct", "TestDiscovery"):
+            self.assertIn("cryotiger_scipion.tests.test_scipion.%s" % cls, out)

@@ -113,3 +113,24 @@ class TestCryoTigerCtf(BaseTest):
             self.skipTest("Gctf binary not available (set CRYOTIGER_GCTF_BIN to run Gctf)")
         _, ctfSet = self._ctf(self.protImport, IMPORT_OUTPUT, backend=1, tileSize=128)
         self._checkPairing(getattr(self.protImport, IMPORT_OUTPUT), ctfSet, expectDefocus=False)
+
+    def test_pixel_size_from_the_set_not_the_header(self):
+        """The stack's header says 7 Å/px, the set's sampling rate (given at
+        import) says 5 Å/px, the truth: the CTF is estimated at 5 Å/px (a
+        defocus estimated at 7 Å/px would be about twice the truth), and the
+        CTF set's series keep 5 Å/px (issue 10 item 9)."""
+        import mrcfile
+        folder = self.getOutputPath("wrong_header")
+        os.makedirs(folder, exist_ok=True)
+        for ext in (".mrcs", ".tlt"):
+            src = os.path.join(self.data, "TS_02" + ext)
+            with open(src, "rb") as f, open(os.path.join(folder, "TS_02" + ext), "wb") as g:
+                g.write(f.read())
+        with mrcfile.open(os.path.join(folder, "TS_02.mrcs"), mode="r+") as m:
+            m.voxel_size = 7.0
+        imp = importTiltSeries(self, folder, "TS_02.mrcs", pixelSize=PIXEL, dosePerTilt=DOSE)
+        tsSet = getattr(imp, IMPORT_OUTPUT)
+        self.assertAlmostEqual(tsSet.getSamplingRate(), PIXEL)
+        prot, ctfSet = self._ctf(imp, IMPORT_OUTPUT)
+        self.assertIn("--pixel-size %s" % PIXEL, "\n".join(prot.getLogsLastLines(200, logFile=0)))
+        self._checkPairing(tsSet, ctfSet)          # defocus within 500 Å of the truth

@@ -342,3 +342,18 @@ class TestCryoTigerInterpolate(BaseTest):
         self.assertEqual(getattr(mid, ATTR_SOURCES).get(), "%d,%d" % (pos[-30] + 1, pos[-24] + 1))
         np.testing.assert_allclose(data[1], 0.5 * (sim["data"][pos[-30]] + sim["data"][pos[-24]]),
                                    rtol=1e-5, atol=1e-6)
+
+    def test_pixel_size_from_the_set_not_the_header(self):
+        """Header 7 Å/px, set (import) 10 Å/px: the output stack's header and
+        the output set and images carry the set's 10 Å/px (issue 10 item 9)."""
+        folder = self.getOutputPath("wrong_header")
+        sim = simulateTiltSeries(folder, "TS_07", ANGLES, pixelSize=7.0, seed=7)
+        with mrcfile.open(sim["stack"], header_only=True) as m:
+            self.assertAlmostEqual(float(m.voxel_size.x), 7.0, places=3)
+        imp = importTiltSeries(self.__class__, folder, "TS_07.mrcs", pixelSize=PIXEL,
+                               dosePerTilt=DOSE, aligned=True, label="header 7 A/px")
+        prot, out = self._interpolate(imp, tiltsPerGap=1)
+        self.assertIn("--pixel-size %s" % PIXEL, "\n".join(prot.getLogsLastLines(200, logFile=0)))
+        self._checkCommon(getattr(imp, IMPORT_OUTPUT), out, 2 * len(ANGLES) - 1)   # header 10
+        for ti in tiltImages(out.getFirstItem()):
+            self.assertAlmostEqual(ti.getSamplingRate(), PIXEL)

@@ -23,7 +23,7 @@ from pyworkflow.tests import BaseTest, setupTestProject
 
 from common import IMPORT_OUTPUT, importTiltSeries, makeFilmTestModel, simulateTiltSeries, tiltImages
 from cryotiger_scipion import Plugin
-from cryotiger_scipion.constants import ATTR_FAILED_REASON, OUT_FAILED, OUT_TILTSERIES
+from cryotiger_scipion.constants import ATTR_FAILED_REASON, ATTR_SYNTHETIC, OUT_FAILED, OUT_TILTSERIES
 from cryotiger_scipion.protocols import ProtCryoTigerInterpolate, ProtCryoTigerReconstruct
 
 ANGLES = list(range(-30, 31, 6))          # 11 tilts
@@ -88,6 +88,13 @@ class TestCryoTigerRecovery(BaseTest):
         for ts in out.iterItems():
             self.assertEqual(ts.getSize(), 2 * len(ANGLES) - 1, ts.getTsId())
         self.assertTrue(out.isStreamClosed())
+        # the synthetic flag is a column of every series' table: Scipion's table view
+        # of the tilt series shows it (issue 11 item 11)
+        import sqlite3
+        with sqlite3.connect(out.getFileName()) as db:
+            for tsId in ("TS_01", "TS_02"):
+                columns = {r[0] for r in db.execute('SELECT label_property FROM "%s_Classes"' % tsId)}
+                self.assertIn(ATTR_SYNTHETIC, columns)
         failed = getattr(prot, OUT_FAILED, None)
         self.assertTrue(failed is None or failed.getSize() == 0)
         self.assertIn("2 tilt series done, 0 failed.", prot.summary())

@@ -44,6 +44,19 @@ class TestCryoTigerTrain(BaseTest):
         self.assertEqual(ts1["triplets"], 8 + 6)
         self.assertEqual(model.getTrainingPairs(), 14 + 9 + 7)
         self.assertIn("trained 4 steps", "\n".join(prot.summary()))
+        # the model viewer (issue 11 item 11): curves, configuration, parameter count,
+        # opened as Analyze Results does, in a real Tk window
+        self.assertEqual(len(info["losses"]), 4)
+        self.assertGreater(info["parameters"], 1000)
+        from test_protocol_evaluation import _checkViewer
+        from cryotiger_scipion.viewers.viewer_model import CryoTigerModelViewer, writeModelFigures
+        _checkViewer(self, CryoTigerModelViewer, prot, 2)
+        table, png = writeModelFigures(model, self.getOutputPath("model_figs"))
+        text = open(table).read()
+        self.assertIn("parameters: {:,}".format(info["parameters"]), text)
+        self.assertIn("validation: PSNR", text)
+        with open(png, "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
         interp = self.newProtocol(ProtCryoTigerInterpolate, method=1, modelSource=2, tiltsPerGap=1,
                                   useGpu=False)

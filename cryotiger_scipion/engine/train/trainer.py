@@ -334,8 +334,14 @@ class Trainer:
                 "database": {k: self.manifest[k] for k in ("series", "counts", "patch_size", "spacings",
                                                             "format", "validation_split", "normalization")},
                 "init": self.init or "", "step": int(self.step.numpy())}
+        try:
+            info["parameters"] = int(self.net.count_params())
+        except Exception:      # a network not built yet: leave it out
+            pass
         if summary:
             info.update({k: summary[k] for k in ("stopped", "validation", "history", "seconds") if k in summary})
+            if summary.get("losses"):       # training loss per step of this run (model viewer)
+                info["losses"] = [round(float(v), 6) for v in summary["losses"]]
         film_api.export(self.net, output, info)
         return output
 

@@ -16,7 +16,16 @@ if os.path.isdir(SOURCE_TESTS):
         sys.path.insert(0, SOURCE_TESTS)      # the tests import their helpers as 'common'
     importlib.import_module("conftest")       # Scipion variables when run outside scipion3
     for _path in sorted(glob.glob(os.path.join(SOURCE_TESTS, "test_*.py"))):
-        _module = importlib.import_module(os.path.splitext(os.path.basename(_path))[0])
+        _modName = os.path.splitext(os.path.basename(_path))[0]
+        try:
+            _module = importlib.import_module(_modName)
+        except Exception as _e:          # one broken module must not hide the others
+            def _failed(self, _msg="%s: %s: %s" % (_modName, type(_e).__name__, _e)):
+                self.fail("cannot import " + _msg)
+            _name = "TestImport_" + _modName
+            globals()[_name] = type(_name, (unittest.TestCase,), {"__module__": __name__,
+                                                                    "test_import": _failed})
+            continue
         for _name, _cls in inspect.getmembers(_module, inspect.isclass):
             if issubclass(_cls, unittest.TestCase) and _cls.__module__ == _module.__name__:
                 # a subclass named here, so that Scipion's runner, which runs each

@@ -77,6 +77,7 @@ class TestDiscovery(unittest.TestCase):
         expected = {"ProtCryoTigerInterpolate": "Tilt-series preprocess",
                     "ProtCryoTigerTrain": "Tilt-series preprocess",
                     "ProtCryoTigerCtf": "CTF",
+                    "ProtCryoTigerExport": "Export",
                     "ProtCryoTigerReconstruct": "Tomogram Reconstruction",
                     "ProtCryoTigerHoldout": "Quality Analysis",
                     "ProtCryoTigerCompareTomograms": "Quality Analysis",

@@ -1,8 +1,8 @@
 """Runs that fail and are recovered (issue 11 items 1, 2, 4, 5; issue 14 item 3),
 with ProtCryoTigerInterpolate (linear, fast) in a real headless project.
 
-* A series that fails (its stack is damaged after import: the header is fine,
-  the data are cut short, so validation passes and the engine refuses it)
+* A series that fails (its stack is damaged after import: NaN in one image,
+  which validation, reading headers only, cannot see and the engine refuses)
   goes into the output FailedTiltSeries with the reason; the good series'
   output is unaffected; the summary counts both.
 * Continue after fixing the file retries only the failed series (the good
@@ -31,10 +31,11 @@ PIXEL = 10.0
 
 
 def damage(stack):
-    """Cut the data of an MRC stack short (header left as it is)."""
-    size = os.path.getsize(stack)
-    with open(stack, "r+b") as f:
-        f.truncate(1024 + (size - 1024) // 3)
+    """Bad data the header does not show: NaN in image 3 of an MRC stack."""
+    import mrcfile
+    import numpy as np
+    with mrcfile.mmap(stack, mode="r+") as m:
+        m.data[2, 5:9, 5:9] = np.nan
 
 
 class TestCryoTigerRecovery(BaseTest):

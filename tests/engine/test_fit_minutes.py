@@ -53,7 +53,7 @@ def test_restore_fit_uses_kept_tilts_only_and_keeps_model(series, capsys):
     assert rec["patches"]["train"] > 0
     # The summary says what was fitted, from what, how long, and the validation loss.
     line = [l for l in stdout.splitlines() if l.startswith("fitted FILM")][0]
-    assert "on 6 tilts" in line and "from random weights" in line
+    assert "on 6 tilts" in line and ("from random weights" in line or "from the starter model" in line)
     assert "validation" in line and "steps in" in line
     assert str(model) in line
     with mrcfile.open(out) as m:
@@ -86,3 +86,21 @@ def test_fit_option_errors_are_one_line(series, capsys, extra, message):
                        "--output", folder / "X.mrc", *extra)
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not os.path.exists(folder / "X.mrc")
+
+
+def test_without_model_the_fit_starts_from_the_starter_model(series, capsys, monkeypatch):
+    """The starter model shipped in the package (engine/fit.py STARTER_DIR) is the default
+    start of --fit-minutes; here a small model stands in for it (the test does not depend
+    on whether a starter is shipped)."""
+    from cryotiger_scipion.engine import fit
+    folder, _, _ = series
+    starter = folder / "starter"
+    rc, _, err = run(capsys, "model", "init", "--config", "small", "--output", starter, "--seed", 5)
+    assert rc == 0, err
+    monkeypatch.setattr(fit, "STARTER_DIR", str(starter))
+    rc, stdout, err = run(capsys, "interpolate", "--input", folder / "TS.mrc", "--angles", folder / "TS.tlt",
+                          "--output", folder / "S.mrc", "--method", "film", "--fit-minutes", 0.1, "--quiet")
+    assert rc == 0, err
+    rec = json.load(open(folder / "S_fitted_film" / "cryotiger_fit.json"))
+    assert rec["init"] == str(starter) and rec["parameters"] == 9355     # the starter's (small) network
+    assert "from the starter model shipped with the plugin" in stdout

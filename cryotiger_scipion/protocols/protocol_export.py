@@ -22,7 +22,9 @@ Per tilt series ``tsId`` (stack order = tilt images sorted by index):
 Where a tool reads one file for all tomograms, the series' files are also
 joined: ``extra/tomograms.star`` (RELION 5) and ``extra/wedgelist.star``
 (STOPGAP; ``tomo_num`` = the series' position 1, 2, ...).
-The protocol makes no Scipion objects; the summary lists the folders.
+The protocol makes no Scipion objects of its own (series that fail go to the
+shared ``FailedTiltSeries`` output with their reason); the summary lists the
+folders.
 Input series must be aligned AND resampled (``interpolated()``): the exported
 metadata say "aligned stack" (identity .xf, no RELION shifts).
 """
@@ -30,8 +32,8 @@ import json
 import os
 
 import pyworkflow.protocol.params as params
-from pyworkflow.object import String
-from pyworkflow.protocol import STEPS_PARALLEL
+from pyworkflow.object import Set, String
+from pyworkflow.protocol import MODE_RESTART, STEPS_PARALLEL
 
 from ..constants import ATTR_SYNTHETIC
 from .protocol_base import EngineInputs, ProtCryoTigerBase
@@ -93,6 +95,9 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
 
     # -------------------------- INSERT steps functions -----------------------
     def _insertAllSteps(self):
+        if self.runMode.get() == MODE_RESTART:
+            self.exportedItems.set(None)      # Restart: every series is exported again
+            self._store(self.exportedItems)
         self.insertPerTsSteps(self.inputSetOfTiltSeries.get(), self.exportStep,
                               finalStep=self.closeStep)
 
@@ -132,15 +137,19 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
         self.forItem(tsId, self._export, tsId)
 
     def _export(self, tsId):
+        self._setExported(tsId, False)         # until this run has exported it
         folder = self._inputFolder(tsId)
         inputs = EngineInputs.load(os.path.join(folder, tsId + "_inputs.json"))
         with open(os.path.join(folder, tsId + "_export.json")) as f:
             settings = json.load(f)
         for fmt in FORMAT_NAMES[self.exportFormat.get()]:
             self.runEngine("export", self._engineArgs(tsId, inputs, settings, fmt))
+        self._setExported(tsId, True)
+
+    def _setExported(self, tsId, done: bool) -> None:
         with self._lock:
             lines = [l for l in (self.exportedItems.get() or "").split("\n") if l and l != tsId]
-            self.exportedItems.set("\n".join(lines + [tsId]))
+            self.exportedItems.set("\n".join(lines + ([tsId] if done else [])) or None)
             self._store(self.exportedItems)
 
     def closeStep(self):
@@ -148,6 +157,12 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
         series' files where the tool reads one file for all tomograms:
         extra/tomograms.star (RELION 5) and extra/wedgelist.star (STOPGAP)."""
         from ..engine.export import combine_relion_tomograms, combine_stopgap_wedgelists
+        with self._lock:        # the only set is FailedTiltSeries (series that failed), if any
+            for _, output in self.iterOutputAttributes():
+                if isinstance(output, Set):
+                    output.setStreamState(Set.STREAM_CLOSED)
+                    output.write()
+                    self._store(output)
         failed = self.getFailedItems()
         done = sorted(self.getExportedTsIds())
         if not done:

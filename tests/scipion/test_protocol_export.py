@@ -16,7 +16,7 @@ from pyworkflow.tests import BaseTest, setupTestProject
 
 from common import (IMPORT_OUTPUT, doseSymmetricOrder, excludeViews, importTiltSeries,
                     runOnTiltSeries, simulateTiltSeries, tiltImages)
-from cryotiger_scipion.constants import ATTR_SYNTHETIC, OUT_CTFS, OUT_TILTSERIES
+from cryotiger_scipion.constants import ATTR_SYNTHETIC, OUT_CTFS, OUT_FAILED, OUT_TILTSERIES
 from cryotiger_scipion.engine.export import read_stopgap_synthetic_rows
 from cryotiger_scipion.engine.interpolate import parse_view_list
 from cryotiger_scipion.protocols import (ProtCryoTigerCtf, ProtCryoTigerExport,
@@ -172,5 +172,8 @@ class TestCryoTigerExport(BaseTest):
         failed = prot.getFailedItems()
         self.assertEqual(list(failed), ["TS_02"])
         self.assertIn("absent or not estimated", failed["TS_02"])
+        failedSet = getattr(prot, OUT_FAILED)          # the shared failed-series output, closed
+        self.assertEqual([ts.getTsId() for ts in failedSet.iterItems()], ["TS_02"])
+        self.assertFalse(failedSet.isStreamOpen())
         self.assertTrue(os.path.exists(os.path.join(prot.getExportFolder("TS_01"),
                                                     "TS_01_wedgelist.star")))

@@ -93,7 +93,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
                       help="Tiles are grouped by their height above the tilt axis; each group "
                            "is fitted with defocus + x tan(tilt angle) (the defocus reported is "
                            "the one at the tilt axis).")
-        self._defineGpuParams(form, default=True,
+        self._defineGpuParams(form,
                               help="Run Gctf on a GPU (the Gctf back end needs one; the built-in "
                                    "CTF estimator always runs on the CPU and ignores this).")
         form.addParallelSection(threads=2, mpi=0)

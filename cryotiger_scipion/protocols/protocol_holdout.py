@@ -237,12 +237,13 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
             return ["Methods: %s." % ", ".join(n for n, _, _ in self.getMethodList())] + \
                 self._failedSummary()
         lines = ["%d tilt series, %d held-out tilts (data range: %s)."
-                 % (len(r["series"]), r["n_tilts"], DATA_RANGES[self.dataRange.get()])]
+                 % (len(r["series"]), r["n_tilts"], DATA_RANGES[self.dataRange.get()]),
+                 "%d tilt series done, %d failed." % (len(r["series"]), len(self.getFailedItems()))]
         for n, e in r["methods"].items():
             lines.append("%s: median PSNR %s dB, RMSE %s, SSIM %s%s"
                          % (n, fmt(e["median_psnr"], ".2f"), fmt(e["median_rmse"]),
                             fmt(e["median_ssim"], ".4f"),
-                            ", |defocus diff| %s A" % fmt(e["median_defocus_diff"], ".0f")
+                            ", |defocus diff| %s Å" % fmt(e["median_defocus_diff"], ".0f")
                             if "median_defocus_diff" in e else ""))
         return lines + testsLines(r["paired_tests"]) + self._failedSummary()
 

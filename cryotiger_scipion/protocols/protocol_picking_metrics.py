@@ -52,7 +52,17 @@ def coordinatesByTomo(coordSet, scoreAttr: str = "_score", sampling: float = Non
         raise ValueError("coordinate origin %r: use one of %s" % (origin, ", ".join(ORIGINS)))
     sampling = float(sampling or coordSet.getSamplingRate() or 1.0)
     out: Dict[str, dict] = {}
-    for c in coordSet.iterCoordinates():
+    def corners():
+        try:
+            yield from coordSet.iterCoordinates()     # coordinates with their tomograms
+        except Exception as e:
+            raise ValueError(
+                "%s: its coordinates cannot be referred to their tomograms' bottom-left corner "
+                "(tomograms not found: %s): import the coordinates with their tomograms, or set "
+                "'Coordinates relative to' to the tomogram centre for both sets"
+                % (coordSet.getNameId() if hasattr(coordSet, "getNameId") else "the set", e)) from None
+    items = coordSet.iterItems() if origin == ORIGIN_CENTRE else corners()
+    for c in items:
         if origin == ORIGIN_CENTRE:
             x, y, z = c.getPosition(SCIPION)
         else:

@@ -272,8 +272,18 @@ def showViewsInTk(test, viewer, obj, screenshotPath: Optional[str] = None) -> li
         view.show()
     parent.root.update()
     tops = [w for w in parent.root.winfo_children() if w.winfo_class() == "Toplevel"]
-    if screenshotPath:
-        parent.root.after(300, parent.root.quit)
+    if screenshotPath:                  # side by side (Xvfb has no window manager)
+        import matplotlib.pyplot as plt
+        x = 0
+        for w in tops + [plt.figure(n).canvas.manager.window for n in plt.get_fignums()
+                         if hasattr(plt.figure(n).canvas.manager, "window")]:
+            try:
+                w.geometry("+%d+0" % x)
+                w.update()
+                x += w.winfo_width() + 5
+            except Exception:
+                pass
+        parent.root.after(500, parent.root.quit)
         parent.root.mainloop()
         screenshot(screenshotPath)
     plt.close("all")

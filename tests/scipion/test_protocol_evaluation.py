@@ -329,14 +329,15 @@ class TestCryoTigerPickingMetrics(BaseTest):
         # a coordinate that lost its tomogram
         orphan = SetOfCoordinates3D.create(self.getOutputPath())
         orphan.setSamplingRate(self.pixel)
+        orphan.setPrecedents(self.tomos)              # which do not hold its tomogram
         c = Coordinate3D()
         c.setPosition(1.0, 2.0, 3.0, SCIPION)
-        c.setTomoId("MT14pf")
+        c.setTomoId("MT_missing")
         orphan.append(c)
         orphan.write()
         with self.assertRaisesRegex(ValueError, "bottom-left corner.*tomogram centre"):
             coordinatesByTomo(orphan, None, origin="corner")
-        pos = coordinatesByTomo(orphan, None, origin="centre")["MT14pf"]["pos"]
+        pos = coordinatesByTomo(orphan, None, origin="centre")["MT_missing"]["pos"]
         self.assertTrue(np.allclose(pos, np.array([[1.0, 2.0, 3.0]]) * self.pixel))
         prot = self._run(gtSource=0, origin=1)
         prot.gtCoordinates.set(self.truth)

@@ -19,7 +19,8 @@ import os
 import shutil
 
 from pyworkflow.protocol import MODE_RESTART, MODE_RESUME
-from pyworkflow.tests import BaseTest, setupTestProject
+from pyworkflow.tests import setupTestProject
+from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
 from common import IMPORT_OUTPUT, importTiltSeries, makeFilmTestModel, simulateTiltSeries, tiltImages
 from cryotiger_scipion import Plugin
@@ -38,7 +39,7 @@ def damage(stack):
         m.data[2, 5:9, 5:9] = np.nan
 
 
-class TestCryoTigerRecovery(BaseTest):
+class TestCryoTigerRecovery(TestBaseCentralizedLayer):
     @classmethod
     def setUpClass(cls):
         setupTestProject(cls)
@@ -89,6 +90,11 @@ class TestCryoTigerRecovery(BaseTest):
         for ts in out.iterItems():
             self.assertEqual(ts.getSize(), 2 * len(ANGLES) - 1, ts.getTsId())
         self.assertTrue(out.isStreamClosed())
+        # tomo's own checks of a tilt-series set (sizes, sampling, headers, flags)
+        n = 2 * len(ANGLES) - 1
+        self.checkTiltSeries(out, expectedSetSize=2, expectedSRate=PIXEL,
+                             expectedDimensions=[48, 48, n], anglesCount=n, anglesCountSet=n,
+                             isInterpolated=True, presentTsIds=["TS_01", "TS_02"])
         # the synthetic flag is a column of every series' table: Scipion's table view
         # of the tilt series shows it (issue 11 item 11)
         import sqlite3

@@ -357,6 +357,10 @@ for case, build, extra, frag in (
         ("C12ctf", build_export(ctf=BINARY), ["--ctf", "c.json"], "c.json"),
         ("C12record", build_export(record=False), ["--record", "ts.tlt"], "ts.tlt")):
     ROWS.append(Row(f"{case}-export", "export", build, code=2, fragment=frag, full=EXPORT + extra))
+# parallel reads a text file of command lines through the same text reader.
+ROWS.append(Row("C12-parallel", "parallel", build_file("tasks.txt", BINARY), code=2,
+                fragment="tasks.txt: binary data, not a text tasks file",
+                full=["tasks.txt", "--gpu-ids", "0"]))
 # C18: nothing to fit -> refused (every tilt featureless); partly featureless: see below.
 rows("C18", ("ctf",), build_constant, fragment="every tilt (9) is featureless")
 

@@ -42,11 +42,8 @@ def read_tasks(path: str) -> list:
     """[(name, args)] from a tasks file (args without the leading 'cryotiger')."""
     from .. import InputError
     from ..cli import COMMANDS
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise InputError(f"{path}: tasks file not found") from None
+    from ..io import read_text_lines
+    lines = read_text_lines(path, "tasks file")   # missing, folder, binary: one line
     tasks, names = [], set()
     for n, line in enumerate(lines, 1):
         try:

@@ -128,3 +128,13 @@ def test_given_pixel_size_is_used_and_written(wrong_header):
         dz = np.median([e["defocus"] for e in json.loads(out.read_text())])
         # with the given 2.5 A/px the truth; with the header's 5 A/px far off
         assert (abs(dz - 25000.0) < 600.0) == ok, dz
+
+
+def test_holdout_defocus_uses_the_given_pixel_size(wrong_header):
+    d = wrong_header
+    r = run("holdout", "--input", d / "ts.mrc", "--angles", d / "ts.tlt", "--method", "linear",
+            "--defocus", "--pixel-size", 2.5, "--res-max", 12, "--report", d / "h.json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((d / "h.json").read_text())
+    assert len(rep["defocus_real"]) == 2
+    assert all(abs(v - 25000.0) < 600.0 for v in rep["defocus_real"]), rep["defocus_real"]

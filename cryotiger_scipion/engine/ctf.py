@@ -27,7 +27,10 @@ Per tilt image:
    r_0^2)``, reaches :data:`ASTIG_MIN_GAIN`; for a series (mode "series"),
    when the per-tilt astigmatism vectors (a cos 2t, a sin 2t) agree:
    Hotelling's T^2 test of their mean against zero at level
-   :data:`ASTIG_SERIES_ALPHA` (random directions are noise).
+   :data:`ASTIG_SERIES_ALPHA` (random directions are noise), and the series'
+   astigmatism raises the summed gain over the tilts to ASTIG_MIN_GAIN.  The
+   2D fit also projects out a background varying smoothly with direction
+   (cos/sin 2a, 4a), so an oriented specimen is not fitted as astigmatism.
 4. **Bounds**: a fit that ends on a search bound (|U - V| at ``astig_max``,
    defocus at ``defocus_min`` or ``defocus_max``) is listed in ``on_bound``
    of its CTF.json entry (and counted in the command's summary): the true
@@ -52,6 +55,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional, Sequence
 
@@ -301,7 +305,7 @@ class _Segment:
     """One spectrum (or rotational average) restricted to the fitting band,
     with the trend basis already projected out of the data."""
 
-    def __init__(self, fy, fx, data, s_lo, s_hi, shift, weights=None):
+    def __init__(self, fy, fx, data, s_lo, s_hi, shift, weights=None, angular=False):
         self.fy = np.ascontiguousarray(fy, dtype=np.float64)
         self.fx = np.ascontiguousarray(fx, dtype=np.float64)
         self.shift = float(shift)            # defocus offset of this segment (A)
@@ -310,14 +314,24 @@ class _Segment:
         self.s4 = self.s2 ** 2
         self.ang = np.arctan2(self.fy, self.fx)
         t = (s - s_lo) / (s_hi - s_lo)
-        basis = np.stack([np.ones_like(t), t, t ** 2], axis=1)
+        columns = [np.ones_like(t), t, t ** 2]
+        if angular:
+            # 2D spectra: a background that varies smoothly with direction (an
+            # oriented specimen, anisotropic blur or drift) is projected out too,
+            # so that astigmatism cannot be used to fit it (cos/sin 2a and 4a,
+            # times 1 and t); Thon rings vary fast in s and are kept.
+            for k in (2, 4):
+                c, sn = np.cos(k * self.ang), np.sin(k * self.ang)
+                columns += [c, sn, c * t, sn * t]
+        basis = np.stack(columns, axis=1)
         self.w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=np.float64)
         sw = np.sqrt(self.w)
         q, _ = np.linalg.qr(basis * sw[:, None])
         self.q = q
         self.sw = sw
         y = np.asarray(data, dtype=np.float64) * sw
-        self.y = y - q @ (q.T @ y)
+        y = y - q @ (q.T @ y)
+        self.y = y
 
     def project(self, model: np.ndarray) -> tuple:
         """(model with the trend basis projected out, its energy with only the
@@ -539,7 +553,7 @@ class _Prepared:
             for w, sh in zip(self.white, shifts):
                 c, prof, counts = _radial_profile(w, s, edges)
                 segs1.append(_Segment(np.zeros_like(c), c, prof, s_lo, s_hi, sh, weights=counts))
-            segs2 = [_Segment(fy[band], fx[band], w[band], s_lo, s_hi, sh)
+            segs2 = [_Segment(fy[band], fx[band], w[band], s_lo, s_hi, sh, angular=True)
                      for w, sh in zip(self.white, shifts)]
             self.variants.append((sign, shifts, _Model(scope, segs1), _Model(scope, segs2)))
 
@@ -654,7 +668,8 @@ def estimate_strips(image: np.ndarray, scope: Microscope, options: Optional[FitO
         local = FitOptions(**{**asdict(options), "defocus_min": max(1.0, dz_all - reach),
                               "defocus_max": dz_all + reach})
         dz1 = _search_1d(m1, local)[0]
-        m2 = _Model(scope, [_Segment(prep.fy[band], prep.fx[band], w[band], prep.s_lo, s_hi, 0.0)])
+        m2 = _Model(scope, [_Segment(prep.fy[band], prep.fx[band], w[band], prep.s_lo, s_hi, 0.0,
+                                     angular=True)])
         xs.append(float(xc))
         dzs.append(_refine_dz(m2, dz1, 0.0, 0.0, options.defocus_step)[0])
     return np.array(xs), np.array(dzs)
@@ -865,13 +880,31 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
                 out = [p.result(f, options) for p, f in zip(preps, fits)]
         if mode == "series":
             a, ang = _series_astigmatism(preps, fits, options)
+            why = "per-tilt estimates do not agree"
+            if a > 0.0:
+                # The series' astigmatism must also explain the spectra better than
+                # none: summed over the tilts, n_band (r_a^2 - r_0^2) >= ASTIG_MIN_GAIN
+                # (a consistent direction alone can come from anisotropic blur).
+                gain = 0.0
+                for prep, fit in zip(preps, fits):
+                    sign = prep.variants[fit[1]][0]
+                    m2 = prep.variants[fit[1]][3]
+                    zero = prep.zero_fits.get(sign)
+                    r0 = zero[0] if zero else _refine_dz(m2, fit[2], 0.0, 0.0,
+                                                         options.defocus_step)[1]
+                    ra = _refine_dz(m2, fit[2], a, ang, options.defocus_step)[1]
+                    gain += sum(len(seg.y) for seg in m2.segments) * (ra * ra - r0 * r0)
+                if os.environ.get("CRYOTIGER_DEBUG_ASTIG"):
+                    prog.log(f"series astigmatism gain {gain:.1f}")
+                if gain < ASTIG_MIN_GAIN:
+                    a, ang, why = 0.0, 0.0, f"no gain in correlation ({gain:.1f})"
             if a == 0.0:
                 # No series astigmatism: each tilt's astigmatism-free fit (from
                 # its own 1D search, not the defocus of its astigmatic fit).
                 fits = [p.zero_fits.get(p.variants[f[1]][0], f)[:1] + (f[1],)
                         + p.zero_fits.get(p.variants[f[1]][0], f)[2:] for p, f in zip(preps, fits)]
             prog.log(f"series astigmatism {a:.0f} A at {math.degrees(ang) % 180:.1f} degrees"
-                     f"{'' if a else ' (per-tilt estimates do not agree: none)'}; "
+                     f"{'' if a else f' ({why}: none)'}; "
                      "defocus of each tilt refitted")
             for prep, fit in zip(preps, fits):
                 m2 = prep.variants[fit[1]][3]

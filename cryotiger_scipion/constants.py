@@ -70,3 +70,7 @@ OUT_CTFS = "CTFTomoSeries"
 OUT_TOMOGRAMS = "Tomograms"
 # Tilt series that failed, with the reason (as scipion-em-aretomo's FailedTiltSeries).
 OUT_FAILED = "FailedTiltSeries"
+
+# --- Streaming ---------------------------------------------------------------------
+# Seconds between two looks at a growing input set (protocols/streaming.py).
+STREAM_POLL_S = 5

@@ -64,6 +64,7 @@ from tomo.protocols import ProtTomoBase
 
 from .. import Plugin
 from ..constants import ATTR_FAILED_REASON, ATTR_SOURCES, ATTR_SYNTHETIC, OUT_FAILED
+from .streaming import TsStreamingMixin
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".map", ".rec")
 # Engine device arguments when the GPU is used; Scipion replaces %(GPU)s with
@@ -266,7 +267,7 @@ def _isWholeMrcStack(records: List[TiltRecord]) -> bool:
 # ---------------------------------------------------------------------------
 # The base protocol
 # ---------------------------------------------------------------------------
-class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
+class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
     """Base of the cryoTIGER protocols (not shown in the GUI: no _label).
 
     Subclasses typically insert, per tilt series, one step that calls
@@ -520,8 +521,13 @@ class ProtCryoTigerBase(EMProtocol, ProtTomoBase):
         ``convertInputStep(tsId) -> processStep(tsId) [-> outputStep(tsId)]``
         (series run in parallel with STEPS_PARALLEL), then ``finalStep``
         (default :meth:`closeOutputSetsStep`) after all of them.
-        Calls :meth:`prepareRetry` first (Restart / Continue bookkeeping)."""
+        Calls :meth:`prepareRetry` first (Restart / Continue bookkeeping).
+        When an input is still growing, one generator step inserts these
+        chains as series appear instead (streaming.py)."""
         self.prepareRetry()
+        if self.isInputStreaming():
+            return self.insertStreamingGenerator(processStep, processNeedsGPU, outputStep,
+                                                 finalStep)
         deps = []
         for tsId in self.getTsIds(tsSet):
             last = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],

@@ -4,6 +4,12 @@ Each sub-command lives in ``engine/commands/<name>.py`` with a
 ``register(subparsers)`` function that adds its parser and sets ``func``.
 Contracts used by checks outside the repository are listed in the README
 (section "Command line"); extend them, never rename.
+
+Errors end the command with ONE line ``cryotiger SUB: error: ...`` on stderr:
+bad input (exit 2), other known problems (exit 1: full disk, read-only
+folder, locked output, TensorFlow missing, out of memory).  TensorFlow's
+start-up lines (oneDNN, cpu_feature_guard, absl) are kept off the terminal
+unless ``--verbose``, so that line is the last and only one to read.
 """
 from __future__ import annotations
 
@@ -17,6 +23,27 @@ from . import CryoTigerError, InputError
 COMMANDS = ["interpolate", "simulate", "model", "train", "ctf", "reconstruct", "holdout", "export",
             "parallel"]
 
+# What to lower when a command runs out of memory.
+MEMORY_HINTS = {
+    "interpolate": "lower --max-memory (GiB) or give a smaller --tile-size (e.g. 256)",
+    "holdout": "lower --max-memory (GiB) or give a smaller --tile-size (e.g. 256)",
+    "train": "lower --batch-size or --patch-size",
+    "reconstruct": "lower --max-memory (GiB) or use --binning 2",
+    "ctf": "give a smaller --tile-size",
+    "model": "use --config small, or free memory",
+}
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """--verbose on every (sub-)command parser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_verbose(sub)
+    if not any("--verbose" in a.option_strings for a in parser._actions):
+        parser.add_argument("--verbose", action="store_true",
+                            help="show TensorFlow's own log lines and full tracebacks")
+
 
 def build_parser() -> argparse.ArgumentParser:
     from ..constants import VERSION
@@ -28,7 +55,90 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f".commands.{name}", __package__).register(sub)
+    for name in COMMANDS:
+        _add_verbose(sub.choices[name])
     return parser
+
+
+def needs_tensorflow(args) -> bool:
+    """True for the commands (and options) that run FILM: TensorFlow is imported first."""
+    if args.command in ("train",):
+        return True
+    if args.command == "model":
+        return getattr(args, "model_command", None) in ("init", "info")
+    if args.command == "interpolate":
+        return getattr(args, "method", None) == "film"
+    if args.command == "holdout":
+        return any(d == "method" and v == "film" for d, v in (getattr(args, "method_tokens", None) or []))
+    return False
+
+
+def environment_help() -> str:
+    prefix = sys.prefix
+    return (f"run cryotiger in its managed environment (this one is {prefix}) and rebuild it if "
+            f"needed: 'scipion3 installb cryotiger' in Scipion, or 'python -m "
+            f"cryotiger_scipion.environment --prefix {prefix}' (in a checkout: 'bash scripts/setup.sh')")
+
+
+def import_tensorflow(verbose: bool = False):
+    """Import TensorFlow once, quietly; CryoTigerError (one line) when it cannot be imported."""
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow as tf
+    except Exception as exc:    # ImportError, missing shared libraries, version clashes
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise CryoTigerError(f"TensorFlow cannot be imported ({type(exc).__name__}: {first}); "
+                             + environment_help()) from None
+    if not verbose:
+        import logging
+        import warnings
+        tf.get_logger().setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=r"(tensorflow|keras|absl)(\..*)?")
+    return tf
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError":
+            return True
+        text = str(exc)
+        if "bad_alloc" in text or "OOM when allocating" in text or "out of memory" in text.lower():
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class _NativeStderr:
+    """Sends what native libraries write to file descriptor 2 (TensorFlow's
+    start-up lines) to an unlinked temporary file; Python's sys.stderr keeps the
+    terminal.  ``tail()`` returns the captured lines (shown with tracebacks)."""
+
+    def __init__(self):
+        import tempfile
+        sys.stderr.flush()
+        self.log = tempfile.TemporaryFile(prefix="cryotiger-native-")
+        self.saved = os.dup(2)
+        self.old_stderr = sys.stderr
+        os.dup2(self.log.fileno(), 2)
+        sys.stderr = open(os.dup(self.saved), "w", buffering=1, errors="replace")
+
+    def tail(self, n: int = 20) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        lines = self.log.read().decode(errors="replace").splitlines()
+        return "\n".join(lines[-n:])
+
+    def restore(self) -> None:
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        sys.stderr.close()
+        sys.stderr = self.old_stderr
+        self.log.close()
 
 
 def main(argv=None) -> int:
@@ -42,23 +152,63 @@ def main(argv=None) -> int:
         print(f"cryotiger {args.command}: worker slot/GPU {worker}, pid {os.getpid()}, "
               f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}",
               file=sys.stderr, flush=True)
+    verbose = bool(getattr(args, "verbose", False))
+    native = None
+    if argv is None and not verbose and needs_tensorflow(args):
+        native = _NativeStderr()      # the console script only (tests call main(argv) in-process)
+    try:
+        return _dispatch(args, verbose, native)
+    finally:
+        if native is not None:
+            native.restore()
+
+
+def _dispatch(args, verbose: bool, native) -> int:
+    name = args.command
+    if getattr(args, "model_command", None):
+        name = f"{name} {args.model_command}"
+
+    def fail(message: str, code: int) -> int:
+        print(f"cryotiger {name}: error: {message}", file=sys.stderr)
+        return code
+
     try:
         from .inputs import preflight
         preflight(args)                  # shared option checks, before any file is read
+        if needs_tensorflow(args):
+            import_tensorflow(verbose)
         return int(args.func(args) or 0)
-    except InputError as exc:
-        print(f"cryotiger {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except CryoTigerError as exc:
-        print(f"cryotiger {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except MemoryError:
-        print(f"cryotiger {args.command}: error: out of memory; lower --max-memory or use "
-              "smaller tiles / binned data", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print(f"cryotiger {args.command}: interrupted; no complete output was written", file=sys.stderr)
+        print(f"cryotiger {name}: interrupted; no complete output was written", file=sys.stderr)
         return 130
+    except BaseException as exc:     # noqa: B902 (every error ends in one line)
+        if isinstance(exc, SystemExit):
+            raise
+        if _is_out_of_memory(exc):
+            code = fail(f"out of memory ({type(exc).__name__}); "
+                        f"{MEMORY_HINTS.get(args.command, 'free memory')}", 1)
+            if needs_tensorflow(args):  # TensorFlow may abort while unwinding after an allocation failure
+                sys.stderr.flush()
+                sys.stdout.flush()
+                os._exit(code)
+            return code
+        if isinstance(exc, InputError):
+            return fail(str(exc), 2)
+        if isinstance(exc, CryoTigerError):
+            return fail(str(exc), 1)
+        from .outputs import os_error_line
+        if isinstance(exc, OSError):
+            return fail(os_error_line(exc), 1)
+        text = str(exc)
+        if "No space left on device" in text or "Read-only file system" in text:
+            first = text.strip().splitlines()[0][:300]
+            what = "no space left on device" if "No space" in text else "read-only file system"
+            return fail(f"{what} ({first}); write the output elsewhere", 1)
+        if native is not None:
+            tail = native.tail()
+            if tail:
+                print(tail, file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

@@ -177,15 +177,15 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                     "mode": "restore", "per_gap": int(per_gap),
                     "data_range_mode": data_range if isinstance(data_range, str) else "value",
                     "metrics": metric_names, "methods": {}}
-    tmp_ctx = None
-    if keep_dir:
-        os.makedirs(keep_dir, exist_ok=True)
-        work = keep_dir
+    # Restored stacks go to a hidden work folder beside the report (removed at
+    # the end, or by the next run after a kill); with keep_dir they are moved
+    # there at the end, together with the report (engine.outputs).
+    if report_path:
+        from .outputs import active_temp_folder
+        work = active_temp_folder(report_path)
     else:
-        tmp_ctx = tempfile.TemporaryDirectory(prefix="cryotiger-holdout-",
-                                              dir=os.path.dirname(os.path.abspath(report_path))
-                                              if report_path else None)
-        work = tmp_ctx.name
+        work = tempfile.mkdtemp(prefix="cryotiger-holdout-")
+    kept = []
     try:
         with open_stack(input_path) as m:
             data = m.data if m.data.ndim == 3 else m.data[None]
@@ -212,8 +212,7 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
             ranges: List[float] = []
             real_defocus: List[float] = []
             for j, (spec, interp) in enumerate(zip(methods, interpolators)):
-                safe = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name)
-                out = os.path.join(work, f"{j + 1:02d}_{safe}.mrc")
+                out = os.path.join(work, kept_stack_name(j, spec.name))
                 t0 = time.monotonic()
                 plan = run_interpolation(input_path, out, tilts, interp, per_gap=per_gap,
                                          mode="restore", xf=xf, label=f"holdout {spec.name}",
@@ -256,14 +255,20 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                     entry[f"median_{k}"] = float(np.median(res[k])) if res[k] else float("nan")
                     entry[f"mean_{k}"] = s["mean"]
                 report["methods"][spec.name] = entry
-                if not keep_dir:
-                    for suffix in (".mrc", ".tlt", ".json"):
-                        p = os.path.splitext(out)[0] + suffix
-                        if os.path.exists(p):
-                            os.remove(p)
+                for suffix in (".mrc", ".tlt", ".json"):
+                    p = os.path.splitext(out)[0] + suffix
+                    if keep_dir:
+                        kept.append(p)
+                    elif os.path.exists(p):
+                        os.remove(p)
+        if keep_dir:
+            from .outputs import place
+            os.makedirs(keep_dir, exist_ok=True)
+            for p in kept:
+                place(os.path.join(keep_dir, os.path.basename(p)), p)
     finally:
-        if tmp_ctx is not None:
-            tmp_ctx.cleanup()
+        from .outputs import remove_path
+        remove_path(work)
     report["n_tilts"] = len(report.get("input_indices", []))
     tests = []
     for a, b in itertools.combinations(names, 2):
@@ -281,6 +286,21 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
         if report_path:
             write_report(report, report_path)
     return report
+
+
+def kept_stack_name(j: int, name: str) -> str:
+    """File name of the restored stack of the ``j``-th method (0-based) named
+    ``name``: NN_<name>.mrc (its .tlt and .json beside it)."""
+    return f"{j + 1:02d}_{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}.mrc"
+
+
+def kept_files(keep_dir: str, names: Sequence[str]) -> List[str]:
+    """Every file ``run_holdout(keep_dir=...)`` writes for methods ``names``."""
+    out = []
+    for j, name in enumerate(names):
+        stem = os.path.splitext(kept_stack_name(j, name))[0]
+        out += [os.path.join(keep_dir, stem + s) for s in (".mrc", ".tlt", ".json")]
+    return out
 
 
 def write_report(report: dict, path: str) -> None:

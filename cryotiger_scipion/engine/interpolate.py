@@ -156,7 +156,8 @@ def describe_input(stack_path: str, angles_path: Optional[str] = None,
                             excluded=exclude)
 
 
-def _output_paths(output: str) -> tuple:
+def output_paths(output: str) -> tuple:
+    """(OUT.tlt, OUT.json): the files written beside the output stack OUT.mrc."""
     stem, _ = os.path.splitext(output)
     return stem + ".tlt", stem + ".json"
 
@@ -189,7 +190,7 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
                   "infinite values and are left out of the output", flush=True)
     plan = make_plan(tilts, per_gap=per_gap, mode=mode)
     gaps = gaps_of(plan)
-    tlt_path, json_path = _output_paths(output_path)
+    tlt_path, json_path = output_paths(output_path)
     if os.path.abspath(output_path) == os.path.abspath(input_path):
         raise InputError(f"{output_path}: the output would overwrite the input; choose another name")
     with open_stack(input_path) as m:

@@ -252,7 +252,16 @@ def check_finite_views(data, views, name: str, excluded_hint: bool = True) -> No
 
 @contextlib.contextmanager
 def atomic_path(final_path: str) -> Iterator[str]:
-    """Yield a temporary path beside ``final_path``; rename on success, delete on error."""
+    """Yield a temporary path beside ``final_path``; rename on success, delete on error.
+
+    Inside an open :class:`engine.outputs.OutputSet` that declares ``final_path``
+    the set's temporary path is yielded instead and the set renames it when it
+    commits (all files of the set together)."""
+    from .outputs import active_temp
+    managed = active_temp(final_path)
+    if managed is not None:
+        yield managed
+        return
     folder = os.path.dirname(os.path.abspath(final_path)) or "."
     os.makedirs(folder, exist_ok=True)
     base = os.path.basename(final_path)
@@ -293,7 +302,24 @@ class StackWriter:
     def __enter__(self):
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
-        self._mrc = mrcfile.new_mmap(tmp, shape=self.shape, mrc_mode=2, overwrite=True)
+        try:
+            self._mrc = mrcfile.new_mmap(tmp, shape=self.shape, mrc_mode=2, overwrite=True)
+            # Reserve the blocks now: a memory map on a full disk dies of SIGBUS.
+            from .outputs import preallocate
+            fd = os.open(tmp, os.O_RDWR)
+            try:
+                preallocate(fd, os.fstat(fd).st_size, self.path)
+            finally:
+                os.close(fd)
+        except BaseException as exc:
+            if self._mrc is not None:
+                with contextlib.suppress(Exception):
+                    self._mrc.close()
+            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, OSError):
+                from .outputs import write_error
+                raise write_error(exc, self.path) from None
+            raise
         if not self.is_volume:
             self._mrc.set_image_stack()
         else:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -250,7 +249,8 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
     nz = max(1, int(round(int(thickness) / b)))
     folder = os.path.dirname(os.path.abspath(output_path)) or "."
     os.makedirs(folder, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix=".novactf-", dir=folder)
+    from .outputs import active_temp_folder
+    workdir = active_temp_folder(output_path, keep=keep_work)
     prog = Progress(1, label, unit="step", enabled=progress)
     try:
         vol = reconstruct_novactf(binary, stack, angles[keep], nz, px * b, workdir, ctf=ctf,

@@ -124,6 +124,12 @@ def draw_holdout_per_tilt(fig, report: dict, metrics: Optional[Sequence[str]] = 
             ax.legend(fontsize=8)
 
 
+def holdout_figure_names(out_dir: str, metrics: Sequence[str]) -> List[str]:
+    """Paths :func:`holdout_figures` writes in ``out_dir`` for ``metrics``."""
+    return [os.path.join(out_dir, n) for n in
+            ["holdout_boxplots.png"] + [f"holdout_{m}.png" for m in metrics] + ["holdout_per_tilt.png"]]
+
+
 def holdout_figures(report: dict, out_dir: str, metrics: Optional[Sequence[str]] = None,
                     title: str = "") -> List[str]:
     """Figures of a hold-out report (the ``cryotiger holdout`` R.json dict):

@@ -6,6 +6,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED_DATA = os.environ.get("CRYOTIGER_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every file a command writes must be declared in its engine.outputs.OutputSet.
+os.environ.setdefault("CRYOTIGER_STRICT_OUTPUTS", "1")
 
 
 @pytest.fixture

@@ -74,6 +74,20 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    from ..outputs import OutputSet
+    from .interpolate import record_beside
+    work = None
+    if args.backend == "gctf":
+        work = args.work_dir or os.path.splitext(args.output)[0] + "_gctf"
+    outs = OutputSet("ctf", files=[(args.output, "--output")],
+                     inputs=[(args.input, "--input"), (args.angles, "--angles"), (args.plan, "--plan"),
+                             (args.gctf, "--gctf"), record_beside(args.input)],
+                     folders=[(work, "--work-dir", "scratch")])
+    with outs:
+        return _run(args)
+
+
+def _run(args) -> int:
     from .. import InputError
     from ..ctf import FitOptions, Microscope, estimate_stack, results_to_json, write_ctf_json
     from ..interpolate import parse_view_list

@@ -109,20 +109,43 @@ def method_entries(tokens) -> list:
 
 
 def run(args) -> int:
-    from ..holdout import format_table, method_specs, run_holdout
-    from .interpolate import film_options
-
-    from .interpolate import read_series_options, record_exclusions
-    angles, xf, acq = read_series_options(args)
-    # On an interpolated stack (a record OUT.json beside it) only real, not
-    # excluded tilts are held out and used (engine/record.py).
-    exclude = record_exclusions(args, angles, synthetic=True)
+    from ..holdout import method_specs
+    from .interpolate import film_options, read_series_options, record_exclusions
     entries = method_entries(args.method_tokens)
     shared = {k: v for k, v in film_options(args).items() if k != "model"}
     for e in entries:
         if e["method"] == "film":
             e.update(shared)
     specs = method_specs(entries)
+    with output_set(args, specs):   # checks, lock: before any work; commits at the end
+        angles, xf, acq = read_series_options(args)
+        # On an interpolated stack (a record OUT.json beside it) only real, not
+        # excluded tilts are held out and used (engine/record.py).
+        exclude = record_exclusions(args, angles, synthetic=True)
+        return _run(args, specs, angles, xf, acq, exclude)
+
+
+def output_set(args, specs):
+    """What ``holdout`` writes (R.json, the plots, the kept stacks) and reads."""
+    from ..holdout import METRICS, kept_files
+    from ..outputs import OutputSet
+    from ..plots import holdout_figure_names
+    from .interpolate import series_inputs
+    files = [(args.report, "--report")]
+    folders = []
+    if args.plot:
+        metrics = list(METRICS) + (["defocus_diff"] if args.defocus else [])
+        files += [(p, "a plot in --plot") for p in holdout_figure_names(args.plot, metrics)]
+        folders.append((args.plot, "--plot", "create"))
+    if args.keep:
+        files += [(p, "a kept stack in --keep") for p in kept_files(args.keep, [s.name for s in specs])]
+        folders.append((args.keep, "--keep", "create"))
+    return OutputSet("holdout", files=files, inputs=series_inputs(args), folders=folders,
+                     input_folders=[(s.options.get("model"), "--model") for s in specs])
+
+
+def _run(args, specs, angles, xf, acq, exclude) -> int:
+    from ..holdout import format_table, run_holdout
     ctf = None
     if args.defocus:
         ctf = {k: getattr(args, k) for k in ("pixel_size", "voltage", "cs", "amp_contrast",

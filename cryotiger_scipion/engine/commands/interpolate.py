@@ -146,6 +146,38 @@ def record_exclusions(args, angles=None, synthetic: bool = False) -> list:
 
 
 def run(args) -> int:
+    with output_set(args):      # checks, lock: before any work; commits the set at the end
+        return _run(args)
+
+
+def output_set(args):
+    """What ``interpolate`` writes (OUT.mrc, then OUT.tlt and OUT.json beside it)
+    and reads, for the checks of engine.outputs."""
+    from ..interpolate import output_paths
+    from ..outputs import OutputSet
+    tlt, record = output_paths(args.output)
+    return OutputSet("interpolate",
+                     files=[(args.output, "--output"), (tlt, "the .tlt written beside --output"),
+                            (record, "the .json record written beside --output")],
+                     inputs=series_inputs(args),
+                     input_folders=[(args.model, "--model")] if args.method == "film" else [])
+
+
+def series_inputs(args) -> list:
+    """[(path, option)] of the tilt-series files a command reads (the record
+    OUT.json beside --input included: engine/record.py reads it)."""
+    return [(getattr(args, k, None), "--" + k.replace("_", "-"))
+            for k in ("input", "angles", "mdoc", "xf", "acquisition_json")] + [record_beside(args.input)]
+
+
+def record_beside(stack: str) -> tuple:
+    """(path, role) of the interpolation record STEM.json beside ``stack``, read
+    when present (engine/record.py); (None, role) when there is none."""
+    path = os.path.splitext(stack)[0] + ".json" if stack else None
+    return (path if path and os.path.isfile(path) else None, "record beside --input")
+
+
+def _run(args) -> int:
     from .. import InputError
     from ..interpolate import describe_input, get_interpolator, parse_view_list, run_interpolation
 

@@ -59,6 +59,12 @@ def _usage(args):
 
 
 def run_init(args) -> int:
+    from ..outputs import OutputSet
+    with OutputSet("model init", folders=[(args.output, "--output", "replace")]):
+        return _run_init(args)
+
+
+def _run_init(args) -> int:
     from ..film.config import FilmConfig
     cfg = FilmConfig.named(args.config)
     from ..film.network import FilmNet

@@ -76,6 +76,26 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    from ..outputs import OutputSet
+    from .interpolate import record_beside
+    outs = OutputSet("reconstruct", files=[(args.output, "--output")],
+                     inputs=[(args.input, "--input"), (args.angles, "--angles"), (args.ctf, "--ctf"),
+                             (args.exclude_synthetic, "--exclude-synthetic"), (args.xf, "--xf"),
+                             (args.novactf, "--novactf"), record_beside(args.input)])
+    with outs:
+        return _run(args, outs)
+
+
+def output_bytes(input_path: str, thickness: int, binning: int = 1) -> int:
+    """Size in bytes of the float32 tomogram (z, y, x) made from ``input_path``."""
+    from ..io import stack_shape
+    _, ny, nx = stack_shape(input_path)
+    b = max(1, int(binning))
+    nz = max(1, int(round(int(thickness) / b)))
+    return 1024 + 4 * nz * max(1, ny // b) * max(1, nx // b)
+
+
+def _run(args, outs) -> int:
     import os
 
     from .. import InputError
@@ -89,6 +109,8 @@ def run(args) -> int:
         raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json (per-tilt defocus from "
                          "'cryotiger ctf'); or use --ctf-correction none")
     radial = _pair(args.radial, "radial")
+    if args.thickness >= 1 and args.binning >= 1:
+        outs.need_space(output_bytes(args.input, args.thickness, args.binning), "the tomogram")
     exclude = parse_view_list(args.exclude)
     if not args.exclude_synthetic:
         # Views an interpolation record beside the stack flags excluded are left out

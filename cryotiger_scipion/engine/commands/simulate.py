@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
@@ -43,10 +44,26 @@ def dose_symmetric_order(angles, group: int = 2) -> np.ndarray:
     return order
 
 
+def output_paths(output: str) -> tuple:
+    """(OUT.tlt, OUT.order.json): the files written beside the stack OUT.mrc."""
+    stem = os.path.splitext(output)[0]
+    return stem + ".tlt", stem + ".order.json"
+
+
 def run(args) -> int:
-    from ..io import write_angles, write_stack
+    from ..outputs import OutputSet
+    tlt, order = output_paths(args.output)
+    outs = OutputSet("simulate", files=[(args.output, "--output"),
+                                        (tlt, "the .tlt written beside --output"),
+                                        (order, "the .order.json written beside --output")],
+                     inputs=[(args.volume, "--volume")])
+    with outs:
+        return _run(args)
+
+
+def _run(args) -> int:
+    from ..io import atomic_path, write_angles, write_stack
     from ..simulate import Acquisition, load_volume, phantom_volume, simulate_tilt_series
-    import os
 
     if args.volume:
         vol, px = load_volume(args.volume)
@@ -59,9 +76,9 @@ def run(args) -> int:
                       dose_per_tilt=args.dose, order=order, seed=args.seed)
     ts = simulate_tilt_series(vol, angles, acq)
     write_stack(args.output, ts, px)
-    stem = os.path.splitext(args.output)[0]
-    write_angles(stem + ".tlt", angles)
-    with open(stem + ".order.json", "w") as f:
+    tlt, order_json = output_paths(args.output)
+    write_angles(tlt, angles)
+    with atomic_path(order_json) as tmp, open(tmp, "w") as f:
         json.dump({"acquisition_order": order.tolist(), "dose_per_tilt": args.dose}, f)
     print(f"wrote {args.output}: {len(angles)} tilts of {ts.shape[1]}x{ts.shape[2]}, {px:g} A/px")
     return 0

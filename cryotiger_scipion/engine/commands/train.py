@@ -113,7 +113,34 @@ def series_from_args(args) -> list:
             for s, a, e, x in zip(args.input, args.angles, excl, xfs)]
 
 
+def output_set(args):
+    """What ``train`` writes (the model folder, replaced; its work folder with
+    the database and checkpoints) and reads (stacks, angles, .xf, --init model,
+    --database, --config file, --vgg-weights)."""
+    from ..outputs import OutputSet
+    out = os.path.abspath(args.output)
+    workdir = os.path.abspath(args.workdir or out.rstrip("/") + ".work")
+    inputs = [(p, "--input") for p in args.input] + [(p, "--angles") for p in args.angles]
+    inputs += [(p, "--xf") for p in (args.xf or []) if p]
+    if str(args.config).endswith(".json"):
+        inputs.append((args.config, "--config"))
+    inputs.append((args.vgg_weights or None, "--vgg-weights"))
+    folders = [(out, "--output", "replace"), (workdir, "--workdir", "create"),
+               (os.path.join(workdir, "checkpoints"), "the checkpoints in --workdir",
+                "replace" if args.restart else "scratch")]
+    if not args.database:
+        folders.append((os.path.join(workdir, "database"), "the training database in --workdir",
+                        "replace"))
+    return OutputSet("train", inputs=inputs, folders=folders,
+                     input_folders=[(args.init, "--init"), (args.database, "--database")])
+
+
 def run(args) -> int:
+    with output_set(args):     # checks, locks: before any work
+        return _run(args)
+
+
+def _run(args) -> int:
     from .. import InputError
     from ..train.data import DatabaseParams, build_database
     from ..train.trainer import TrainConfig, train

@@ -119,7 +119,8 @@ def export_savedmodel(net: FilmNet, output_dir: str) -> str:
         net.config.save(os.path.join(tmp, CONFIG_FILE))
         os.chmod(tmp, 0o755)
         if os.path.isdir(output_dir):
-            old = output_dir + ".old-" + os.path.basename(tmp)
+            from ..outputs import temp_name
+            old = temp_name(output_dir, "old")     # hidden; cleaned by the next run after a kill
             os.replace(output_dir, old)
             os.replace(tmp, output_dir)
             shutil.rmtree(old, ignore_errors=True)

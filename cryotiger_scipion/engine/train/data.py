@@ -45,7 +45,7 @@ from ..io import check_angles_match, check_finite_views, open_stack, read_angles
 
 RAW_FLOAT32 = "raw_float32"
 MANIFEST = "database.json"
-DB_VERSION = 1
+DB_VERSION = 2                  # 2: keyed on the content of every input
 
 # Robust range of a pair of images (percentiles, %): must match the FILM
 # interpolator's 'robust' normalisation (see film/ and :func:`pair_range`).
@@ -241,6 +241,19 @@ class DatabaseParams:
         return d
 
 
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes (hex); '' when it does not exist (checked later)."""
+    import hashlib
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+    except FileNotFoundError:
+        return ""
+    return h.hexdigest()
+
+
 def _shard_names(prefix: str, n: int) -> List[str]:
     return [f"{prefix}-{k:05d}-of-{n:05d}.tfrecord" for k in range(n)]
 
@@ -284,11 +297,16 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
     for sp in series:
         if not os.path.exists(sp.stack):
             raise InputError(f"{sp.stack}: input stack not found")
-        st = os.stat(sp.stack)
+        # The cache key is the CONTENT of every input (issue 9): a stack, angle
+        # file or .xf rewritten in place (same path, same mtime) gives a new database.
         descr.append({"stack": os.path.abspath(sp.stack), "angles": os.path.abspath(sp.angles) if sp.angles else "",
                       "xf": os.path.abspath(sp.xf) if sp.xf else "",
                       "exclude": sorted(int(i) for i in sp.exclude), "name": sp.label(),
-                      "size": st.st_size, "mtime": int(st.st_mtime)})
+                      "size": os.path.getsize(sp.stack), "stack_sha256": file_digest(sp.stack),
+                      "angles_sha256": file_digest(sp.angles) if sp.angles else "",
+                      "angle_values": [float(a) for a in sp.angle_values]
+                      if sp.angle_values is not None else None,
+                      "xf_sha256": file_digest(sp.xf) if sp.xf else ""})
     request = {"version": DB_VERSION, "params": params.key(), "inputs": descr}
     manifest_path = os.path.join(folder, MANIFEST)
     if reuse and os.path.exists(manifest_path):
@@ -350,7 +368,8 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
 
     parent = os.path.dirname(os.path.abspath(folder)) or "."
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.abspath(folder)) + ".", dir=parent)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.abspath(folder)) + ".", suffix=".part",
+                           dir=parent)     # a name engine.outputs cleans after a kill
     try:
         writers = {s: [tf.io.TFRecordWriter(os.path.join(tmp, n)) for n in _shard_names(s, n_shards[s])]
                    for s in keys}

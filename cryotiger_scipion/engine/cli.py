@@ -99,17 +99,18 @@ def import_tensorflow(verbose: bool = False):
     return tf
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
+def out_of_memory_cause(exc: BaseException):
+    """The exception in ``exc``'s chain that says memory ran out (MemoryError,
+    TensorFlow's ResourceExhaustedError, std::bad_alloc), or None."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError":
-            return True
         text = str(exc)
-        if "bad_alloc" in text or "OOM when allocating" in text or "out of memory" in text.lower():
-            return True
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError" \
+                or "bad_alloc" in text or "OOM when allocating" in text:
+            return exc
         exc = exc.__cause__ or exc.__context__
-    return False
+    return None
 
 
 class _NativeStderr:
@@ -184,8 +185,10 @@ def _dispatch(args, verbose: bool, native) -> int:
     except BaseException as exc:     # noqa: B902 (every error ends in one line)
         if isinstance(exc, SystemExit):
             raise
-        if _is_out_of_memory(exc):
-            code = fail(f"out of memory ({type(exc).__name__}); "
+        oom = out_of_memory_cause(exc)
+        if oom is not None:
+            detail = (str(oom).strip().splitlines() or [""])[0][:120]
+            code = fail(f"out of memory ({type(oom).__name__}{': ' + detail if detail else ''}); "
                         f"{MEMORY_HINTS.get(args.command, 'free memory')}", 1)
             if needs_tensorflow(args):  # TensorFlow may abort while unwinding after an allocation failure
                 sys.stderr.flush()

@@ -392,3 +392,74 @@ def test_tensorflow_start_up_lines_are_quiet(tmp_path):
     assert loud.returncode == 2
     assert len(loud.stderr.strip().splitlines()) > 1     # the lines the quiet run kept away
     assert loud.stderr.strip().splitlines()[-1] == r.stderr.strip()
+
+
+# ----------------------------------------------------------------------------
+# caches: the training database is keyed on the content of every input (C19)
+# ----------------------------------------------------------------------------
+def _db_bytes(folder):
+    return {n: open(os.path.join(folder, n), "rb").read() for n in sorted(os.listdir(folder))
+            if n.endswith(".tfrecord")}
+
+
+def test_training_database_keyed_on_content_not_path_and_mtime(tmp_path):
+    """C19: ts.tlt rewritten in place (same path; here even the same mtime) with
+    20 angles for the 21-image stack: the cached database is not reused, the
+    rebuild refuses in one line.  A stack rewritten with the same size and mtime
+    gives a new database too."""
+    from cryotiger_scipion.engine import InputError
+    from cryotiger_scipion.engine.train.data import DatabaseParams, SeriesSpec, build_database
+    stack = make_series(tmp_path, n=21)
+    spec = SeriesSpec(str(tmp_path / "TS.mrc"), str(tmp_path / "TS.tlt"))
+    params = DatabaseParams(patch_size=16, shards=1, val_fraction=0)
+    db = str(tmp_path / "db")
+    build_database([spec], db, params, progress=False)
+    first = _db_bytes(db)
+    assert build_database([spec], db, params, progress=False)["request"] is not None  # reused
+    assert _db_bytes(db) == first
+
+    def rewrite(path, data):
+        st = os.stat(path)
+        with open(path, "r+b") as f:          # in place: same inode, same size
+            f.write(data)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    # the stack's pixels change, its size and mtime do not
+    raw = open(tmp_path / "TS.mrc", "rb").read()
+    rewrite(str(tmp_path / "TS.mrc"), raw[:1024] + (stack[::-1] * 2).astype(np.float32).tobytes())
+    build_database([spec], db, params, progress=False)
+    assert _db_bytes(db) != first
+    # the angle file loses a line
+    tlt = tmp_path / "TS.tlt"
+    lines = tlt.read_text().splitlines()
+    st = os.stat(tlt)
+    tlt.write_text("\n".join(lines[:20]) + "\n")
+    os.utime(tlt, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(InputError, match="21 images in the stack but 20 angles"):
+        build_database([spec], db, params, progress=False)
+
+
+# ----------------------------------------------------------------------------
+# memory: a process limit (ulimit -v, as a cgroup or SLURM job sets) below what
+# FILM needs is said as "out of memory" before any work, not a model-folder error
+# ----------------------------------------------------------------------------
+def test_film_under_a_memory_limit_says_out_of_memory(tmp_path):
+    make_series(tmp_path)
+    r = run("model", "init", "--config", "small", "--output", "m", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    probe = subprocess.run(
+        [sys.executable, "-c", "import tensorflow, cryotiger_scipion.engine.film.interpolator;"
+                               "print(open('/proc/self/statm').read().split()[0])"],
+        capture_output=True, text=True)
+    size_kib = int(probe.stdout.split()[-1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    limit_kib = size_kib + 700 * 1024        # TensorFlow started, little room left
+    before = snapshot(tmp_path)
+    cmd = " ".join(cryotiger_cmd() + ["interpolate", "--input", "TS.mrc", "--angles", "TS.tlt",
+                                      "--output", "o.mrc", "--method", "film", "--model", "m", "--quiet"])
+    r = subprocess.run(["bash", "-c", f"ulimit -v {limit_kib}; exec {cmd}"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1, r.stderr
+    assert len(lines) == 1 and "out of memory" in lines[0] and "--tile-size" in lines[0], r.stderr
+    assert "could not be loaded" not in lines[0]
+    assert snapshot(tmp_path) == before

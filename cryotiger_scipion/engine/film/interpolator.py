@@ -90,14 +90,41 @@ def configure_devices(device: str, gpu_ids=None) -> None:
 
 
 def _available_memory_gib() -> float:
+    """Memory this process may still use (GiB): the smallest of the machine's
+    MemAvailable, the cgroup limit (containers, SLURM) minus its usage, and the
+    address-space limit (``ulimit -v``) minus the current size.  A default budget
+    from MemAvailable alone runs out of memory inside a limited cgroup."""
+    limits = []
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 2 ** 20
+                    limits.append(int(line.split()[1]) * 1024)
     except OSError:
         pass
-    return 8.0
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as f:
+                text = f.read().strip()
+            with open(usage_file) as f:
+                used = int(f.read().strip())
+            if text.isdigit() and int(text) < 2 ** 60:
+                limits.append(max(0, int(text) - used))
+            break
+        except (OSError, ValueError):
+            continue
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            limits.append(max(0, soft - size))
+    except (OSError, ValueError, ImportError):
+        pass
+    return min(limits) / 2 ** 30 if limits else 8.0
 
 
 def robust_range(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
@@ -174,9 +201,19 @@ class FilmInterpolator(Interpolator):
         self.stack_range = tuple(float(v) for v in stack_range) if stack_range is not None else None
         params = self.parameters()
         if tile_size is None:
+            given = max_memory is not None
             if max_memory is None:
                 max_memory = 20.0 if on_gpu else min(8.0, 0.5 * _available_memory_gib())
-            tile_size = tile_size_for_memory(max_memory, self.batch_size, params)
+            try:
+                tile_size = tile_size_for_memory(max_memory, self.batch_size, params)
+            except InputError as exc:
+                if given:
+                    raise
+                from .. import CryoTigerError
+                raise CryoTigerError(
+                    f"out of memory: only {_available_memory_gib():.2f} GiB are available to this "
+                    "process (free memory, cgroup or 'ulimit -v' limit) and FILM needs more "
+                    f"({exc}); free memory, or give --tile-size 256 and --batch-size 1") from None
         tile_size = int(tile_size)
         if tile_overlap is None:
             tile_overlap = default_overlap(tile_size)

@@ -65,7 +65,7 @@ def needs_tensorflow(args) -> bool:
     if args.command in ("train",):
         return True
     if args.command == "model":
-        return getattr(args, "model_command", None) in ("init", "info")
+        return getattr(args, "model_command", None) in ("init", "info", "download")
     if args.command == "interpolate":
         return getattr(args, "method", None) == "film"
     if args.command == "holdout":

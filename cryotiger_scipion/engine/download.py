@@ -355,7 +355,7 @@ def download_model(name: str, output: Optional[str] = None, url: Optional[str] =
     if got["resumed_from"]:
         log(f"download: resumed at byte {got['resumed_from']}")
     digest = _sha256(part)
-    tmp = tempfile.mkdtemp(prefix=f".{folder}.unpack-", dir=out)
+    tmp = tempfile.mkdtemp(prefix=f".{folder}.unpack-", suffix=".part", dir=out)  # cleaned after a kill
     try:
         try:
             unpacked = os.path.join(tmp, "archive")

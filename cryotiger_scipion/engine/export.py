@@ -803,9 +803,11 @@ def export(series: ExportSeries, fmt: str, out_dir: str, experimental_only: bool
             names = write_relion5_files(series, work, out_dir, experimental_only)
         umask = os.umask(0)
         os.umask(umask)
+        from .outputs import place
         for n in names:
             os.chmod(os.path.join(work, n), 0o666 & ~umask)
-            os.replace(os.path.join(work, n), os.path.join(out_dir, n))
+            # through the command's OutputSet when it declares the file: renamed with the others
+            place(os.path.join(out_dir, n), os.path.join(work, n))
         # A file of an earlier export that this one does not write (a .defocus
         # without --ctf now) would describe other values: remove it.
         for n in output_names(fmt, series.name):

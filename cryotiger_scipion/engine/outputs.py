@@ -356,17 +356,17 @@ class OutputSet:
             if not keep:
                 remove_path(d)
         self._temp_dirs = []
-        if error:
-            for folder in reversed(self._created):
-                with contextlib.suppress(OSError):
-                    os.rmdir(folder)          # only when still empty
-        self._created = []
         for path, fd in self._locks:
             with contextlib.suppress(OSError):
                 os.remove(path)               # removed while still held: see _lock
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._locks = []
+        if error:
+            for folder in reversed(self._created):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)          # only when still empty (locks removed first)
+        self._created = []
 
     # -- members -------------------------------------------------------------
     def is_member(self, final: str) -> bool:

@@ -63,7 +63,15 @@ def run(args) -> int:
                          voltage=args.voltage, cs=args.cs, amp_contrast=args.amp_contrast,
                          tomo_size=tomo_size, z_shift=args.z_shift, hand=args.hand, name=args.name,
                          original_pixel_size=args.original_pixel_size, tomo_num=args.tomo_num)
-    result = export(series, args.format, args.output, experimental_only=args.experimental_only)
+    from ..export import check_outputs, output_names
+    from ..outputs import OutputSet
+    check_outputs(series, args.format, args.output)     # export's own messages first
+    files = [(os.path.join(args.output, n), "a file written in --output")
+             for n in output_names(args.format, series.name)]
+    inputs = [(src, role) for role, src in series.sources.items()]
+    with OutputSet("export", files=files, inputs=inputs,
+                   folders=[(args.output, "--output", "create")]):
+        result = export(series, args.format, args.output, experimental_only=args.experimental_only)
     for note in result["notes"]:
         print(f"cryotiger export: note: {note}", file=sys.stderr)
     if not args.quiet:

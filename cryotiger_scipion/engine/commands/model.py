@@ -88,6 +88,33 @@ def run_info(args) -> int:
 
 
 def run_download(args) -> int:
+    import os
+    from .. import InputError
+    from ..download import MODELS, models_dir
+    from ..outputs import OutputSet
+    out = models_dir(args.output)
+    created = []
+    if not os.path.isdir(out) and not os.path.exists(out):
+        try:
+            os.makedirs(out)
+        except OSError as exc:
+            raise InputError(f"cannot create the models folder {out} ({exc.strerror}); give "
+                             "another --output") from None
+        created.append(out)
+    try:
+        with OutputSet("model download",
+                       folders=[(os.path.join(out, MODELS[args.name]), "the installed model", "replace")]):
+            return _run_download(args)
+    except BaseException:
+        for folder in created:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
+        raise
+
+
+def _run_download(args) -> int:
     import sys
     from ..download import download_model
 

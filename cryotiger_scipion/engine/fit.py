@@ -125,7 +125,8 @@ def fit_series(stack: str, angles: Sequence[float], plan, output_model: str, ini
                          "network needs for fitting; leave --fit-minutes out")
     parent = os.path.dirname(os.path.abspath(output_model))
     os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="." + os.path.basename(output_model) + ".work-", dir=parent)
+    work = tempfile.mkdtemp(prefix="." + os.path.basename(output_model) + ".work-", suffix=".work",
+                            dir=parent)     # a name engine.outputs cleans after a kill
     try:
         cfg_path = os.path.join(work, "film_config.json")
         cfg.save(cfg_path)

@@ -156,10 +156,14 @@ def output_set(args):
     from ..interpolate import output_paths
     from ..outputs import OutputSet
     tlt, record = output_paths(args.output)
+    folders = []
+    if getattr(args, "fit_minutes", None) is not None:
+        from ..fit import fitted_model_path
+        folders.append((fitted_model_path(args.output), "the fitted model beside --output", "replace"))
     return OutputSet("interpolate",
                      files=[(args.output, "--output"), (tlt, "the .tlt written beside --output"),
                             (record, "the .json record written beside --output")],
-                     inputs=series_inputs(args),
+                     inputs=series_inputs(args), folders=folders,
                      input_folders=[(args.model, "--model")] if args.method == "film" else [])
 
 

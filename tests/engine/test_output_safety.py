@@ -105,6 +105,14 @@ def _ctf(d):
                for a in np.linspace(-12, 12, N)], open(d / "ctf.json", "w"))
 
 
+def _record(d):
+    (d / "TS.json").write_text("[]\n")         # an interpolation record beside the stack (read)
+
+
+def _tasks(d):
+    (d / "tasks.txt").write_text("interpolate --input TS.mrc --angles TS.tlt --output o.mrc\n")
+
+
 LIN = ["--method", "linear", "--quiet"]
 ROWS = [
     # C01: IMOD layout, OUT.tlt beside --output TS.mrc is the input angle file
@@ -154,6 +162,11 @@ ROWS = [
                                      "--quiet"], 2, "is inside the --model file"),
     ("train-output-is-input", None, ["train", "--input", "TS.mrc", "--angles", "TS.tlt",
                                      "--output", "TS.mrc", "--quiet"], 2, "is or contains the --input file"),
+    ("record-beside-input", _record, ["reconstruct", "--input", "TS.mrc", "--angles", "TS.tlt",
+                                      "--output", "TS.json", "--thickness", "8", "--quiet"],
+     2, "(--output) is the record beside --input file"),
+    ("parallel-report-is-tasks", _tasks, ["parallel", "tasks.txt", "--gpu-ids", "0", "--report",
+                                          "tasks.txt", "--quiet"], 2, "(--report) is the TASKS file"),
     # output paths that cannot be written (item 3)
     ("output-is-folder", _folder_out, ["interpolate", "--input", "TS.mrc", "--angles", "TS.tlt",
                                        "--output", "adir.mrc"] + LIN, 2, "is a folder; give a file name"),

@@ -80,11 +80,17 @@ def run(args) -> int:
         from .. import InputError
         raise InputError(f"--procs-per-gpu {args.procs_per_gpu}: must be at least 1")
     log_dir = args.log_dir or os.path.splitext(args.tasks)[0] + "_logs"
-    results = run_on_devices([(name, engine_argv(words)) for name, words in tasks], gpu_ids,
-                             args.procs_per_gpu, log_dir=log_dir, progress=not args.quiet)
-    if args.report:
-        with open(args.report, "w") as f:
-            json.dump(results_json(results), f, indent=1)
+    from ..io import atomic_path
+    from ..outputs import OutputSet
+    # The report and the log folder are this command's outputs (engine/outputs.py);
+    # each task checks its own outputs.
+    with OutputSet("parallel", files=[(args.report, "--report")], inputs=[(args.tasks, "TASKS")],
+                   folders=[(log_dir, "--log-dir", "scratch")]):
+        results = run_on_devices([(name, engine_argv(words)) for name, words in tasks], gpu_ids,
+                                 args.procs_per_gpu, log_dir=log_dir, progress=not args.quiet)
+        if args.report:
+            with atomic_path(args.report) as tmp, open(tmp, "w") as f:
+                json.dump(results_json(results), f, indent=1)
     failed = [r for r in results if r.returncode != 0]
     if not args.quiet:
         print(f"parallel: {len(results) - len(failed)}/{len(results)} tasks done on GPUs "

@@ -383,9 +383,10 @@ def write_volume(path: str, volume: np.ndarray, pixel_size: float) -> None:
 # Tilt angles
 # ----------------------------------------------------------------------------
 def read_text_lines(path: str, what: str) -> List[str]:
-    """Lines of a small text file (angles, transforms), decoded as UTF-8 (a BOM
-    and CRLF line ends accepted); InputError (one line) for a missing file, a
-    folder or binary data."""
+    """Lines of a small text file (angles, transforms, task lists), decoded as
+    UTF-8 (a BOM and CRLF line ends accepted) or UTF-16 with its BOM;
+    InputError (one line) for a missing or unreadable file, a folder, binary
+    data, text that is not UTF-8, or over 16 MB."""
     if not os.path.exists(path):
         raise InputError(f"{path}: {what} not found")
     if os.path.isdir(path):
@@ -397,6 +398,11 @@ def read_text_lines(path: str, what: str) -> List[str]:
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror}); check the file and its "
                          "permissions") from None
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") and len(raw) <= limit:   # UTF-16 (Windows editors)
+        try:
+            return raw.decode("utf-16").splitlines()
+        except UnicodeDecodeError:
+            pass
     if b"\0" in raw[:65536] or (len(raw) > limit and b"\0" in raw):
         raise InputError(f"{path}: binary data, not a text {what} (was an image stack given?)")
     if len(raw) > limit:

@@ -518,6 +518,7 @@ def test_excluded_nan_view_is_accepted_and_left_out(tmp_path, capsys):
     lines(ANGLES, "{:.2f}   # view\n"),                    # comment after the angle
     lines(ANGLES[::-1]),                                     # not monotonic: stack order is free
     lines(ANGLES).rstrip(b"\n"),                             # no final newline
+    "\ufeff".encode("utf-16-le") + lines(ANGLES, "{:.2f}\r\n").decode().encode("utf-16-le"),  # UTF-16
 ])
 def test_angle_file_variants_that_are_accepted(text, tmp_path):
     from cryotiger_scipion.engine.io import read_angles

@@ -3,15 +3,17 @@
 # trying the plugin's queue submission (issue 14). Debian/Ubuntu packages
 # slurm-wlm + munge (installed with apt-get when missing and we are root).
 #
-# Usage: bash scripts/slurm_local.sh start|stop|status|hosts [--no-install]
+# Usage: bash scripts/slurm_local.sh start|stop|status|hosts|dir [--no-install]
 #   start   install if needed, start munged, slurmctld and slurmd, wait until
 #           the node is idle, write the Scipion hosts.conf; prints
 #           "slurm_local: ready ..." (exit 0) or one line saying why not (exit 1).
 #   stop    stop the daemons this script started (by their pid files).
 #   status  sinfo of the cluster (exit 1 when it is not running).
 #   hosts   (re)write only the hosts.conf.
+#   dir     print the state folder.
 #
-# Everything lives in $CRYOTIGER_SLURM_STATE (default /tmp/cryotiger-slurm):
+# Everything lives in $CRYOTIGER_SLURM_STATE (default /tmp/cryotiger-slurm-<8
+# hex digits of the checkout path>; print it with 'dir'):
 #   slurm.conf, gres.conf    this host: CPUs and RealMemory from slurmd -C
 #   hosts.conf               Scipion hosts.conf with "cpu" and "gpu" queues
 #   env.sh                   export SLURM_CONF=... (source it to use sinfo/sbatch)
@@ -24,14 +26,17 @@
 # Variables: CRYOTIGER_SLURM_STATE, CRYOTIGER_SLURM_CPUS (CPUs declared for the
 # node; default: the machine's, at least 8), CRYOTIGER_SLURM_GPUS (fake GPUs declared as a
 # "gpu" GRES, default 2, 0: none), CRYOTIGER_SLURM_PORT (slurmctld port, default
-# 6917; slurmd uses PORT+1).
+# 6900-7898 from the checkout path; slurmd uses PORT+1).
 # The fake GPUs are plain files (SLURM only needs a path per device): a job that
 # asks --gres=gpu:N gets CUDA_VISIBLE_DEVICES set by SLURM exactly as on a GPU
 # node, which is what the tests check; nothing runs on them.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="${CRYOTIGER_SLURM_STATE:-/tmp/cryotiger-slurm}"
-PORT="${CRYOTIGER_SLURM_PORT:-6917}"
+# One cluster per checkout (state folder and ports from the checkout's path), so
+# that test runs of two checkouts on one machine do not stop each other's cluster.
+_KEY="$(printf %s "$ROOT" | sha1sum | cut -c1-8)"
+STATE="${CRYOTIGER_SLURM_STATE:-/tmp/cryotiger-slurm-$_KEY}"
+PORT="${CRYOTIGER_SLURM_PORT:-$((6900 + 2 * (16#$_KEY % 500)))}"
 NGPU="${CRYOTIGER_SLURM_GPUS:-2}"
 ACTION="${1:-status}"
 INSTALL=1
@@ -233,7 +238,9 @@ stop_slurm() {
 stop() {
   local p
   stop_slurm
-  if [[ -f "$STATE/munged.started-by-us" ]]; then
+  # munged is shared by every cluster on the machine: stop it only when we
+  # started it and no other slurmctld still runs.
+  if [[ -f "$STATE/munged.started-by-us" ]] && ! ps -C slurmctld -o stat= 2>/dev/null | grep -qv '^Z'; then
     p=/run/munge/munged.pid
     [[ -s $p ]] && kill "$(cat $p)" 2>/dev/null
     rm -f "$STATE/munged.started-by-us"
@@ -245,6 +252,7 @@ case "$ACTION" in
   start) start ;;
   stop) stop ;;
   hosts) mkdir -p "$STATE"; write_hosts; say "hosts.conf $STATE/hosts.conf" ;;
+  dir) echo "$STATE" ;;
   status) pid_alive "$STATE/slurmctld.pid" || fail "not running"; sinfo ;;
   *) fail "unknown action '$ACTION' (start|stop|status|hosts)" ;;
 esac

@@ -31,7 +31,9 @@ from cryotiger_scipion.protocols import ProtCryoTigerInterpolate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "slurm_local.sh")
-STATE = os.environ.get("CRYOTIGER_SLURM_STATE", "/tmp/cryotiger-slurm")
+# The cluster of this checkout (scripts/slurm_local.sh dir).
+STATE = os.environ.get("CRYOTIGER_SLURM_STATE") or subprocess.run(
+    ["bash", SCRIPT, "dir"], capture_output=True, text=True).stdout.strip()
 ANGLES = list(range(-30, 31, 10))
 PIXEL = 5.0
 WAIT_S = 600

@@ -332,6 +332,11 @@ class OutputSet:
                     raise OutputError(f"{final} is being written by another cryotiger run (lock "
                                       f"{path}); wait for it to finish or choose another output "
                                       "name") from None
+                if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                    # a file system without locks (some network mounts): the file
+                    # still marks the output as busy for the reader, no lock is held
+                    self._locks.append((path, os.open(path, os.O_RDWR)))
+                    return
                 raise
             # The file may have been removed by the previous holder between open and lock.
             try:

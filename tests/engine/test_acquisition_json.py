@@ -54,3 +54,29 @@ def test_acquisition_json_and_mdoc_together_refused(series, capsys):
     (series / "ts.mdoc").write_text("[ZValue = 0]\nTiltAngle = 0\n")
     assert _run(series, {"order": [1, 2, 3, 4, 5]}, "--mdoc", str(series / "ts.mdoc")) == 2
     assert "either --mdoc or --acquisition-json" in capsys.readouterr().err
+
+
+def test_unknown_keys_refused_not_ignored(series, capsys):
+    # a file in another layout (e.g. {"acquisition_order": ...}) used to be ignored without a word
+    assert _run(series, {"acquisition_order": [5, 3, 1, 2, 4], "dose_per_tilt": 3.0}) == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) 'acquisition_order', 'dose_per_tilt'" in err
+    assert not os.path.exists(series / "out.mrcs")
+
+
+def test_simulate_writes_an_acquisition_file_interpolate_reads(tmp_path):
+    stack = str(tmp_path / "sim.mrc")
+    assert main(["simulate", "--output", stack, "--phantom-shape", "16,24,24", "--min-angle", "-6",
+                 "--max-angle", "6", "--step", "3", "--dose", "2.5", "--dose-symmetric"]) == 0
+    acq = json.load(open(tmp_path / "sim.order.json"))
+    # dose-symmetric from 0: 0, +3, -3, +6, -6 (group 2 per side after the first) -> stack order -6..6
+    assert sorted(acq["order"]) == [1, 2, 3, 4, 5] and acq["order"][2] == 1
+    assert acq["dose"] == [2.5] * 5
+    assert main(["interpolate", "--input", stack, "--angles", str(tmp_path / "sim.tlt"), "--output",
+                 str(tmp_path / "out.mrc"), "--acquisition-json", str(tmp_path / "sim.order.json"),
+                 "--quiet"]) == 0
+    real = [p for p in json.load(open(tmp_path / "out.json")) if not p["synthetic"]]
+    assert [p["acquisition_order"] for p in real] == acq["order"]
+    assert [p["dose"] for p in real] == pytest.approx([2.5] * 5)
+    # dose before each image follows the acquisition order
+    assert [p["accum_dose"] for p in real] == pytest.approx([2.5 * (o - 1) for o in acq["order"]])

@@ -73,6 +73,11 @@ def film_options(args) -> dict:
             if getattr(args, k, None) is not None}
 
 
+#: The keys of an --acquisition-json file (lists in stack order): acquisition order (from 1),
+#: dose of each image and dose before it (e/A^2). Anything else is refused, never ignored.
+ACQUISITION_KEYS = ("order", "dose", "accum_dose")
+
+
 def read_acquisition_json(path: str, mdoc: str = None) -> dict:
     """Read --acquisition-json -> keyword arguments of ``describe_input``
     (orders, doses, accum_doses; lists in stack order)."""
@@ -89,6 +94,10 @@ def read_acquisition_json(path: str, mdoc: str = None) -> dict:
                          "'order', 'dose', 'accum_dose'") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object with lists 'order', 'dose', 'accum_dose'")
+    unknown = sorted(set(data) - set(ACQUISITION_KEYS))
+    if unknown:
+        raise InputError(f"{path}: unknown key(s) {', '.join(repr(k) for k in unknown)}; an acquisition "
+                         "file holds only the lists 'order', 'dose', 'accum_dose' (one value per image)")
     out = {}
     for key, name, cast in (("order", "orders", int), ("dose", "doses", float),
                             ("accum_dose", "accum_doses", float)):

@@ -79,6 +79,10 @@ def _run(args) -> int:
     tlt, order_json = output_paths(args.output)
     write_angles(tlt, angles)
     with atomic_path(order_json) as tmp, open(tmp, "w") as f:
-        json.dump({"acquisition_order": order.tolist(), "dose_per_tilt": args.dose}, f)
+        # the --acquisition-json layout, so the file can be given to interpolate/holdout as is
+        acquisition = {"order": order.tolist()}
+        if args.dose:
+            acquisition["dose"] = [float(args.dose)] * len(angles)
+        json.dump(acquisition, f)
     print(f"wrote {args.output}: {len(angles)} tilts of {ts.shape[1]}x{ts.shape[2]}, {px:g} A/px")
     return 0

@@ -143,11 +143,38 @@ def apply_xf(image: np.ndarray, xf: np.ndarray,
     return out.astype(np.float32, copy=False)
 
 
+class FramedXf(np.ndarray):
+    """(n, 2, 3) transforms that carry the aligned frame the user asked for
+    (``aligned_size`` = (nx, ny), as newstack -size); see :func:`with_frame`."""
+    aligned_size: Optional[tuple] = None
+
+    def __array_finalize__(self, obj):
+        self.aligned_size = getattr(obj, "aligned_size", None)
+
+
+def with_frame(xfs: np.ndarray, size: Optional[str]) -> np.ndarray:
+    """``xfs`` with the aligned frame given as 'NX,NY' (pixels, newstack's
+    -size), or unchanged when ``size`` is empty.  InputError for a bad size."""
+    if not size:
+        return xfs
+    try:
+        nx, ny = (int(v) for v in str(size).replace(" ", "").split(","))
+    except ValueError:
+        raise InputError(f"--aligned-size '{size}': give two whole numbers NX,NY (pixels), "
+                         "e.g. 4096,4096") from None
+    if nx < 1 or ny < 1:
+        raise InputError(f"--aligned-size '{size}': both sizes must be at least 1 pixel")
+    out = np.asarray(xfs, dtype=np.float64).view(FramedXf)
+    out.aligned_size = (nx, ny)
+    return out
+
+
 class Aligner:
     """The per-view transforms of one stack and its aligned frame.
 
     ``xfs`` (n, 2, 3) or None (already aligned); ``shape_yx`` the raw image
-    shape.  ``shape`` is the aligned (ny, nx) (:func:`aligned_shape`);
+    shape.  ``shape`` is the aligned (ny, nx): the size carried by ``xfs``
+    (:func:`with_frame`, --aligned-size) or :func:`aligned_shape`;
     ``aligner(image, i)`` resamples view ``i`` (0-based) into it.  On
     construction, views that lose more than :data:`CUT_WARN_FRACTION` of their
     area outside the frame are reported on stderr (one warning line), unless
@@ -156,9 +183,11 @@ class Aligner:
 
     def __init__(self, xfs: Optional[np.ndarray], shape_yx: Sequence[int], label: str = "",
                  warn: bool = True, views: Optional[Sequence[int]] = None):
+        size = getattr(xfs, "aligned_size", None)
         self.xfs = None if xfs is None else np.asarray(xfs, dtype=np.float64)
         self.raw_shape = (int(shape_yx[0]), int(shape_yx[1]))
-        self.shape = aligned_shape(self.xfs, self.raw_shape)
+        self.shape = ((int(size[1]), int(size[0])) if size
+                      else aligned_shape(self.xfs, self.raw_shape))
         self.cut = {}
         if self.xfs is not None:
             for i in (range(len(self.xfs)) if views is None else views):

@@ -188,3 +188,34 @@ def test_c25_ninety_degree_axis_on_non_square_images(tmp_path):
     with mrcfile.open(tmp_path / "tomo_raw.mrc") as a, mrcfile.open(tmp_path / "tomo_ali.mrc") as b:
         assert a.data.shape == (12, 24, 48)
         np.testing.assert_allclose(a.data, b.data, atol=1e-4 * float(np.abs(b.data).max()))
+
+
+def test_aligned_size_sets_the_frame(tmp_path):
+    """--aligned-size NX,NY (as newstack -size) overrides the automatic frame:
+    the 90-degree aligned images centred in a 48 x 48 frame; without --xf, or
+    with a malformed size, refused in one line."""
+    from cryotiger_scipion.engine.align import write_xf
+    angles = np.array([-6.0, 0.0, 6.0])
+    vol = phantom_volume((8, 24, 48), n_blobs=6, seed=3)
+    ali = simulate_tilt_series(vol, angles)                        # (3, 24, 48)
+    raw = np.stack([np.rot90(a) for a in ali])                     # (3, 48, 24)
+    write_stack(str(tmp_path / "raw.mrc"), raw, 5.0)
+    write_angles(str(tmp_path / "ts.tlt"), angles)
+    write_xf(str(tmp_path / "rot90.xf"), np.array([[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]] * 3))
+    base = ["interpolate", "--input", tmp_path / "raw.mrc", "--angles", tmp_path / "ts.tlt",
+            "--output", tmp_path / "out.mrc", "--method", "linear", "--quiet"]
+    r = run(*base, "--xf", tmp_path / "rot90.xf", "--aligned-size", "48,48")
+    assert r.returncode == 0, r.stderr
+    with mrcfile.open(tmp_path / "out.mrc") as m:
+        assert m.data.shape == (5, 48, 48)
+        np.testing.assert_allclose(m.data[::2, 12:36, :], ali, atol=1e-4)
+    r = run("reconstruct", "--input", tmp_path / "raw.mrc", "--angles", tmp_path / "ts.tlt",
+            "--xf", tmp_path / "rot90.xf", "--aligned-size", "48,40", "--output",
+            tmp_path / "rec.mrc", "--thickness", 8, "--quiet")
+    assert r.returncode == 0, r.stderr
+    with mrcfile.open(tmp_path / "rec.mrc") as m:
+        assert m.data.shape == (8, 40, 48)
+    for extra, msg in ((["--aligned-size", "48,48"], "give --xf"),
+                       (["--xf", tmp_path / "rot90.xf", "--aligned-size", "48"], "two whole numbers")):
+        r = run(*base, *extra)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr

@@ -55,6 +55,8 @@ def register(subparsers):
                    "'cryotiger interpolate'); optional")
     p.add_argument("--xf", help="IMOD .xf transforms to apply first (real tilts are aligned the "
                    "same way before the comparison)")
+    from .interpolate import add_aligned_size
+    add_aligned_size(p)
     p.add_argument("--keep", help="folder to keep the restored stacks in (NN_<name>.mrc/.tlt/.json)")
     ctf = p.add_argument_group("defocus difference (optional; built-in CTF estimator)")
     ctf.add_argument("--defocus", action="store_true",

@@ -40,6 +40,7 @@ def register(subparsers):
                         "received before each image); any may be left out. Alternative to --mdoc "
                         "(written by the Scipion protocols from the tilt images' metadata)")
     p.add_argument("--xf", help="IMOD .xf transforms to apply first (if the stack is not aligned)")
+    add_aligned_size(p)
     p.add_argument("--pixel-size", type=float, default=None,
                    help="pixel size in Angstrom (default: from the input header)")
     film = p.add_argument_group("FILM options")
@@ -62,6 +63,14 @@ def register(subparsers):
                       help="compute precision (auto: mixed float16 on GPU, float32 on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
+
+
+def add_aligned_size(p) -> None:
+    """--aligned-size NX,NY (with --xf): the aligned frame, as IMOD newstack -size."""
+    p.add_argument("--aligned-size", default=None, metavar="NX,NY",
+                   help="with --xf: size of the aligned images in pixels (as IMOD newstack "
+                        "-size; default: the raw size, x and y swapped when the transforms "
+                        "rotate by about 90 degrees)")
 
 
 def film_options(args) -> dict:
@@ -130,8 +139,10 @@ def read_series_options(args) -> tuple:
         angles = [t.angle for t in read_mdoc(args.mdoc).tilts]
     xf = None
     if getattr(args, "xf", None):
-        from ..align import read_xf
-        xf = read_xf(args.xf)
+        from ..align import read_xf, with_frame
+        xf = with_frame(read_xf(args.xf), getattr(args, "aligned_size", None))
+    elif getattr(args, "aligned_size", None):
+        raise InputError("--aligned-size sets the frame of the images aligned with --xf; give --xf")
     acq_json = getattr(args, "acquisition_json", None)
     acq = read_acquisition_json(acq_json, getattr(args, "mdoc", None)) if acq_json else {}
     return angles, xf, acq

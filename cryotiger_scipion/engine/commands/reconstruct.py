@@ -46,6 +46,8 @@ def register(subparsers):
                         "views it marks excluded), i.e. reconstruct from experimental tilts only")
     p.add_argument("--exclude", default="", help="views to leave out, numbered from 1 (e.g. '1,40-41')")
     p.add_argument("--xf", help="IMOD .xf transforms to apply first (if the stack is not aligned)")
+    from .interpolate import add_aligned_size
+    add_aligned_size(p)
     p.add_argument("--backend", default="builtin", choices=["builtin", "novactf"],
                    help="builtin: numpy WBP (CPU); novactf: the novaCTF binary")
     p.add_argument("--novactf", help="path of the novaCTF binary (default: $CRYOTIGER_NOVACTF_BIN, "
@@ -127,8 +129,10 @@ def _run(args, outs) -> int:
     if args.sirt_like:
         common["sirt_like"] = args.sirt_like
     if args.xf:
-        from ..align import read_xf
-        common["xf"] = read_xf(args.xf)
+        from ..align import read_xf, with_frame
+        common["xf"] = with_frame(read_xf(args.xf), args.aligned_size)
+    elif args.aligned_size:
+        raise InputError("--aligned-size sets the frame of the images aligned with --xf; give --xf")
     if args.backend == "novactf":
         from ..novactf import find_novactf, reconstruct_file_novactf
         binary = find_novactf(args.novactf)

@@ -165,9 +165,7 @@ def main(argv=None) -> int:
 
 
 def _dispatch(args, verbose: bool, native) -> int:
-    name = args.command
-    if getattr(args, "model_command", None):
-        name = f"{name} {args.model_command}"
+    name = args.command          # 'cryotiger model: error: ...' for every model action (a contract)
 
     def fail(message: str, code: int) -> int:
         print(f"cryotiger {name}: error: {message}", file=sys.stderr)

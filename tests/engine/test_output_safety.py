@@ -263,6 +263,41 @@ def test_kill_during_commit_leaves_old_or_new_set(tmp_path, step):
     assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
 
 
+def test_kill_at_any_moment_leaves_old_or_new_set(tmp_path):
+    """kill -9 at moments spread over a whole run (start-up, work, commit): the
+    set is always the old one, the new one or absent; a final run completes it."""
+    import time
+    make_series(tmp_path)
+    old_args = ["interpolate", "--input", "TS.mrc", "--angles", "TS.tlt", "--output", "OUT.mrc", *LIN]
+    new_args = old_args + ["--per-gap", "3"]
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for name, args in (("old", old_args), ("new", new_args)):
+        assert run(*[a if a != "OUT.mrc" else f"ref/{name}.mrc" for a in args], cwd=tmp_path).returncode == 0
+    old, new = _set_hashes(ref, "old"), _set_hashes(ref, "new")
+    t = time.perf_counter()
+    assert run(*old_args, cwd=tmp_path).returncode == 0
+    duration = time.perf_counter() - t
+    seen = set()
+    for frac in np.linspace(0.3, 1.1, 9):
+        p = subprocess.Popen(cryotiger_cmd() + new_args, cwd=tmp_path, stderr=subprocess.DEVNULL)
+        time.sleep(duration * frac)
+        p.kill()
+        p.wait()
+        state = _set_hashes(tmp_path, "OUT")
+        if state[".mrc"] is None:
+            seen.add("absent")
+        else:
+            assert state in (old, new), (frac, state)
+            seen.add("old" if state == old else "new")
+            if state == new:              # back to the old set for the next kill
+                assert run(*old_args, cwd=tmp_path).returncode == 0
+    assert run(*new_args, cwd=tmp_path).returncode == 0
+    assert _set_hashes(tmp_path, "OUT") == new
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
+    assert "old" in seen                   # some kills landed before the commit
+
+
 def test_second_writer_is_refused(tmp_path):
     make_series(tmp_path)
     out = tmp_path / "OUT.mrc"

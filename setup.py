@@ -41,7 +41,10 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["cryotiger_scipion", "cryotiger_scipion.*"]),
     include_package_data=True,
-    package_data={"cryotiger_scipion": ["templates/*.json.template", "protocols.conf", "*.png"]},
+    package_data={"cryotiger_scipion": ["templates/*.json.template", "protocols.conf", "*.png",
+                                        # the starter model of --fit-minutes (1.6 MB; bench/make_starter.py)
+                                        "models/film_starter/*.pb", "models/film_starter/*.json",
+                                        "models/film_starter/variables/*"]},
     install_requires=ENGINE_REQUIRES + SCIPION_REQUIRES,
     extras_require={
         # For the managed environment, installed with --no-deps plus these.

@@ -98,7 +98,6 @@ def fit_series(stack: str, angles: Sequence[float], plan, output_model: str, ini
     normalised units), stopped.  Raises InputError when the series is too short
     (fewer than 3 usable views) or too small for one patch.
     """
-    from .film.config import PAD_MULTIPLE  # noqa: F401  (import check: engine.film present)
     from .io import open_stack
     from .train.data import DatabaseParams, SeriesSpec, build_database, select_triplets
     from .train.film_api import size_multiple

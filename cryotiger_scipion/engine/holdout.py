@@ -177,6 +177,10 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                     "mode": "restore", "per_gap": int(per_gap),
                     "data_range_mode": data_range if isinstance(data_range, str) else "value",
                     "metrics": metric_names, "methods": {}}
+    warnings = [f"{s.name}: {i.fallback_warning}" for s, i in zip(methods, interpolators)
+                if getattr(i, "fallback_warning", None)]
+    if warnings:  # a FILM model run as an opaque SavedModel (float32 only, no fine-tuning)
+        report["warnings"] = warnings
     # Restored stacks go to a hidden work folder beside the report (removed at
     # the end, or by the next run after a kill); with keep_dir they are moved
     # there at the end, together with the report (engine.outputs).

@@ -22,11 +22,35 @@ LINEAR = "linear"
 FILM = "film"
 
 
+#: A synthetic tilt that a midpoint-only method makes at fraction k/(K+1) of its
+#: gap may be recorded at a planned fraction that differs by at most this much
+#: (uneven real tilt steps, rounding of angles); beyond it the record would
+#: claim an angle the image does not show, and the target is refused.
+FRACTION_TOLERANCE = 0.02
+
+
 class Interpolator:
-    """Makes the synthetic images of gaps.  Subclasses override ``interpolate_gaps``."""
+    """Makes the synthetic images of gaps.  Subclasses override ``interpolate_gaps``.
+
+    ``time_aware``: True when the method synthesises the image at any fraction t
+    of a gap it is asked for (linear); False when it only makes midpoints
+    (FILM's published models: t = 0.5, recursive midpoints for 3 or 7 per gap).
+    The driver refuses targets a midpoint-only method cannot make
+    (:func:`check_fractions`); a time-aware FILM model (issue 13) sets it True.
+    """
     name = "base"
+    time_aware = True
     # How many gaps the driver hands over at once (FILM batches pairs).
     gaps_per_call = 1
+
+    def fractions_made(self, fractions: Sequence[float]) -> List[float]:
+        """The fractions of the images this method returns when asked for
+        ``fractions`` (one gap): the same for a time-aware method, else the
+        recursive midpoints k/(K+1)."""
+        if self.time_aware:
+            return [float(t) for t in fractions]
+        k = len(fractions)
+        return [(j + 1) / (k + 1) for j in range(k)]
 
     def interpolate_gaps(self, gaps: Sequence[tuple]) -> List[np.ndarray]:
         """``gaps``: list of (image_a, image_b, fractions); returns one (K, y, x)
@@ -53,6 +77,30 @@ class LinearInterpolator(Interpolator):
                 res[k] += t * b
             out.append(res)
         return out
+
+
+def check_fractions(plan: Sequence[OutputTilt], interpolator: Interpolator,
+                    tilts: Sequence[InputTilt]) -> None:
+    """Refuse a plan whose synthetic tilts ``interpolator`` cannot make where the
+    plan puts them (a record never claims an angle its image does not show).
+
+    Raises InputError naming the first target, its fraction t and its gap.
+    """
+    by_index = {t.index: t for t in tilts}
+    bad = []
+    for g in gaps_of(plan):
+        made = interpolator.fractions_made(g["fractions"])
+        for pos, t, m in zip(g["outputs"], g["fractions"], made):
+            if abs(t - m) > FRACTION_TOLERANCE:
+                bad.append((plan[pos], t, m, by_index[g["a"]].angle, by_index[g["b"]].angle))
+    if bad:
+        o, t, m, a, b = bad[0]
+        raise InputError(
+            f"method {interpolator.name} synthesises only the midpoints of a gap (t = 0.5; 3 or 7 per gap: "
+            f"recursive midpoints) but {len(bad)} target tilt(s) lie elsewhere, e.g. {o.angle:g} deg at "
+            f"t = {t:.2f} between {a:g} and {b:g} deg (it would make the image at "
+            f"{a + m * (b - a):g} deg); use --mode add (new tilts at the midpoints), --method linear, "
+            "or evenly spaced tilts")
 
 
 def get_interpolator(method: str, **options) -> Interpolator:
@@ -189,6 +237,7 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
             print(f"{label}: excluded view(s) {', '.join(str(i + 1) for i in unusable)} hold NaN or "
                   "infinite values and are left out of the output", flush=True)
     plan = make_plan(tilts, per_gap=per_gap, mode=mode)
+    check_fractions(plan, interpolator, tilts)
     gaps = gaps_of(plan)
     tlt_path, json_path = output_paths(output_path)
     if os.path.abspath(output_path) == os.path.abspath(input_path):

@@ -10,6 +10,7 @@ from cryotiger_scipion.engine import InputError  # noqa: E402
 from cryotiger_scipion.engine.film import savedmodel as sm  # noqa: E402
 from cryotiger_scipion.engine.film.config import FilmConfig  # noqa: E402
 from cryotiger_scipion.engine.film.network import FilmNet, build_film  # noqa: E402
+from film_layout import offset_fusion_name  # noqa: E402
 
 
 def test_published_configuration_has_published_parameter_count():
@@ -25,7 +26,7 @@ def test_published_configuration_has_published_parameter_count():
 def test_variable_names_follow_published_prefixes():
     names = set(build_film(FilmConfig.published()).named_variables())
     for k in range(8):
-        assert f"feat_net/cfeat_conv_{k}/kernel" in names
+        assert f"feat_net/sub_extractor/cfeat_conv_{k}/kernel" in names
     for p in ("0", "1", "2", "shared"):
         for k in range(5):
             assert f"predict_flow/flow_predictor_{p}/conv_{k}/bias" in names
@@ -88,8 +89,9 @@ def test_nested_film_layout_and_weight_import_without_config(tmp_path):
     weights = sm._weights_by_name(sm.collect_variables(loaded))
     cfg = sm.infer_config(weights, pyramid_levels=FilmConfig.small().pyramid_levels)
     assert cfg == FilmConfig.small()
-    # Keras may number fusion convs differently: import falls back to creation order.
-    renamed = {k.replace("fusion/conv2d", "fusion/conv2d_x"): v for k, v in weights.items()}
+    # Keras numbers fusion convs per process (an offset): import goes by creation order.
+    renamed = {offset_fusion_name(k, 4): v for k, v in weights.items()}
+    assert "fusion/conv2d_4/kernel" in renamed and "fusion/conv2d/kernel" not in renamed
     other = FilmNet(cfg, seed=9)
     sm.import_weights(other, renamed)
     x = np.random.default_rng(1).random((1, 64, 64, 3), dtype=np.float32)

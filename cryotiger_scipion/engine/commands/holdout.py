@@ -13,6 +13,8 @@ Default names: the method, then film-2, film-3 ... for repeats.
 """
 from __future__ import annotations
 
+import sys
+
 import argparse
 
 
@@ -160,4 +162,6 @@ def _run(args, specs, angles, xf, acq, exclude) -> int:
     if not args.quiet:
         print(format_table(report))
         print(f"wrote {args.report}" + (f" and plots in {args.plot}" if args.plot else ""))
+    for warning in report.get("warnings", []):
+        print(warning, file=sys.stderr)
     return 0

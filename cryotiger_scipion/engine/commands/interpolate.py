@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 
 
@@ -239,6 +240,9 @@ def _run(args) -> int:
     if fitted is not None:
         from ..fit import describe_fit
         print(describe_fit(fitted), flush=True)
+    warning = getattr(interpolator, "fallback_warning", None)
+    if warning:  # repeated in the summary, also with --quiet (the Scipion log shows stderr)
+        print(warning, file=sys.stderr)
     return 0
 
 

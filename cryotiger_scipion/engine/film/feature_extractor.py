@@ -1,7 +1,7 @@
 """Cascaded feature extractor: one set of weights for every scale and both images.
 
 Sub-level j = two 3x3 leaky convs of ``filters * 2**j`` channels (variables
-``feat_net/cfeat_conv_{2j}``, ``..._{2j+1}``), with 2x2 average pooling between
+``feat_net/sub_extractor/cfeat_conv_{2j}``, ``..._{2j+1}``, as published), with 2x2 average pooling between
 sub-levels.  Pyramid level i runs min(levels - i, sub_levels) sub-levels; the
 feature at level i concatenates S_i[0], S_{i-1}[1], S_{i-2}[2], ... (those that
 exist), i.e. 64, 192, 448, 960, 960, ... channels in the published configuration.
@@ -23,7 +23,7 @@ class FeatureExtractor(tf.Module):
         cin = 3
         for k in range(2 * config.sub_levels):
             cout = config.filters * 2 ** (k // 2)
-            self.convs.append(Conv2D(f"feat_net/cfeat_conv_{k}", 3, cin, cout, True, rng))
+            self.convs.append(Conv2D(f"feat_net/sub_extractor/cfeat_conv_{k}", 3, cin, cout, True, rng))
             cin = cout
 
     def __call__(self, pyramid: list) -> list:

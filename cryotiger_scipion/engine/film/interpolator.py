@@ -3,7 +3,8 @@
 Grey float images in their original units go in and come out.  Per gap:
 
 * normalization='robust' (default): the pair is scaled to [0, 1] by its
-  0.5 / 99.5 percentiles (no clipping, no uint8), copied to 3 channels, run
+  0.5 / 99.5 percentiles and clipped to [-0.25, 1.25] (outliers such as hot
+  pixels and gold; see ``normalization``; no uint8), copied to 3 channels, run
   through the network, turned back to grey with luma 0.299 R + 0.587 G +
   0.114 B and scaled back to the pair's original units, so that a synthetic
   tilt matches its neighbours.
@@ -38,13 +39,13 @@ import numpy as np
 from .. import InputError
 from ..interpolate import FILM, Interpolator
 from .config import PAD_MULTIPLE
+from .normalization import ROBUST_PERCENTILES, normalize_pair, pair_range  # noqa: F401
 from .tiling import TileGrid, check_tiling, default_overlap, tile_size_for_memory
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 PER_GAP_ALLOWED = (1, 3, 7)
 NORMALIZATIONS = ("robust", "notebook")
 PRECISIONS = ("auto", "float32", "mixed", "bfloat16")
-ROBUST_PERCENTILES = (0.5, 99.5)
 
 
 def configure_devices(device: str, gpu_ids=None) -> None:
@@ -128,15 +129,8 @@ def _available_memory_gib() -> float:
 
 
 def robust_range(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
-    """(low, high) percentiles of a pair, on a subsample for large images."""
-    step = max(1, int(np.sqrt(a.size / 1_000_000)))
-    sample = np.concatenate([a[::step, ::step].ravel(), b[::step, ::step].ravel()])
-    lo, hi = np.percentile(sample, ROBUST_PERCENTILES)
-    if not hi > lo:
-        lo, hi = float(sample.min()), float(sample.max())
-    if not hi > lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
+    """(low, high) percentiles of a pair (see ``normalization.pair_range``)."""
+    return pair_range(a, b)
 
 
 class FilmInterpolator(Interpolator):
@@ -157,6 +151,9 @@ class FilmInterpolator(Interpolator):
     jit_compile: XLA; default on GPU only (slower on CPU, measured).
     """
     name = FILM
+    #: The published models (and ours) ignore ``time``: midpoints only.  The
+    #: driver refuses targets at t != 0.5 (engine.interpolate.check_fractions).
+    time_aware = False
 
     def __init__(self, model, tile_size: Optional[int] = None, tile_overlap: Optional[int] = None,
                  max_memory: Optional[float] = None, device: str = "cpu", gpu_ids=None,
@@ -181,15 +178,22 @@ class FilmInterpolator(Interpolator):
             self.net, self.model_info = model, {"folder": None, "config": model.config, "source": "python"}
         else:
             self.net, self._saved, self.model_info = load_for_inference(model)
-            if self.net is None:
-                self.log(f"weights of {self.model_info['folder']} could not be imported into the native "
-                         f"network ({self.model_info['import_error']}); calling the SavedModel as it is "
-                         "(float32)")
         self.model_path = self.model_info["folder"]
         on_gpu = device == "gpu"
         if precision == "auto":
             precision = "mixed" if on_gpu else "float32"
+        #: None, or the warning that the model runs as an opaque SavedModel (a
+        #: layout the import does not know): commands repeat it in their summary.
+        self.fallback_warning = None
         if self.net is None:
+            self.fallback_warning = (
+                f"WARNING: the FILM model {self.model_path} has a variable layout the native import "
+                f"does not know ({self.model_info['import_error']}); it runs as a SavedModel as it is, "
+                f"which loses: --precision {precision} (runs in float32 only"
+                f"{', no GPU mixed precision' if on_gpu else ''}), fine-tuning (cryotiger train --init "
+                "cannot start from it) and its configuration (model info). Please report the model's "
+                "variable names (cryotiger model info)")
+            self.log(self.fallback_warning)
             precision = "float32"
         if precision == "mixed" and not on_gpu:
             raise InputError("--precision mixed (float16) is for GPUs; on CPU use float32 or bfloat16")
@@ -304,9 +308,8 @@ class FilmInterpolator(Interpolator):
     def _to_unit(self, a, b):
         """Pair -> normalised pair and the inverse mapping's (offset, scale)."""
         if self.normalization == "robust":
-            lo, hi = robust_range(a, b)
-            s = hi - lo
-            return (a - lo) / s, (b - lo) / s, lo, s
+            ua, ub, lo, hi = normalize_pair(a, b)
+            return ua, ub, lo, hi - lo
         lo, hi = self.stack_range if self.stack_range is not None else \
             (float(min(a.min(), b.min())), float(max(a.max(), b.max())))
         s = (hi - lo) if hi > lo else 1.0
@@ -359,4 +362,5 @@ class FilmInterpolator(Interpolator):
                 "tile_overlap": self.tile_overlap, "max_memory_gib": self.max_memory,
                 "device": self.device, "batch_size": self.batch_size,
                 "normalization": self.normalization, "precision": self.precision,
-                "jit_compile": self.jit_compile}
+                "jit_compile": self.jit_compile, "native": self.net is not None,
+                "time_aware": self.time_aware, "warning": self.fallback_warning}

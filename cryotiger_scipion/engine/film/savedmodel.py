@@ -200,18 +200,36 @@ def collect_variables(loaded) -> List[tf.Variable]:
     return found
 
 
+_FEAT_RE = re.compile(r"^feat_net/(?:.*/)?cfeat_conv_(\d+)/(kernel|bias)$")
+_FUSION_RE = re.compile(r"^fusion/(?:.*/)?conv2d(?:_(\d+))?/(kernel|bias)$")
+
+
 def canonical_name(name: str) -> Optional[str]:
-    """'film_net/fusion/conv2d_3/kernel:0' -> 'fusion/conv2d_3/kernel' (None if not FILM)."""
+    """The native name of a FILM variable, whatever the export around it.
+
+    'film_net/fusion/conv2d_3/kernel:0' -> 'fusion/conv2d_3/kernel';
+    'feat_net/cfeat_conv_2/bias' (cryotiger exports before the published layout
+    was known) and 'feat_net/sub_extractor/cfeat_conv_2/bias' (the published
+    layout) -> 'feat_net/sub_extractor/cfeat_conv_2/bias'.  None if not FILM.
+    Fusion numbers are kept as they are (see :func:`fusion_order`).
+    """
     name = name.split(":")[0]
     best = None
     for p in PREFIXES:
         i = name.find(p)
         if i >= 0 and (best is None or i < best[0]):
             best = (i, name[i:])
-    return best[1] if best else None
+    if best is None:
+        return None
+    key = best[1]
+    m = _FEAT_RE.match(key)
+    if m:
+        return f"feat_net/sub_extractor/cfeat_conv_{m.group(1)}/{m.group(2)}"
+    return key
 
 
 def _weights_by_name(variables) -> Dict[str, np.ndarray]:
+    """{canonical name: array}, in the order the variables are listed."""
     out = {}
     for v in variables:
         key = canonical_name(v.name)
@@ -224,12 +242,29 @@ def _natural(key: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
 
 
+def fusion_order(names) -> List[str]:
+    """Fusion convolution prefixes ('fusion/conv2d_7') in Keras creation order.
+
+    Keras names automatic layers per process: the first Conv2D is 'conv2d', the
+    next 'conv2d_1', ...; a model built after other layers starts at an offset
+    ('conv2d_5' ... 'conv2d_17').  So the number gives the creation ORDER, never
+    the role: sort by it ('conv2d' = 0) and match by position and shape.
+    """
+    layers = {}
+    for n in names:
+        m = _FUSION_RE.match(n)
+        if m:
+            prefix = n.rsplit("/", 1)[0]
+            layers[prefix] = int(m.group(1) or 0)
+    return sorted(layers, key=lambda p: (layers[p], p))
+
+
 def infer_config(weights: Dict[str, np.ndarray], pyramid_levels: int = 7) -> FilmConfig:
     """Network options from variable names and shapes.  ``pyramid_levels`` cannot be
     seen in the weights (coarse levels share one estimator): 7 as published."""
     try:
-        feat = sorted((k for k in weights if k.startswith("feat_net/") and k.endswith("/kernel")), key=_natural)
-        filters = int(weights["feat_net/cfeat_conv_0/kernel"].shape[-1])
+        feat = [k for k in weights if k.startswith("feat_net/") and k.endswith("/kernel")]
+        filters = int(weights["feat_net/sub_extractor/cfeat_conv_0/kernel"].shape[-1])
         sub_levels = len(feat) // 2
         pred = {}
         for k in weights:
@@ -240,24 +275,57 @@ def infer_config(weights: Dict[str, np.ndarray], pyramid_levels: int = 7) -> Fil
         order = [str(i) for i in specialized] + ["shared"]
         flow_convs = [len(pred[p]) - 2 for p in order]
         flow_filters = [int(weights[f"predict_flow/flow_predictor_{p}/conv_0/kernel"].shape[-1]) for p in order]
-        n_fusion = len([k for k in weights if k.startswith("fusion/") and k.endswith("/kernel")])
+        n_fusion = len(fusion_order(weights))
         cfg = FilmConfig(pyramid_levels=pyramid_levels, fusion_pyramid_levels=(n_fusion - 1) // 3 + 1,
                          specialized_levels=len(specialized), sub_levels=sub_levels,
                          flow_convs=flow_convs, flow_filters=flow_filters, filters=filters)
         return cfg.validate()
     except (KeyError, IndexError, InputError) as exc:
         raise InputError(f"the model's variables do not describe a FILM network ({exc}); "
-                         "expected feat_net/cfeat_conv_k, predict_flow/flow_predictor_*/conv_k "
-                         "and fusion/conv2d* variables") from exc
+                         "expected feat_net/[sub_extractor/]cfeat_conv_k, "
+                         "predict_flow/flow_predictor_*/conv_k and fusion/conv2d* variables") from exc
+
+
+def _fusion_plan(mine: Dict[str, tf.Variable], weights: Dict[str, np.ndarray]) -> Dict[str, str]:
+    """{my fusion variable: their variable}: the i-th convolution I create takes
+    the i-th they created (:func:`fusion_order`); if the shapes disagree in that
+    order, the order in which the model LISTS its variables is tried.  {} when
+    neither fits (the caller reports what is missing)."""
+    my_layers = fusion_order(mine)          # ours are numbered from 0 in creation order
+    listed = []
+    for n in weights:                       # listing order of the SavedModel
+        p = n.rsplit("/", 1)[0]
+        if _FUSION_RE.match(n) and p not in listed:
+            listed.append(p)
+    for theirs in (fusion_order(weights), listed):
+        if len(theirs) != len(my_layers):
+            continue
+        plan = {}
+        for a, b in zip(my_layers, theirs):
+            for part in ("kernel", "bias"):
+                ka, kb = f"{a}/{part}", f"{b}/{part}"
+                if kb not in weights or tuple(weights[kb].shape) != tuple(mine[ka].shape):
+                    plan = None
+                    break
+                plan[ka] = kb
+            if plan is None:
+                break
+        if plan is not None:
+            return plan
+    return {}
 
 
 def import_weights(net: FilmNet, weights) -> int:
-    """Copy weights into ``net`` by variable name ('feat_net/cfeat_conv_0/kernel', ...).
+    """Copy weights into ``net``: feature and flow variables by name, fusion
+    convolutions by creation order and shape.
 
     ``weights``: {name: array} or a list of tf.Variables (names may carry an outer
-    prefix and ':0').  Fusion variables whose names differ (Keras numbers its
-    automatic 'conv2d_N' names per session) are matched in creation order when
-    the shapes agree.  Raises InputError naming what is missing or mismatched.
+    prefix and ':0'; 'feat_net/cfeat_conv_k' and the published
+    'feat_net/sub_extractor/cfeat_conv_k' are the same variable).  The fusion
+    convolutions are Keras' automatic 'conv2d[_N]' layers, whose numbers depend
+    on what the exporting process built before (an offset), so they are
+    matched by creation order (:func:`fusion_order`) and shape, never by number.
+    Raises InputError naming what is missing or mismatched.
     Returns the number of variables assigned.
     """
     if not isinstance(weights, dict):
@@ -265,28 +333,24 @@ def import_weights(net: FilmNet, weights) -> int:
     else:
         weights = {canonical_name(k) or k: np.asarray(v) for k, v in weights.items()}
     mine = net.named_variables()
-    plan = {}
-    for name in mine:
-        if name in weights:
-            plan[name] = name
-    missing = [n for n in mine if n not in plan]
-    if missing:
-        # Fall back to creation order within the fusion decoder.
-        left_mine = sorted((n for n in missing if n.startswith("fusion/")), key=_natural)
-        used = set(plan.values())
-        left_theirs = sorted((n for n in weights if n.startswith("fusion/") and n not in used), key=_natural)
-        if len(left_mine) == len(left_theirs) == len(missing):
-            for a, b in zip(left_mine, left_theirs):
-                plan[a] = b
-            missing = []
-    if missing:
-        raise InputError(f"the model lacks {len(missing)} of the network's variables (e.g. "
-                         f"{', '.join(missing[:3])}); it is not a FILM model with this configuration")
+    plan = {n: n for n in mine if not n.startswith("fusion/") and n in weights}
+    fusion_mine = [n for n in mine if n.startswith("fusion/")]
+    plan.update(_fusion_plan({n: mine[n] for n in fusion_mine}, weights))
     bad = [f"{n}: model {weights[plan[n]].shape} vs network {tuple(mine[n].shape)}"
-           for n in mine if tuple(weights[plan[n]].shape) != tuple(mine[n].shape)]
+           for n in plan if tuple(weights[plan[n]].shape) != tuple(mine[n].shape)]
+    n_theirs, n_mine = len(fusion_order(weights)), len(fusion_order(fusion_mine))
+    if fusion_mine and not any(n in plan for n in fusion_mine) and n_theirs == n_mine:
+        bad.append(f"{n_mine} fusion convolutions whose shapes do not fit in creation order")
     if bad:
         raise InputError("the model's weights do not fit the network (" + "; ".join(bad[:3]) +
                          "); give the FILM configuration the model was trained with")
+    missing = [n for n in mine if n not in plan]
+    if missing:
+        extra = f" (the model has {n_theirs} fusion convolutions, the network {n_mine})" \
+            if n_theirs != n_mine else ""
+        raise InputError(f"the model lacks {len(missing)} of the network's variables (e.g. "
+                         f"{', '.join(missing[:3])}){extra}; it is not a FILM model with this "
+                         "configuration")
     for n, v in mine.items():
         v.assign(weights[plan[n]].astype(np.float32))
     return len(mine)

@@ -41,16 +41,16 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import InputError
+from ..film.normalization import CLIP_MARGIN, ROBUST_PERCENTILES
 from ..io import check_angles_match, check_finite_views, open_stack, read_angles
 
 RAW_FLOAT32 = "raw_float32"
 MANIFEST = "database.json"
 DB_VERSION = 2                  # 2: keyed on the content of every input
 
-# Robust range of a pair of images (percentiles, %): must match the FILM
-# interpolator's 'robust' normalisation (see film/ and :func:`pair_range`).
-LOW_PERCENTILE = 0.5
-HIGH_PERCENTILE = 99.5
+# Robust range of a pair of images (percentiles, %): the FILM interpolator's
+# 'robust' normalisation (engine/film/normalization.py, one definition).
+LOW_PERCENTILE, HIGH_PERCENTILE = ROBUST_PERCENTILES
 
 
 @dataclass
@@ -114,20 +114,10 @@ def select_triplets(angles: Sequence[float], exclude: Sequence[int] = (),
 
 def pair_range(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
     """Robust intensity range (lo, hi) of two images together: the 0.5th and
-    99.5th percentiles of their pixels.  Inputs mapped by (x - lo)/(hi - lo)
-    land in about [0, 1]; the target uses the same mapping."""
-    try:  # the FILM interpolator's own 'robust' normalisation: training sees what inference sees
-        from ..film.interpolator import robust_range
-        return robust_range(np.asarray(a, np.float32), np.asarray(b, np.float32))
-    except ImportError:
-        pass
-    both = np.concatenate([np.ravel(a), np.ravel(b)])
-    if both.size > 4_000_000:  # percentiles of a regular subsample are as good
-        both = both[:: both.size // 2_000_000]
-    lo, hi = np.percentile(both, [LOW_PERCENTILE, HIGH_PERCENTILE])
-    if not hi > lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
+    99.5th percentiles of their pixels, exactly as at inference
+    (``engine.film.normalization.pair_range``, one definition for both)."""
+    from ..film.normalization import pair_range as _pair_range
+    return _pair_range(a, b)
 
 
 def patch_origins(shape_yx: Sequence[int], patch: int, stride: Optional[int] = None
@@ -201,8 +191,10 @@ def parse_example(serialized, normalize: bool = True, channels: int = 3):
     """tf.data map function: one serialized record -> dict with 'x0', 'x1'
     (inputs) and 'y' (the middle frame), each (h, w, channels) float32, plus
     'path', 'lo', 'hi'.  With ``normalize`` the pixels are mapped by the
-    record's (x - lo) / (hi - lo); otherwise they are the stored raw values."""
+    record's clip((x - lo) / (hi - lo), -0.25, 1.25) (film.normalization.to_unit,
+    the inference mapping); otherwise they are the stored raw values."""
     import tensorflow as tf
+    from ..film.normalization import to_unit
     ex = tf.io.parse_single_example(serialized, _feature_spec())
     lo, hi = ex["norm/lo"][0], ex["norm/hi"][0]
     frames = []
@@ -211,8 +203,8 @@ def parse_example(serialized, normalize: bool = True, channels: int = 3):
         w = tf.cast(ex[f"frame_{k}/width"], tf.int32)
         img = tf.reshape(tf.io.decode_raw(ex[f"frame_{k}/encoded"], tf.float32, little_endian=True),
                          tf.stack([h, w, 1]))
-        if normalize:
-            img = (img - lo) / (hi - lo)
+        if normalize:  # the inference mapping, clipping included (one function)
+            img = to_unit(img, lo, hi, xp=tf.math)
         if channels != 1:
             img = tf.tile(img, [1, 1, channels])
         frames.append(img)
@@ -434,6 +426,7 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
             "counts": counts, "skipped_flat": skipped_flat,
             "shards": {s: _shard_names(s, n_shards[s]) for s in keys},
             "normalization": {"low_percentile": LOW_PERCENTILE, "high_percentile": HIGH_PERCENTILE,
+                              "clip": [-CLIP_MARGIN, 1.0 + CLIP_MARGIN],
                               "scope": "the triplet's two input images"},
         }
         with open(os.path.join(tmp, MANIFEST), "w") as f:

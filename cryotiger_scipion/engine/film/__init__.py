@@ -14,14 +14,15 @@ Python API (used by training, issue 4)::
                                         # H, W multiples of 64 (pad_to_multiple / crop)
     out = net(x0, x1, aux=True)         # dict: 'image', 'x0_warped', 'x1_warped', flow pyramids
     net.trainable_variables             # for tf.GradientTape
-    net.named_variables()               # {'feat_net/cfeat_conv_0/kernel': tf.Variable, ...}
+    net.named_variables()               # {'feat_net/sub_extractor/cfeat_conv_0/kernel': tf.Variable, ...}
     export_savedmodel(net, "DIR")       # published interface: loaded({'x0','x1','time'}, training=False)['image']
     net, info = load_network("DIR")     # any FILM/cryoTIGER SavedModel folder (also film_net/Style/saved_model)
-    import_weights(net, variables_or_dict)   # by variable name
+    import_weights(net, variables_or_dict)   # features/flow by name, fusion by creation order + shape
 
-Variable names match the published models: ``feat_net/cfeat_conv_{k}/{kernel,bias}``,
+Variable names match the published models: ``feat_net/sub_extractor/cfeat_conv_{k}/{kernel,bias}``,
 ``predict_flow/flow_predictor_{0,1,2,shared}/conv_{k}/{kernel,bias}``,
-``fusion/conv2d[_N]/{kernel,bias}`` (level 0's 2x2, 3x3, 3x3 first, output conv last).
+``fusion/conv2d[_N]/{kernel,bias}`` (level 0's 2x2, 3x3, 3x3 first, output conv last;
+Keras' numbers may start at an offset in other exports: docs/film.md, "Import rule").
 
 Modules: config (options), layers (named conv), feature_extractor, flow_estimator,
 warp, fusion, network (wiring), savedmodel (export/load/import), tiling

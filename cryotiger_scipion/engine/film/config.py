@@ -33,6 +33,23 @@ class FilmConfig:
     flow_convs / flow_filters: 3x3 conv count and width of each flow estimator
         (entries 0..specialized_levels-1, then the shared one).
     filters: width of the first feature / fusion level (doubles per level).
+    fusion_upsampling: 'nearest' (published): nearest-neighbour 2x upsampling
+        then the 2x2 conv with TF 'same' padding (0 top/left, 1 bottom/right),
+        which moves the coarse path up-left by half a pixel per decoder level;
+        'centred': a 2x2 mean padded top/left goes before that conv, so that
+        the pair is centred (models trained from scratch by cryotiger).
+    symmetric_flow: False (published): the fusion warps image 0 by
+        0.5 F(1->0) and image 1 by 0.5 F(0->1), estimated independently, so a
+        common bias of the two (what the estimator outputs for identical
+        images) moves both warped images the same way; True: both use
+        +-0.25 (F(0->1) - F(1->0)), which is exactly 0 for identical images.
+    average_symmetries: False (published); True: at inference the output is
+        the mean of the network on (x0, x1), (x1, x0) and both rotated by 180
+        degrees (rotated back), a geometric self-ensemble: the function is then
+        exactly symmetric in its inputs and commutes with that rotation, so a
+        shift or a preference for one input that the weights learned (a
+        network trained briefly on low-dose tilts learns ~0.2-1 px) cancels.
+        Four passes at inference; training runs one pass (``forward_once``).
     """
     pyramid_levels: int = 7
     fusion_pyramid_levels: int = 5
@@ -41,6 +58,9 @@ class FilmConfig:
     flow_convs: List[int] = field(default_factory=lambda: [3, 3, 3, 3])
     flow_filters: List[int] = field(default_factory=lambda: [32, 64, 128, 256])
     filters: int = 64
+    fusion_upsampling: str = "nearest"
+    symmetric_flow: bool = False
+    average_symmetries: bool = False
 
     @classmethod
     def published(cls) -> "FilmConfig":
@@ -52,6 +72,12 @@ class FilmConfig:
         """A tiny network (a few thousand parameters) for tests."""
         return cls(pyramid_levels=4, fusion_pyramid_levels=3, specialized_levels=1, sub_levels=2,
                    flow_convs=[1, 1], flow_filters=[8, 8], filters=4)
+
+    def aligned(self) -> "FilmConfig":
+        """The same network with the two alignment fixes of models trained from
+        scratch (issue 10 item 2): centred fusion upsampling and symmetric flows."""
+        from dataclasses import replace
+        return replace(self, fusion_upsampling="centred", symmetric_flow=True, average_symmetries=True)
 
     @classmethod
     def named(cls, name: str) -> "FilmConfig":
@@ -89,6 +115,8 @@ class FilmConfig:
         if 2 ** (self.pyramid_levels - 1) > PAD_MULTIPLE:
             problems.append(f"pyramid_levels={self.pyramid_levels} needs images in multiples of "
                             f"{2 ** (self.pyramid_levels - 1)} (at most {PAD_MULTIPLE} supported)")
+        if self.fusion_upsampling not in ("nearest", "centred"):
+            problems.append(f"fusion_upsampling={self.fusion_upsampling!r} (use 'nearest' or 'centred')")
         if problems:
             raise InputError("invalid FILM configuration: " + "; ".join(problems))
         return self
@@ -111,10 +139,14 @@ class FilmConfig:
             return cls.from_json(json.load(f))
 
     def describe(self) -> str:
-        if self == FilmConfig.published():
+        from dataclasses import replace
+        plain = replace(self, fusion_upsampling="nearest", symmetric_flow=False, average_symmetries=False)
+        if plain == FilmConfig.published():
             name = "published"
-        elif self == FilmConfig.small():
+        elif plain == FilmConfig.small():
             name = "small"
         else:
             name = "custom"
+        if self != plain:
+            name += " (aligned)"
         return f"{name} " + json.dumps(self.to_json())

@@ -27,9 +27,24 @@ def fusion_filters(config: FilmConfig, level: int) -> int:
     return config.filters * 2 ** min(level, config.specialized_levels)
 
 
+def centred_up_conv(conv, x: tf.Tensor) -> tf.Tensor:
+    """The 2x2 ``conv`` applied centred to the nearest-upsampled ``x`` (B, h, w, C).
+
+    A 2x2 mean first (zero padding of one pixel on every side, 'valid': h+1 x
+    w+1), then the 2x2 conv 'valid' (h x w).  The pair is one 3x3 kernel
+    [k0/2, (k0+k1)/2, k1/2] per axis centred on the output pixel with zero
+    padding on both sides, so the decoder is equivariant to flips; the
+    published 'same' 2x2 conv looks at pixels y and y+1 only (half a pixel
+    down-right, the image moves up-left)."""
+    x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    x = 0.25 * (x[:, :-1, :-1] + x[:, 1:, :-1] + x[:, :-1, 1:] + x[:, 1:, 1:])
+    return conv(x, padding="VALID")
+
+
 class Fusion(tf.Module):
     def __init__(self, config: FilmConfig, rng: np.random.Generator):
         super().__init__(name="fusion")
+        self.centred = config.fusion_upsampling == "centred"
         n = config.fusion_pyramid_levels
         self.levels = []
         k = 0
@@ -50,7 +65,7 @@ class Fusion(tf.Module):
             up, c1, c2 = self.levels[i]
             size = tf.shape(pyramid[i])[1:3]
             net = tf.image.resize(net, size, method="nearest")
-            net = up(net)
+            net = centred_up_conv(up, net) if self.centred else up(net)
             net = tf.concat([pyramid[i], net], axis=-1)
             net = c2(c1(net))
         return self.output_conv(net)

@@ -1,7 +1,7 @@
 """Convolution with explicitly named variables (no Keras), shared by every part.
 
 Variables are named like the published models' Keras variables
-(``feat_net/cfeat_conv_0/kernel``), so weights can be imported by name.
+(``feat_net/sub_extractor/cfeat_conv_0/kernel``), so weights can be imported by name.
 Kernels are HWIO float32; computation may run in another dtype (the kernel is
 cast at use).
 """
@@ -30,9 +30,9 @@ class Conv2D(tf.Module):
         self.kernel = tf.Variable(init, name=f"{path}/kernel")
         self.bias = tf.Variable(np.zeros(cout, np.float32), name=f"{path}/bias")
 
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor, padding: str = "SAME") -> tf.Tensor:
         k = tf.cast(self.kernel, x.dtype)
-        y = tf.nn.conv2d(x, k, strides=1, padding="SAME")
+        y = tf.nn.conv2d(x, k, strides=1, padding=padding)
         y = tf.nn.bias_add(y, tf.cast(self.bias, x.dtype))
         if self.leaky:
             y = tf.nn.leaky_relu(y, alpha=LEAKY_SLOPE)

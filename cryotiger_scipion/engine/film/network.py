@@ -45,6 +45,29 @@ class FilmNet(tf.Module):
         ``dtype``: compute dtype of the convolutions (float32, float16, bfloat16);
         flows and sampling coordinates stay float32.
         """
+        if not self.config.average_symmetries:
+            return self.forward_once(x0, x1, dtype, aux)
+        # F(x0, x1) = mean over g in {1, R} and the pair order of g^-1 f(g x0, g x1),
+        # R = rotation by 180 degrees: F commutes with R and is symmetric in its
+        # inputs exactly, so no direction and no input is preferred (a shift s
+        # that the weights learned becomes +-s: centred).  One call, batch 4B.
+        n = tf.shape(x0)[0]
+        rot = lambda t: tf.reverse(t, axis=[1, 2])  # noqa: E731
+        a = tf.concat([x0, rot(x0), x1, rot(x1)], axis=0)
+        b = tf.concat([x1, rot(x1), x0, rot(x0)], axis=0)
+        out = self.forward_once(a, b, dtype, aux)
+        image = out["image"] if aux else out
+        image = 0.25 * (image[:n] + rot(image[n:2 * n]) + image[2 * n:3 * n] + rot(image[3 * n:]))
+        if not aux:
+            return image
+        # Auxiliary outputs: those of the plain pass (x0, x1).
+        return {k: image if k == "image" else ([t[:n] for t in v] if isinstance(v, list) else v[:n])
+                for k, v in out.items()}
+
+    def forward_once(self, x0: tf.Tensor, x1: tf.Tensor, dtype=tf.float32, aux: bool = False):
+        """One pass of the network (what ``__call__`` averages over symmetries
+        when ``config.average_symmetries``); the trainer's loss uses this, so
+        training costs one pass per pair."""
         cfg = self.config
         n = tf.shape(x0)[0]
         both = tf.cast(tf.concat([x0, x1], axis=0), dtype)
@@ -58,6 +81,9 @@ class FilmNet(tf.Module):
         for i in range(levels):
             half = 0.5 * flows[i]           # rows :n  = 0.5 F(0->1) = fw (warps image 1)
             fw, bw = half[:n], half[n:]     # rows n:  = 0.5 F(1->0) = bw (warps image 0)
+            if cfg.symmetric_flow:          # a bias common to both directions cancels
+                fw = 0.5 * (fw - bw)
+                bw = -fw
             both_i = tf.concat([pyr[i], feats[i]], axis=-1)
             w0 = warp(both_i[:n], bw)
             w1 = warp(both_i[n:], fw)

@@ -28,6 +28,32 @@ def resolve_config(config):
     return FilmConfig.named(str(config)).validate()
 
 
+ALIGNMENT_KEYS = ("fusion_upsampling", "symmetric_flow", "average_symmetries")
+
+
+def training_config(config, init=None):
+    """The configuration a training builds: ``resolve_config(config)``, with the
+    alignment fixes (``FilmConfig.aligned``: centred fusion upsampling,
+    symmetric flows; issue 10 item 2) for a network trained from scratch.
+    Fine-tuning (``init``) keeps the configuration of the model it starts from;
+    a .json or dict that sets the alignment keys is taken as it is."""
+    cfg = resolve_config(config)
+    if init:
+        from dataclasses import replace
+        from ..film.savedmodel import find_saved_model_dir, read_config
+        theirs = read_config(find_saved_model_dir(init))   # None for foreign models: published alignment
+        if theirs is not None:
+            return replace(cfg, **{k: getattr(theirs, k) for k in ALIGNMENT_KEYS})
+        return cfg
+    explicit = config if isinstance(config, dict) else None
+    if isinstance(config, str) and config.endswith(".json"):
+        with open(config) as f:
+            explicit = json.load(f)
+    if explicit is not None and any(k in explicit for k in ALIGNMENT_KEYS):
+        return cfg
+    return cfg.aligned()
+
+
 def size_multiple(cfg) -> int:
     """Patch sizes must be multiples of this for the network's image pyramid."""
     return 2 ** (cfg.pyramid_levels - 1)

@@ -157,7 +157,8 @@ class Trainer:
         self.database = database
         self.manifest = read_manifest(database)
         self.workdir = workdir
-        self.film_config = film_api.resolve_config(config)
+        # From scratch: the aligned network (issue 10 item 2); --init: the model's own.
+        self.film_config = film_api.training_config(config, init)
         size = self.cfg.crop or self.manifest["patch_size"]
         mult = film_api.size_multiple(self.film_config)
         if size % mult:
@@ -220,7 +221,7 @@ class Trainer:
     def _step_fn(self, x0, x1, y):
         import tensorflow as tf
         with tf.GradientTape() as tape:
-            pred = self.net(x0, x1)
+            pred = self.net.forward_once(x0, x1)   # one pass (the symmetry average is for inference)
             total, parts = self.losses(pred, y)
         grads = tape.gradient(total, self.variables)
         lr = self.opt.apply(grads)

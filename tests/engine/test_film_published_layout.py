@@ -170,6 +170,7 @@ def test_unknown_layout_falls_back_with_a_warning_in_the_summary(tmp_path):
     x1 = np.repeat(b[None, ..., None], 3, -1)
     # The SavedModel ran as it is (its own weights, float32): same image as calling it.
     lo, hi = np.percentile(np.concatenate([a.ravel(), b.ravel()]), [0.5, 99.5])
-    ref = savedmodel_image(folder, np.clip((x0 - lo) / (hi - lo), -0.25, 1.25),
-                           np.clip((x1 - lo) / (hi - lo), -0.25, 1.25))[0] @ np.array([0.299, 0.587, 0.114])
+    u0 = np.clip((x0 - lo) / (hi - lo), -0.25, 1.25).astype(np.float32)
+    u1 = np.clip((x1 - lo) / (hi - lo), -0.25, 1.25).astype(np.float32)
+    ref = savedmodel_image(folder, u0, u1)[0] @ np.array([0.299, 0.587, 0.114])
     np.testing.assert_allclose(out, ref * (hi - lo) + lo, atol=1e-4 * (hi - lo))

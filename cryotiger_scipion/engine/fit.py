@@ -149,7 +149,7 @@ def fit_series(stack: str, angles: Sequence[float], plan, output_model: str, ini
         shutil.rmtree(work, ignore_errors=True)
     val = summary.get("validation") or {}
     result = {"model": os.path.abspath(output_model), "init": init_dir or "", "init_text": init_text,
-              "config": cfg.to_json(), "parameters": int(tr.net.count_params()),
+              "config": tr.film_config.to_json(), "parameters": int(tr.net.count_params()),
               "views": views, "left_out": exclude, "triplets": len(triplets),
               "patches": man["counts"], "patch_size": patch, "steps": summary["step"],
               "seconds": time.monotonic() - t0, "minutes": opt.minutes, "stopped": summary["stopped"],

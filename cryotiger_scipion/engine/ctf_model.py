@@ -31,13 +31,6 @@ def ctf_phase(freq_y: np.ndarray, freq_x: np.ndarray, defocus_u: float, defocus_
     return chi + w + np.deg2rad(phase_shift)
 
 
-def ctf_1d(freq: np.ndarray, defocus: float, voltage: float, cs: float, amp_contrast: float,
-           phase_shift: float = 0.0) -> np.ndarray:
-    """Radial CTF (-sin chi) at frequencies ``freq`` (1/A)."""
-    return -np.sin(ctf_phase(np.zeros_like(freq), freq, defocus, defocus, 0.0, voltage, cs,
-                             amp_contrast, phase_shift))
-
-
 def ctf_2d(shape: tuple, pixel_size: float, defocus_u: float, defocus_v: float, astig_angle: float,
            voltage: float, cs: float, amp_contrast: float, phase_shift: float = 0.0,
            rfft: bool = False) -> np.ndarray:
@@ -51,12 +44,3 @@ def ctf_2d(shape: tuple, pixel_size: float, defocus_u: float, defocus_v: float, 
     return -np.sin(ctf_phase(fy, fx, defocus_u, defocus_v, astig_angle, voltage, cs, amp_contrast,
                              phase_shift)).astype(np.float32)
 
-
-def apply_ctf(image: np.ndarray, pixel_size: float, defocus_u: float, defocus_v: float,
-              astig_angle: float, voltage: float = 300.0, cs: float = 2.7,
-              amp_contrast: float = 0.07) -> np.ndarray:
-    """Multiply an image's spectrum by the CTF (a weak-phase image model)."""
-    f = np.fft.rfft2(image)
-    c = ctf_2d(image.shape, pixel_size, defocus_u, defocus_v, astig_angle, voltage, cs,
-               amp_contrast, rfft=True)
-    return np.fft.irfft2(f * c, s=image.shape).astype(np.float32)

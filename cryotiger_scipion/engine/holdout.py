@@ -313,13 +313,6 @@ def write_report(report: dict, path: str) -> None:
             json.dump(report, f, indent=1)
 
 
-def read_report(path: str) -> dict:
-    if not os.path.exists(path):
-        raise InputError(f"{path}: hold-out report not found")
-    with open(path) as f:
-        return json.load(f)
-
-
 def format_table(report: dict) -> str:
     """A plain-text table: one row per method with medians (and means)."""
     lines = [f"{'method':<16} {'n':>4} {'median PSNR':>12} {'median RMSE':>12} {'median SSIM':>12}"]

@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-VOLUME_MRC_SUFFIXES = (".mrc", ".mrcs", ".rec", ".map", ".st", ".ali")
+from ..engine.io import STACK_SUFFIXES as VOLUME_MRC_SUFFIXES
 
 
 def volumeFileName(obj) -> str:

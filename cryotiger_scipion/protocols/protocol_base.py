@@ -63,10 +63,12 @@ from tomo.objects import TiltImage, TiltSeries
 from tomo.protocols import ProtTomoBase
 
 from .. import Plugin
+from ..engine.io import STACK_SUFFIXES
 from ..constants import ATTR_FAILED_REASON, ATTR_SOURCES, ATTR_SYNTHETIC, OUT_FAILED
 from .streaming import TsStreamingMixin
 
-MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".map", ".rec")
+# The MRC suffixes the engine reads (engine/io.py; numpy and mrcfile only).
+MRC_SUFFIXES = STACK_SUFFIXES
 # Engine device arguments when the GPU is used; Scipion replaces %(GPU)s with
 # the GPUs given to the running thread, space separated.
 GPU_DEVICE_ARGS = '--device gpu --gpu-ids "%(GPU)s"'

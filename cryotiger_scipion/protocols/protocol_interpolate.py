@@ -22,15 +22,15 @@ from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries
 
 from .. import Plugin
-from ..constants import (OUT_FAILED, METHOD_FILM, METHOD_LINEAR, MODE_ADD, MODE_RESTORE, MODEL_CRYOTIGER,
+from ..constants import (OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER,
                          MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
 from .protocol_base import EngineInputs, ProtCryoTigerBase, validateAlignedInput
 from ..objects import CryoTigerModel
 
 # Form choices (order matters: stored as indices).
-METHOD_CHOICES = [METHOD_LINEAR, METHOD_FILM]
+METHOD_CHOICES = list(METHODS)
 METHOD_LABELS = ["linear", "FILM"]
-MODE_CHOICES = [MODE_ADD, MODE_RESTORE]
+MODE_CHOICES = list(MODES)
 MODEL_SOURCE_CRYOTIGER = 0
 MODEL_SOURCE_VIMEO = 1
 MODEL_SOURCE_TRAINED = 2

@@ -233,10 +233,11 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                 args += " --defocus-step %s" % self.defocusStep.get()
         else:
             args += " --ctf-correction none"
+        args += " --backend %s" % BACKEND_NAMES[self.backend.get()]
         if self.backend.get() == BACKEND_NOVACTF:
-            args += ' --backend novactf --novactf "%s"' % Plugin.getNovaCtfBinary()
+            args += ' --novactf "%s"' % Plugin.getNovaCtfBinary()
         else:
-            args += " --backend builtin --filter %s" % FILTER_NAMES[self.filterWindow.get()]
+            args += " --filter %s" % FILTER_NAMES[self.filterWindow.get()]
         return args
 
     def _writeCtfJson(self, tsId, inputs, reasons, path):

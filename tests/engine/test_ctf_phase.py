@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pytest
 
-from cryotiger_scipion.engine.ctf_model import ctf_1d, ctf_2d, ctf_phase, electron_wavelength
+from cryotiger_scipion.engine.ctf_model import ctf_2d, ctf_phase, electron_wavelength
 
 W007 = 0.0700573
 
@@ -39,7 +39,8 @@ def test_amplitude_contrast_phase():
     got = ctf_phase(np.array([0.0]), np.array([0.1]), 20000.0, 20000.0, 0.0, 300.0, 2.7, 0.07)[0]
     assert got == pytest.approx(12.337651 + W007, abs=2e-4)
     # The radial CTF is -sin(chi) (negative at low frequency for underfocus + amplitude contrast).
-    assert ctf_1d(np.array([0.1]), 20000.0, 300.0, 2.7, 0.07)[0] == pytest.approx(
+    # (grid (1, 20) at 0.5 A/pixel: column 1 is 0.1/A along x)
+    assert ctf_2d((1, 20), 0.5, 20000.0, 20000.0, 0.0, 300.0, 2.7, 0.07)[0, 1] == pytest.approx(
         -math.sin(12.337651 + W007), abs=3e-4)
 
 

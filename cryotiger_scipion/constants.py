@@ -63,6 +63,17 @@ ATTR_SOURCES = "_cryotigerSources"
 # Reason a tilt series failed (on the series of the FailedTiltSeries output).
 ATTR_FAILED_REASON = "_cryotigerFailReason"
 
+# --- Input attribute names (the protocols' form parameters) --------------------
+# Names of the pointer parameters, used wherever a protocol, the streaming mixin,
+# the failed-series bookkeeping or a template refers to an input.
+IN_TILTSERIES = "inputSetOfTiltSeries"         # SetOfTiltSeries (interpolate, CTF, reconstruct, ...)
+IN_CTFS = "inputSetOfCtfTomoSeries"            # SetOfCTFTomoSeries (reconstruct, export)
+IN_TILTSERIES_LIST = "inputSetsOfTiltSeries"   # several SetOfTiltSeries (train)
+IN_TOMOGRAMS = "inputTomograms"                # several SetOfTomograms (compare tomograms)
+IN_COORDINATES = "inputCoordinates"            # SetOfCoordinates3D (picking metrics)
+IN_MASKS_A = "inputMasksA"                     # segmentation metrics: masks A
+IN_MASKS_B = "inputMasksB"                     # segmentation metrics: masks B
+
 # --- Output names ---------------------------------------------------------------
 OUT_TILTSERIES = "TiltSeries"
 OUT_MODEL = "Model"

@@ -64,7 +64,7 @@ from tomo.protocols import ProtTomoBase
 
 from .. import Plugin
 from ..engine.io import STACK_SUFFIXES
-from ..constants import ATTR_FAILED_REASON, ATTR_SOURCES, ATTR_SYNTHETIC, OUT_FAILED
+from ..constants import IN_TILTSERIES, ATTR_FAILED_REASON, ATTR_SOURCES, ATTR_SYNTHETIC, OUT_FAILED
 from .streaming import TsStreamingMixin
 
 # The MRC suffixes the engine reads (engine/io.py; numpy and mrcfile only).
@@ -627,7 +627,7 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
     def getFailedSourceSet(self):
         """The SetOfTiltSeries whose series are copied into the failed set
         (default: ``inputSetOfTiltSeries``), or None."""
-        pointer = getattr(self, "inputSetOfTiltSeries", None)
+        pointer = getattr(self, IN_TILTSERIES, None)
         return pointer.get() if pointer is not None else None
 
     def _addToFailedSet(self, tsId: str, reason: str) -> None:

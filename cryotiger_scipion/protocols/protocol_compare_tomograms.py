@@ -19,6 +19,7 @@ from pwem.protocols import EMProtocol
 import pyworkflow as pw
 
 from .evaluation_common import itemsById, readVolume, testsLines, writeJson, fmt, readJson
+from ..constants import IN_TOMOGRAMS
 
 CONTRAST_JSON = "contrast.json"
 CONTRAST_METRICS = ("std", "gradient")
@@ -56,7 +57,7 @@ class ProtCryoTigerCompareTomograms(EMProtocol):
 
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputTomograms", params.MultiPointerParam, pointerClass="SetOfTomograms",
+        form.addParam(IN_TOMOGRAMS, params.MultiPointerParam, pointerClass="SetOfTomograms",
                       important=True, label="Sets of tomograms (2 or more)",
                       help="Tomograms of the same tilt series reconstructed in different ways. "
                            "They are paired by tsId (or by position when they have none).")

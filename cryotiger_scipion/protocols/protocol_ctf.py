@@ -24,7 +24,7 @@ from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import CTFTomo, CTFTomoSeries, SetOfCTFTomoSeries, SetOfTiltSeries
 
 from .. import Plugin
-from ..constants import ATTR_SYNTHETIC, GCTF_BIN, GCTF_HOME, OUT_CTFS, OUT_FAILED
+from ..constants import IN_TILTSERIES, ATTR_SYNTHETIC, GCTF_BIN, GCTF_HOME, OUT_CTFS, OUT_FAILED
 from .protocol_base import EngineInputs, ProtCryoTigerBase, validateTiltSeriesFiles
 
 BACKEND_BUILTIN = 0
@@ -53,7 +53,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
     # -------------------------- DEFINE param functions -----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputSetOfTiltSeries", params.PointerParam, pointerClass="SetOfTiltSeries",
+        form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
                       important=True, label="Tilt series",
                       help="Tilt series (raw, aligned, or made denser by the cryoTIGER "
                            "interpolation: synthetic tilts get a CTF too). Voltage, Cs and "

@@ -35,7 +35,7 @@ import pyworkflow.protocol.params as params
 from pyworkflow.object import Set, String
 from pyworkflow.protocol import MODE_RESTART, STEPS_PARALLEL
 
-from ..constants import ATTR_SYNTHETIC
+from ..constants import IN_CTFS, IN_TILTSERIES, ATTR_SYNTHETIC
 from .protocol_base import EngineInputs, ProtCryoTigerBase
 
 FORMAT_LABELS = ["IMOD", "STOPGAP / cryoCAT", "RELION 5", "all three"]
@@ -67,12 +67,12 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
     # -------------------------- DEFINE param functions -----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputSetOfTiltSeries", params.PointerParam, pointerClass="SetOfTiltSeries",
+        form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
                       important=True, label="Aligned tilt series",
                       help="Tilt series resampled with their alignment (e.g. the output of "
                            "'cryotiger - interpolate tilt series'). Disabled views are carried "
                            "as excluded; synthetic tilts are labelled.")
-        form.addParam("inputSetOfCtfTomoSeries", params.PointerParam,
+        form.addParam(IN_CTFS, params.PointerParam,
                       pointerClass="SetOfCTFTomoSeries", allowsNull=True, label="CTF estimation",
                       help="Per-tilt defocus of the same tilt series (synthetic tilts included "
                            "unless 'experimental tilts only'), matched by acquisition order. "

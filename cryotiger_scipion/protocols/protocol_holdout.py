@@ -22,7 +22,7 @@ import pyworkflow.protocol.params as params
 from .. import Plugin
 from tomo.objects import SetOfTiltSeries
 
-from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_FAILED
+from ..constants import IN_TILTSERIES, MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_FAILED
 from .evaluation_common import readJson, testsLines, writeJson, fmt
 from .protocol_base import ProtCryoTigerBase, validateAlignedInput, validateTiltSeriesFiles
 
@@ -49,7 +49,7 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
 
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputSetOfTiltSeries", params.PointerParam, pointerClass="SetOfTiltSeries",
+        form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
                       important=True, label="Aligned tilt series",
                       help="Aligned (or with transforms, then applied) tilt series, ideally with "
                            "small angular steps (e.g. 2 degrees: held-out tilts are restored "

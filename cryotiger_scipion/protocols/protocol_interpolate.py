@@ -22,7 +22,7 @@ from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries
 
 from .. import Plugin
-from ..constants import (OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER,
+from ..constants import (IN_TILTSERIES, OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER,
                          MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
 from .protocol_base import EngineInputs, ProtCryoTigerBase, validateAlignedInput
 from ..objects import CryoTigerModel
@@ -76,7 +76,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
     # -------------------------- DEFINE param functions -----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputSetOfTiltSeries", params.PointerParam, pointerClass="SetOfTiltSeries",
+        form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
                       important=True, label="Aligned tilt series",
                       help="Tilt series resampled with their alignment (interpolated), or with "
                            "per-image transforms, which are then applied (IMOD .xf convention, "

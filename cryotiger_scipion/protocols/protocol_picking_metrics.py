@@ -28,6 +28,7 @@ import pyworkflow.protocol.params as params
 from pwem.protocols import EMProtocol
 
 from .evaluation_common import fmt, readJson, writeJson
+from ..constants import IN_COORDINATES
 
 PICKING_JSON = "picking.json"
 GT_COORDINATES = 0
@@ -116,7 +117,7 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
 
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputCoordinates", params.PointerParam, pointerClass="SetOfCoordinates3D",
+        form.addParam(IN_COORDINATES, params.PointerParam, pointerClass="SetOfCoordinates3D",
                       important=True, label="Picked coordinates",
                       help="Coordinates to evaluate (e.g. template matching on a tomogram "
                            "reconstructed with interpolated tilts).")

@@ -26,7 +26,7 @@ from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries, SetOfTomograms, Tomogram
 
 from .. import Plugin
-from ..constants import ATTR_SYNTHETIC, OUT_FAILED, OUT_TOMOGRAMS
+from ..constants import IN_CTFS, IN_TILTSERIES, ATTR_SYNTHETIC, OUT_FAILED, OUT_TOMOGRAMS
 from .protocol_base import ProtCryoTigerBase, validateAlignedInput, validateTiltSeriesFiles
 
 BACKEND_BUILTIN = 0
@@ -63,12 +63,12 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
     # -------------------------- DEFINE param functions -----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputSetOfTiltSeries", params.PointerParam, pointerClass="SetOfTiltSeries",
+        form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
                       important=True, label="Aligned tilt series",
                       help="Tilt series resampled with their alignment (interpolated), or with "
                            "per-image transforms, which are then applied. Disabled views are "
                            "left out.")
-        form.addParam("inputSetOfCtfTomoSeries", params.PointerParam,
+        form.addParam(IN_CTFS, params.PointerParam,
                       pointerClass="SetOfCTFTomoSeries", allowsNull=True, label="CTF estimation",
                       help="Per-tilt defocus of the same tilt series (synthetic tilts included "
                            "when they are used), matched by acquisition order. Needed for CTF "

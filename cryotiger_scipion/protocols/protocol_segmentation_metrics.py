@@ -13,6 +13,7 @@ import pyworkflow.protocol.params as params
 from pwem.protocols import EMProtocol
 
 from .evaluation_common import fmt, pairItems, readJson, readVolume, writeJson
+from ..constants import IN_MASKS_A, IN_MASKS_B
 
 SEGMENTATION_JSON = "segmentation.json"
 
@@ -26,12 +27,12 @@ class ProtCryoTigerSegmentationMetrics(EMProtocol):
 
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputMasksA", params.PointerParam, pointerClass="SetOfTomoMasks,SetOfTomograms",
+        form.addParam(IN_MASKS_A, params.PointerParam, pointerClass="SetOfTomoMasks,SetOfTomograms",
                       important=True, label="Masks A",
                       help="Segmentation to evaluate (tomo masks, or tomograms used as masks).")
         form.addParam("thresholdA", params.FloatParam, default=0.5, label="Threshold A",
                       help="Voxels above this value are foreground.")
-        form.addParam("inputMasksB", params.PointerParam, pointerClass="SetOfTomoMasks,SetOfTomograms",
+        form.addParam(IN_MASKS_B, params.PointerParam, pointerClass="SetOfTomoMasks,SetOfTomograms",
                       important=True, label="Masks B (reference)",
                       help="The segmentation to compare with. Paired with A by tsId.")
         form.addParam("thresholdB", params.FloatParam, default=0.5, label="Threshold B",

@@ -19,7 +19,7 @@ import pyworkflow.protocol.params as params
 from pyworkflow.protocol import STEPS_SERIAL
 
 from .. import Plugin
-from ..constants import MODELS_INSTALL_HINT, OUT_MODEL
+from ..constants import IN_TILTSERIES_LIST, MODELS_INSTALL_HINT, OUT_MODEL
 from ..objects import CryoTigerModel
 from .protocol_base import (EngineInputs, ProtCryoTigerBase, validateAlignedInput,
                             validateTiltSeriesFiles)
@@ -42,7 +42,7 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
     # -------------------------- DEFINE param functions -----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputSetsOfTiltSeries", params.MultiPointerParam, pointerClass="SetOfTiltSeries",
+        form.addParam(IN_TILTSERIES_LIST, params.MultiPointerParam, pointerClass="SetOfTiltSeries",
                       label="Tilt series for training", important=True,
                       help="One or more sets of ALIGNED tilt series (or with per-image transforms, "
                            "applied first). Disabled (excluded) views are skipped. With two or more "

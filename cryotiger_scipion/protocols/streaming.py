@@ -27,7 +27,7 @@ from typing import List, Optional, Tuple
 
 from pyworkflow.object import Set
 
-from ..constants import STREAM_POLL_S
+from ..constants import IN_CTFS, IN_TILTSERIES, STREAM_POLL_S
 
 
 class TsStreamingMixin:
@@ -38,11 +38,11 @@ class TsStreamingMixin:
     # -------------------------- inputs ---------------------------------------
     def _streamInputs(self) -> List:
         """The input sets that must hold a series before it is processed."""
-        ts = getattr(self, "inputSetOfTiltSeries", None)
+        ts = getattr(self, IN_TILTSERIES, None)
         if ts is None or not hasattr(ts, "get"):
             return []
         inputs = [ts.get()]
-        ctf = getattr(self, "inputSetOfCtfTomoSeries", None)
+        ctf = getattr(self, IN_CTFS, None)
         usesCtf = getattr(self, "usesCtf", None)
         if ctf is not None and ctf.get() is not None and (usesCtf is None or usesCtf()):
             inputs.append(ctf.get())

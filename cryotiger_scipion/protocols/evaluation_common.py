@@ -11,31 +11,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ..engine.io import STACK_SUFFIXES as VOLUME_MRC_SUFFIXES
-
-
-def volumeFileName(obj) -> str:
-    """Absolute file of a Tomogram/TomoMask without Scipion's ':mrc' suffix."""
-    fn = obj.getFileName()
-    for suffix in (":mrcs", ":mrc", ":rec", ":map"):
-        if fn.endswith(suffix):
-            fn = fn[:-len(suffix)]
-    return os.path.abspath(fn)
-
-
-def readVolume(obj) -> np.ndarray:
-    """The (z, y, x) float32 data of a Tomogram/TomoMask (MRC; other formats
-    through Scipion's image readers)."""
-    fn = volumeFileName(obj)
-    if os.path.splitext(fn)[1].lower() in VOLUME_MRC_SUFFIXES:
-        # The engine's checked reader (header fields, modes, IMOD's 8-bit rule: IMOD
-        # masks are often unsigned bytes).
-        from ..engine.io import open_stack
-        with open_stack(fn) as m:
-            return np.array(m.data, dtype=np.float32)
-    from pwem.emlib.image import ImageHandler
-    img = ImageHandler().read(fn)
-    return np.asarray(img.getData(), dtype=np.float32)
+from ..convert import readVolume, volumeFileName  # noqa: F401 (used by the protocols)
 
 
 def itemsById(objSet) -> List[Tuple[str, object]]:

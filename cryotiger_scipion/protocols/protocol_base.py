@@ -1,18 +1,15 @@
-"""What every cryoTIGER protocol shares.
+"""What every cryoTIGER protocol shares (conversion lives in ``convert.py``).
 
-The protocols are thin: they write a tilt series to plain files, run the
-``cryotiger`` engine on them (inside the managed environment) and turn the
-engine's files back into Scipion objects.  This module holds the three pieces
-all of them need:
+The protocols are thin: they write a tilt series to plain files
+(``cryotiger_scipion/convert.py``), run the ``cryotiger`` engine on them
+(inside the managed environment) and turn the engine's files back into Scipion
+objects (convert.py again).  This module holds what they share beyond that:
 
-1. **Engine files from a TiltSeries** (:meth:`ProtCryoTigerBase.writeEngineInputs`):
-   a stack in *stack order* (the tilt images sorted by their index), a .tlt in
-   that order, the excluded views (disabled TiltImages) as a 1-based list, the
-   per-image acquisition order and dose as a small JSON file
-   (``cryotiger ... --acquisition-json``) and, for a series that carries an
-   alignment but was not resampled with it, an IMOD .xf of the per-image
-   transforms (``--xf``).
-2. **Running the engine** (:meth:`ProtCryoTigerBase.runEngine`).
+1. **Engine inputs of a series** (:meth:`ProtCryoTigerBase.writeEngineInputs`:
+   reads the series under the protocol lock and hands it to
+   ``convert.writeEngineFiles``; :meth:`loadEngineInputs`).
+2. **Running the engine** (:meth:`ProtCryoTigerBase.runEngine`) and the GPU
+   form parameters and device arguments.
 3. **Output bookkeeping**: one output set made lazily and filled tilt series
    by tilt series under the protocol lock (steps run in parallel threads),
    closed at the end; tilt series that failed are recorded, logged, listed
@@ -27,145 +24,39 @@ series, so every series without output is processed again; *Continue* keeps
 the series that finished and retries the failed ones (their steps, and the
 final step, are marked to run again; they leave the failed set).
 
-Alignment (decision, see docs/scipion.md "Aligned input")
----------------------------------------------------------
-Interpolation needs aligned images.  A tilt series is usable when
-``interpolated()`` is True (already resampled; its transforms, if any, are
-ignored) or when ``hasAlignment()`` is True: then the per-image 2D transforms
-ARE APPLIED by the engine (``--xf``, bilinear, scipy; engine/align.py) and the
-output is an aligned (``interpolated()`` True) series without transforms.
-Scipion-em-tomo stores a TiltImage transform as the 3x3 matrix
-``[[A11, A12, DX], [A21, A22, DY], [0, 0, 1]]`` of IMOD's .xf convention
-(``TiltSeries.writeXfFile`` writes A11 A12 A21 A22 DX DY from it unchanged,
-and the IMOD plugin reads .xf files into the same layout), which is what
-engine/align.py applies: raw point x (pixels from the image centre) goes to
-A x + d.  The output keeps the input image size (IMOD swaps x and y for
-rotations near 90 degrees; we do not - use square images or a resampled
-series in that case).  A series with neither is refused by
-:func:`validateAlignedInput` with a message saying what to run first.
+Alignment: a series must be ``interpolated()`` or carry per-image transforms
+(applied by the engine through ``--xf``; see convert.py "Alignment"); a series
+with neither is refused by :func:`validateAlignedInput` with a message saying
+what to run first.
 
 Units: angles in degrees, pixel sizes in Angstrom, doses in e/A^2; stacks are
 (n, y, x) and "stack order" means the tilt images sorted by their index.
 """
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
-
-import numpy as np
 
 import pyworkflow as pw
 import pyworkflow.protocol.params as params
-from pyworkflow.object import Boolean, Set, String
+from pyworkflow.object import Set, String
 from pyworkflow.protocol import MODE_RESTART, STEPS_PARALLEL
 from pwem.protocols import EMProtocol
-from tomo.objects import TiltImage, TiltSeries
+from tomo.objects import TiltSeries
 from tomo.protocols import ProtTomoBase
 
 from .. import Plugin
-from ..engine.io import STACK_SUFFIXES
-from ..constants import IN_TILTSERIES, ATTR_FAILED_REASON, ATTR_SOURCES, ATTR_SYNTHETIC, OUT_FAILED
+from ..constants import IN_TILTSERIES, ATTR_FAILED_REASON, OUT_FAILED
+# Conversion (Scipion objects <-> engine files); the names are also importable
+# from here, as they were before convert.py existed.
+from ..convert import (MRC_SUFFIXES, EngineInputs, TiltRecord, imageFileName,  # noqa: F401
+                       needsTransforms, newOutputTs, newTiltImage, stackCountErrors, tiltRecords,
+                       updateTsAcquisition, validateTiltSeriesFiles, writeEngineFiles, writeXf)
 from .streaming import TsStreamingMixin
 
-# The MRC suffixes the engine reads (engine/io.py; numpy and mrcfile only).
-MRC_SUFFIXES = STACK_SUFFIXES
 # Engine device arguments when the GPU is used; Scipion replaces %(GPU)s with
 # the GPUs given to the running thread, space separated.
 GPU_DEVICE_ARGS = '--device gpu --gpu-ids "%(GPU)s"'
 CPU_DEVICE_ARGS = "--device cpu"
-
-
-# ---------------------------------------------------------------------------
-# Plain records of a tilt series (no database objects cross thread or step
-# boundaries)
-# ---------------------------------------------------------------------------
-@dataclass
-class TiltRecord:
-    """One TiltImage of an input series, in stack order."""
-    position: int                 # 1-based position in the engine stack (= stack order)
-    objId: int                    # TiltImage id in the input series
-    fileName: str                 # image file (absolute)
-    index: int                    # 1-based index of the image in fileName
-    angle: float                  # degrees
-    acqOrder: Optional[int]
-    enabled: bool
-    dose: float = 0.0             # e/A^2 of this image (acquisition dosePerFrame)
-    priorDose: float = 0.0        # e/A^2 received before this image
-    matrix: Optional[List[List[float]]] = None   # 3x3 transform (IMOD .xf layout) or None
-
-
-@dataclass
-class EngineInputs:
-    """Files written for one tilt series by :meth:`ProtCryoTigerBase.writeEngineInputs`."""
-    tsId: str
-    stack: str                    # MRC stack in stack order (may be the input file itself)
-    tlt: str                      # angles, one a line, stack order
-    acquisitionJson: str          # {"order": [...], "dose": [...], "accum_dose": [...]}
-    xf: Optional[str]             # IMOD .xf to apply, or None when already aligned
-    excluded: str                 # '2,5' (1-based positions of disabled images) or ''
-    pixelSize: float              # Angstrom
-    records: List[TiltRecord] = field(default_factory=list)
-
-    def engineArgs(self) -> str:
-        """``--input --angles --acquisition-json [--xf] [--exclude]`` for the engine."""
-        args = '--input "%s" --angles "%s" --acquisition-json "%s"' % (
-            self.stack, self.tlt, self.acquisitionJson)
-        if self.xf:
-            args += ' --xf "%s"' % self.xf
-        if self.excluded:
-            args += " --exclude %s" % self.excluded
-        return args
-
-    def save(self, path: str) -> None:
-        with open(path, "w") as f:
-            json.dump(asdict(self), f, indent=1)
-
-    @classmethod
-    def load(cls, path: str) -> "EngineInputs":
-        with open(path) as f:
-            d = json.load(f)
-        d["records"] = [TiltRecord(**r) for r in d.get("records", [])]
-        return cls(**d)
-
-
-def imageFileName(ti) -> str:
-    """Absolute path of a TiltImage's file, without Scipion's ':mrcs' suffix."""
-    fn = ti.getFileName()
-    for suffix in (":mrcs", ":mrc", ":st", ":ali"):
-        if fn.endswith(suffix):
-            fn = fn[:-len(suffix)]
-    return os.path.abspath(fn)
-
-
-def tiltRecords(ts: TiltSeries, withTransforms: bool = True) -> List[TiltRecord]:
-    """The images of ``ts`` (all, enabled or not) as plain records in stack
-    order (sorted by index, then id).  Doses: ``dose`` = dosePerFrame,
-    ``priorDose`` = accumDose - dosePerFrame (else doseInitial, else 0)."""
-    records = []
-    items = [ti.clone() for ti in ts.iterItems(orderBy="_index")]
-    items.sort(key=lambda t: (t.getIndex() or 0, t.getObjId()))
-    for pos, ti in enumerate(items, 1):
-        acq = ti.getAcquisition()
-        dose = (acq.getDosePerFrame() if acq is not None else None) or 0.0
-        accum = acq.getAccumDose() if acq is not None and hasattr(acq, "getAccumDose") else None
-        if accum is not None:
-            prior = max(0.0, float(accum) - float(dose))
-        else:
-            prior = (acq.getDoseInitial() if acq is not None else None) or 0.0
-        matrix = None
-        if withTransforms and ti.hasTransform():
-            matrix = np.asarray(ti.getTransform().getMatrix(), dtype=float).tolist()
-        records.append(TiltRecord(position=pos, objId=ti.getObjId(), fileName=imageFileName(ti),
-                                  index=ti.getIndex() or 1, angle=float(ti.getTiltAngle()),
-                                  acqOrder=ti.getAcquisitionOrder(), enabled=bool(ti.isEnabled()),
-                                  dose=float(dose), priorDose=float(prior), matrix=matrix))
-    return records
-
-
-def needsTransforms(ts) -> bool:
-    """True when ``ts`` must be resampled with its per-image transforms
-    (it has an alignment and is not ``interpolated()`` yet)."""
-    return bool(ts.hasAlignment()) and not bool(ts.interpolated())
 
 
 def validateAlignedInput(tsSet, label: str = "Input tilt series") -> List[str]:
@@ -182,88 +73,6 @@ def validateAlignedInput(tsSet, label: str = "Input tilt series") -> List[str]:
                   "already aligned stacks, import them with 'Have images been aligned?' = Yes."
                   % label)
     return errors
-
-
-def stackCountErrors(tsId: str, fileName: str, indices: List[int], nz: int) -> List[str]:
-    """Validation messages when the images of series ``tsId`` that live in
-    ``fileName`` (1-based ``indices``) do not match its ``nz`` images: an
-    index beyond the stack, or images 1..m of an n-image stack (m < n), which
-    is what a .tlt/.mdoc one line short gives (tomo then makes one TiltImage
-    per line and the last images are silently left out)."""
-    name = os.path.basename(fileName)
-    if max(indices) > nz:
-        return ["%s: %s has %d images but the series refers to image %d; the stack and its "
-                "metadata do not match (import again)." % (tsId, name, nz, max(indices))]
-    if sorted(indices) == list(range(1, len(indices) + 1)) and len(indices) < nz:
-        return ["%s: %s has %d images but the series has only %d tilt images (images %d-%d have "
-                "no tilt angle): is the .tlt/.mdoc %d line(s) short? Give one angle per image "
-                "and import again." % (tsId, name, nz, len(indices), len(indices) + 1, nz,
-                                       nz - len(indices))]
-    return []
-
-
-def validateTiltSeriesFiles(tsSet, maxErrors: int = 10) -> List[str]:
-    """Validation messages for the enabled series of ``tsSet``: missing image
-    files and stacks whose image count does not match the series
-    (:func:`stackCountErrors`; MRC headers only)."""
-    import mrcfile
-    errors = []
-    if tsSet is None:
-        return errors
-    for ts in tsSet.iterItems():
-        if not ts.isEnabled():
-            continue
-        files = {}
-        for ti in ts.iterItems():
-            files.setdefault(imageFileName(ti), []).append(ti.getIndex() or 1)
-        for fn, indices in files.items():
-            if not os.path.exists(fn):
-                errors.append("%s: image file %s is missing." % (ts.getTsId(), fn))
-            elif os.path.splitext(fn)[1].lower() in MRC_SUFFIXES:
-                with mrcfile.open(fn, mode="r", permissive=True, header_only=True) as m:
-                    errors += stackCountErrors(ts.getTsId(), fn, indices, int(m.header.nz))
-        if len(errors) >= maxErrors:
-            break
-    return errors
-
-
-def writeXf(path: str, records: List[TiltRecord]) -> None:
-    """IMOD .xf (A11 A12 A21 A22 DX DY) in stack order; identity for images without one."""
-    with open(path, "w") as f:
-        for r in records:
-            m = np.eye(3) if r.matrix is None else np.asarray(r.matrix)
-            f.write("%12.7f %12.7f %12.7f %12.7f %12.3f %12.3f\n"
-                    % (m[0, 0], m[0, 1], m[1, 0], m[1, 1], m[0, 2], m[1, 2]))
-
-
-def _readImage(fileName: str, index: int) -> np.ndarray:
-    """Image ``index`` (1-based) of ``fileName`` as float32 (y, x)."""
-    if os.path.splitext(fileName)[1].lower() in MRC_SUFFIXES:
-        # The engine's reader: header checks and IMOD's rule for 8-bit data.
-        from ..engine.io import open_stack
-        with open_stack(fileName) as m:
-            data = m.data
-            img = data if data.ndim == 2 else data[index - 1]
-            return np.array(img, dtype=np.float32)
-    from pwem.emlib.image.image_readers import ImageReadersRegistry
-    stack = ImageReadersRegistry.open(fileName)
-    return np.asarray(stack.getImage(index - 1), dtype=np.float32)
-
-
-def _isWholeMrcStack(records: List[TiltRecord]) -> bool:
-    """True when the records are exactly images 1..n of one MRC file."""
-    files = {r.fileName for r in records}
-    if len(files) != 1:
-        return False
-    fn = files.pop()
-    if os.path.splitext(fn)[1].lower() not in MRC_SUFFIXES:
-        return False
-    if [r.index for r in records] != list(range(1, len(records) + 1)):
-        return False
-    import mrcfile
-    with mrcfile.open(fn, mode="r", permissive=True, header_only=True) as m:
-        nz = int(m.header.nz)
-    return nz == len(records)
 
 
 # ---------------------------------------------------------------------------
@@ -453,53 +262,13 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
         ``EngineInputs.load``).  Excluded views: 1-based positions of the
         disabled images.
         """
-        from ..engine.io import StackWriter, write_angles
         folder = folder or self.getTsFolder(tsId, tmp=True)
-        os.makedirs(folder, exist_ok=True)
         with self._lock:
             ts = self.getTiltSeries(tsSet, tsId)
             applyXf = applyAlignment and needsTransforms(ts)
             records = tiltRecords(ts, withTransforms=applyXf)
             pixelSize = float(ts.getSamplingRate() or tsSet.getSamplingRate())
-        if not records:
-            raise ValueError("%s: the tilt series has no images" % tsId)
-        base = os.path.join(folder, tsId)
-        if _isWholeMrcStack(records):
-            stack = records[0].fileName
-        else:
-            stack = base + ".mrcs"
-            first = _readImage(records[0].fileName, records[0].index)
-            with StackWriter(stack, len(records), first.shape, pixelSize) as w:
-                for r in records:
-                    img = first if r.position == 1 else _readImage(r.fileName, r.index)
-                    if img.shape != first.shape:
-                        raise ValueError("%s: image %d is %dx%d but image 1 is %dx%d; all images "
-                                         "of a tilt series must have the same size"
-                                         % (tsId, r.position, img.shape[1], img.shape[0],
-                                            first.shape[1], first.shape[0]))
-                    w[r.position - 1] = img
-        write_angles(base + ".tlt", [r.angle for r in records])
-        orders = [r.acqOrder for r in records]
-        acquisition = {"dose": [r.dose for r in records],
-                       "accum_dose": [r.priorDose for r in records]}
-        if all(o is not None for o in orders) and len(set(orders)) == len(orders):
-            acquisition["order"] = [int(o) for o in orders]
-        else:
-            self.info("%s: acquisition orders missing or not unique; the engine uses the "
-                      "stack order" % tsId)
-        with open(base + "_acquisition.json", "w") as f:
-            json.dump(acquisition, f)
-        xf = None
-        if applyXf:
-            xf = base + ".xf"
-            writeXf(xf, records)
-        excluded = ",".join(str(r.position) for r in records if not r.enabled)
-        inputs = EngineInputs(tsId=tsId, stack=os.path.abspath(stack),
-                              tlt=os.path.abspath(base + ".tlt"),
-                              acquisitionJson=os.path.abspath(base + "_acquisition.json"),
-                              xf=os.path.abspath(xf) if xf else None, excluded=excluded,
-                              pixelSize=pixelSize, records=records)
-        inputs.save(base + "_inputs.json")
+        inputs = writeEngineFiles(records, folder, tsId, pixelSize, applyXf, log=self.info)
         if os.path.abspath(folder) != os.path.abspath(self.getTsFolder(tsId)):
             # a copy beside the outputs: Scipion empties tmp/ when a run ends, and a
             # resumed run may still need the records to register the outputs
@@ -783,50 +552,7 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
             self.warning("%d item(s) failed: %s" % (len(failed), ", ".join(sorted(failed))))
 
     # -------------------------- tilt-series output helpers -------------------
-    @staticmethod
-    def newOutputTs(inTs: TiltSeries, interpolated: Optional[bool] = None) -> TiltSeries:
-        """An output TiltSeries with the input's info (tsId, acquisition, origin,
-        CTF-corrected flag); ``interpolated`` overrides the resampled flag."""
-        outTs = TiltSeries()
-        outTs.copyInfo(inTs)
-        if interpolated is not None:
-            outTs.setInterpolated(interpolated)
-        return outTs
-
-    @staticmethod
-    def newTiltImage(src: TiltImage, fileName: str, index: int, synthetic: bool,
-                     sources: str, angle: Optional[float] = None,
-                     acqOrder: Optional[int] = None, enabled: Optional[bool] = None,
-                     keepTransform: bool = False) -> TiltImage:
-        """A TiltImage copied from ``src`` (acquisition, tsId, ...) at
-        ``index`` of ``fileName``, with the plugin's synthetic flag and
-        sources attributes set (set them on EVERY output image: the first item
-        decides the table's columns).  Odd/even files are dropped (they would
-        not match the new stack)."""
-        ti = TiltImage()
-        ti.copyInfo(src, copyId=False, copyTM=keepTransform)
-        ti.setLocation(index, fileName)
-        ti.setOddEven([])
-        if angle is not None:
-            ti.setTiltAngle(float(angle))
-        if acqOrder is not None:
-            ti.setAcquisitionOrder(int(acqOrder))
-        if enabled is not None:
-            ti.setEnabled(bool(enabled))
-        setattr(ti, ATTR_SYNTHETIC, Boolean(bool(synthetic)))
-        setattr(ti, ATTR_SOURCES, String(sources))
-        return ti
-
-    @staticmethod
-    def updateTsAcquisition(outTs: TiltSeries, angles: List[float],
-                            accumDose: Optional[float] = None) -> None:
-        """Angle range and mean step (degrees) of ``outTs``'s acquisition from
-        ``angles`` (all output angles), and its accumulated dose if given."""
-        acq = outTs.getAcquisition()
-        a = np.sort(np.asarray(angles, dtype=float))
-        acq.setAngleMin(float(a[0]))
-        acq.setAngleMax(float(a[-1]))
-        if len(a) > 1:
-            acq.setStep(float(np.round(np.mean(np.diff(a)), 4)))
-        if accumDose is not None:
-            acq.setAccumDose(float(accumDose))
+    # Conversion of the engine's outputs into Scipion objects (convert.py).
+    newOutputTs = staticmethod(newOutputTs)
+    newTiltImage = staticmethod(newTiltImage)
+    updateTsAcquisition = staticmethod(updateTsAcquisition)

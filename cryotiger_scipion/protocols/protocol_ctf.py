@@ -25,7 +25,8 @@ from tomo.objects import CTFTomo, CTFTomoSeries, SetOfCTFTomoSeries, SetOfTiltSe
 
 from .. import Plugin
 from ..constants import IN_TILTSERIES, ATTR_SYNTHETIC, GCTF_BIN, GCTF_HOME, OUT_CTFS, OUT_FAILED
-from .protocol_base import EngineInputs, ProtCryoTigerBase, validateTiltSeriesFiles
+from ..convert import EngineInputs, validateTiltSeriesFiles
+from .protocol_base import ProtCryoTigerBase
 
 BACKEND_BUILTIN = 0
 BACKEND_GCTF = 1

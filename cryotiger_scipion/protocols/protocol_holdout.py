@@ -24,7 +24,8 @@ from tomo.objects import SetOfTiltSeries
 
 from ..constants import IN_TILTSERIES, MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_FAILED
 from .evaluation_common import readJson, testsLines, writeJson, fmt
-from .protocol_base import ProtCryoTigerBase, validateAlignedInput, validateTiltSeriesFiles
+from ..convert import EngineInputs, validateTiltSeriesFiles
+from .protocol_base import ProtCryoTigerBase, validateAlignedInput
 
 SUMMARY_JSON = "holdout_summary.json"
 DATA_RANGES = ["tilt", "robust", "stack"]
@@ -175,7 +176,6 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
         self.forItem(tsId, self._holdout, tsId)
 
     def _holdout(self, tsId):
-        from .protocol_base import EngineInputs
         folder = self.getTsFolder(tsId, tmp=True)
         inputs = EngineInputs.load(os.path.join(folder, "%s_inputs.json" % tsId))
         out = self.getTsFolder(tsId)

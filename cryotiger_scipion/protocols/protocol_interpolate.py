@@ -24,7 +24,8 @@ from tomo.objects import SetOfTiltSeries
 from .. import Plugin
 from ..constants import (IN_TILTSERIES, OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER,
                          MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
-from .protocol_base import EngineInputs, ProtCryoTigerBase, validateAlignedInput
+from ..convert import EngineInputs
+from .protocol_base import ProtCryoTigerBase, validateAlignedInput
 from ..objects import CryoTigerModel
 
 # Form choices (order matters: stored as indices).
@@ -286,7 +287,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
     def _validateTiltSeries(self, inSet, k):
         """Per-series checks of angles, image counts and sizes (headers only)."""
         import mrcfile  # noqa: F401
-        from .protocol_base import MRC_SUFFIXES, imageFileName, stackCountErrors
+        from ..convert import MRC_SUFFIXES, imageFileName, stackCountErrors
         errors = []
         restore = self.mode.get() == 1
         for ts in inSet.iterItems():

@@ -27,7 +27,8 @@ from tomo.objects import SetOfTiltSeries, SetOfTomograms, Tomogram
 
 from .. import Plugin
 from ..constants import IN_CTFS, IN_TILTSERIES, ATTR_SYNTHETIC, OUT_FAILED, OUT_TOMOGRAMS
-from .protocol_base import ProtCryoTigerBase, validateAlignedInput, validateTiltSeriesFiles
+from ..convert import EngineInputs, validateTiltSeriesFiles
+from .protocol_base import ProtCryoTigerBase, validateAlignedInput
 
 BACKEND_BUILTIN = 0
 BACKEND_NOVACTF = 1
@@ -171,7 +172,6 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         self.forItem(tsId, self._reconstruct, tsId)
 
     def _reconstruct(self, tsId):
-        from .protocol_base import EngineInputs
         folder = self.getTsFolder(tsId, tmp=True)
         inputs = EngineInputs.load(os.path.join(folder, tsId + "_inputs.json"))
         with open(os.path.join(folder, tsId + "_reconstruct.json")) as f:

@@ -21,8 +21,8 @@ from pyworkflow.protocol import STEPS_SERIAL
 from .. import Plugin
 from ..constants import IN_TILTSERIES_LIST, MODELS_INSTALL_HINT, OUT_MODEL
 from ..objects import CryoTigerModel
-from .protocol_base import (EngineInputs, ProtCryoTigerBase, validateAlignedInput,
-                            validateTiltSeriesFiles)
+from ..convert import EngineInputs, validateTiltSeriesFiles
+from .protocol_base import ProtCryoTigerBase, validateAlignedInput
 
 CONFIG_CHOICES = ["small", "published"]
 INIT_NONE, INIT_CRYOTIGER, INIT_VIMEO, INIT_TRAINED, INIT_FOLDER = range(5)

@@ -1,0 +1,384 @@
+"""Scipion objects <-> the engine's files (the protocols' conversion layer).
+
+The protocols are thin: they write a tilt series to plain files, run the
+``cryotiger`` engine on them and turn the engine's files back into Scipion
+objects.  Everything that converts lives here; the protocols' shared
+behaviour (engine runner, output sets, failed series) is in
+``protocols/protocol_base.py``.
+
+1. **Engine files from a TiltSeries** (:func:`writeEngineFiles`, called by
+   ``ProtCryoTigerBase.writeEngineInputs``): a stack in *stack order* (the
+   tilt images sorted by their index), a .tlt in that order, the excluded
+   views (disabled TiltImages) as a 1-based list, the per-image acquisition
+   order and dose as a small JSON file (``cryotiger ... --acquisition-json``)
+   and, for a series that carries an alignment but was not resampled with it,
+   an IMOD .xf of the per-image transforms (``--xf``).
+2. **Scipion objects from the engine's outputs**: :func:`newOutputTs`,
+   :func:`newTiltImage`, :func:`updateTsAcquisition`.
+3. **Image and volume data** for the protocols' own checks and metrics:
+   :func:`readImage`, :func:`readVolume` (MRC through the engine's checked
+   reader, other formats through Scipion's image readers).
+
+Alignment (decision, see docs/scipion.md "Aligned input")
+---------------------------------------------------------
+Interpolation needs aligned images.  A tilt series is usable when
+``interpolated()`` is True (already resampled; its transforms, if any, are
+ignored) or when ``hasAlignment()`` is True: then the per-image 2D transforms
+ARE APPLIED by the engine (``--xf``, bilinear, scipy; engine/align.py) and the
+output is an aligned (``interpolated()`` True) series without transforms.
+Scipion-em-tomo stores a TiltImage transform as the 3x3 matrix
+``[[A11, A12, DX], [A21, A22, DY], [0, 0, 1]]`` of IMOD's .xf convention
+(``TiltSeries.writeXfFile`` writes A11 A12 A21 A22 DX DY from it unchanged,
+and the IMOD plugin reads .xf files into the same layout), which is what
+engine/align.py applies: raw point x (pixels from the image centre) goes to
+A x + d.  The .xf is written by the engine's own writer
+(``engine.align.write_xf``), so both sides share one format implementation.
+
+Doses (e/A^2): ``TiltRecord.dose`` is the image's own dose (acquisition
+``dosePerFrame``); ``TiltRecord.priorDose`` the dose received BEFORE the image
+(Scipion's ``accumDose`` minus the image's dose: Scipion's AccumDose includes
+the image, the engine's ``accum_dose`` does not).
+
+This module imports Scipion (tomo, pwem) but never TensorFlow; from the engine
+it uses only numpy/scipy/mrcfile modules (engine.io, engine.align).
+Units: angles in degrees, pixel sizes in Angstrom, doses in e/A^2; stacks are
+(n, y, x) float32 and "stack order" means the tilt images sorted by their index.
+"""
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from pyworkflow.object import Boolean, String
+from tomo.objects import TiltImage, TiltSeries
+
+from .constants import ATTR_SOURCES, ATTR_SYNTHETIC
+from .engine.align import write_xf
+from .engine.io import STACK_SUFFIXES
+
+# The MRC suffixes the engine reads (engine/io.py).
+MRC_SUFFIXES = STACK_SUFFIXES
+
+
+# ---------------------------------------------------------------------------
+# Plain records of a tilt series (no database objects cross thread or step
+# boundaries)
+# ---------------------------------------------------------------------------
+@dataclass
+class TiltRecord:
+    """One TiltImage of an input series, in stack order."""
+    position: int                 # 1-based position in the engine stack (= stack order)
+    objId: int                    # TiltImage id in the input series
+    fileName: str                 # image file (absolute)
+    index: int                    # 1-based index of the image in fileName
+    angle: float                  # degrees
+    acqOrder: Optional[int]
+    enabled: bool
+    dose: float = 0.0             # e/A^2 of this image (acquisition dosePerFrame)
+    priorDose: float = 0.0        # e/A^2 received before this image
+    matrix: Optional[List[List[float]]] = None   # 3x3 transform (IMOD .xf layout) or None
+
+
+@dataclass
+class EngineInputs:
+    """Files written for one tilt series by :func:`writeEngineFiles`."""
+    tsId: str
+    stack: str                    # MRC stack in stack order (may be the input file itself)
+    tlt: str                      # angles, one a line, stack order
+    acquisitionJson: str          # {"order": [...], "dose": [...], "accum_dose": [...]}
+    xf: Optional[str]             # IMOD .xf to apply, or None when already aligned
+    excluded: str                 # '2,5' (1-based positions of disabled images) or ''
+    pixelSize: float              # Angstrom
+    records: List[TiltRecord] = field(default_factory=list)
+
+    def engineArgs(self) -> str:
+        """``--input --angles --acquisition-json [--xf] [--exclude]`` for the engine."""
+        args = '--input "%s" --angles "%s" --acquisition-json "%s"' % (
+            self.stack, self.tlt, self.acquisitionJson)
+        if self.xf:
+            args += ' --xf "%s"' % self.xf
+        if self.excluded:
+            args += " --exclude %s" % self.excluded
+        return args
+
+    def save(self, path: str) -> None:
+        """Write these inputs (records included) as JSON to ``path``."""
+        with open(path, "w") as f:
+            json.dump(asdict(self), f, indent=1)
+
+    @classmethod
+    def load(cls, path: str) -> "EngineInputs":
+        """The inputs saved by :meth:`save` at ``path`` (raises OSError/ValueError
+        when the file is missing or is not such a JSON)."""
+        with open(path) as f:
+            d = json.load(f)
+        d["records"] = [TiltRecord(**r) for r in d.get("records", [])]
+        return cls(**d)
+
+
+def imageFileName(ti) -> str:
+    """Absolute path of a TiltImage's file, without Scipion's ':mrcs' suffix."""
+    fn = ti.getFileName()
+    for suffix in (":mrcs", ":mrc", ":st", ":ali"):
+        if fn.endswith(suffix):
+            fn = fn[:-len(suffix)]
+    return os.path.abspath(fn)
+
+
+def tiltRecords(ts: TiltSeries, withTransforms: bool = True) -> List[TiltRecord]:
+    """The images of ``ts`` (all, enabled or not) as plain records in stack
+    order (sorted by index, then id).  Doses: ``dose`` = dosePerFrame,
+    ``priorDose`` = accumDose - dosePerFrame (else doseInitial, else 0)."""
+    records = []
+    items = [ti.clone() for ti in ts.iterItems(orderBy="_index")]
+    items.sort(key=lambda t: (t.getIndex() or 0, t.getObjId()))
+    for pos, ti in enumerate(items, 1):
+        acq = ti.getAcquisition()
+        dose = (acq.getDosePerFrame() if acq is not None else None) or 0.0
+        accum = acq.getAccumDose() if acq is not None and hasattr(acq, "getAccumDose") else None
+        if accum is not None:
+            prior = max(0.0, float(accum) - float(dose))
+        else:
+            prior = (acq.getDoseInitial() if acq is not None else None) or 0.0
+        matrix = None
+        if withTransforms and ti.hasTransform():
+            matrix = np.asarray(ti.getTransform().getMatrix(), dtype=float).tolist()
+        records.append(TiltRecord(position=pos, objId=ti.getObjId(), fileName=imageFileName(ti),
+                                  index=ti.getIndex() or 1, angle=float(ti.getTiltAngle()),
+                                  acqOrder=ti.getAcquisitionOrder(), enabled=bool(ti.isEnabled()),
+                                  dose=float(dose), priorDose=float(prior), matrix=matrix))
+    return records
+
+
+def needsTransforms(ts) -> bool:
+    """True when ``ts`` must be resampled with its per-image transforms
+    (it has an alignment and is not ``interpolated()`` yet)."""
+    return bool(ts.hasAlignment()) and not bool(ts.interpolated())
+
+
+def stackCountErrors(tsId: str, fileName: str, indices: List[int], nz: int) -> List[str]:
+    """Validation messages when the images of series ``tsId`` that live in
+    ``fileName`` (1-based ``indices``) do not match its ``nz`` images: an
+    index beyond the stack, or images 1..m of an n-image stack (m < n), which
+    is what a .tlt/.mdoc one line short gives (tomo then makes one TiltImage
+    per line and the last images are silently left out)."""
+    name = os.path.basename(fileName)
+    if max(indices) > nz:
+        return ["%s: %s has %d images but the series refers to image %d; the stack and its "
+                "metadata do not match (import again)." % (tsId, name, nz, max(indices))]
+    if sorted(indices) == list(range(1, len(indices) + 1)) and len(indices) < nz:
+        return ["%s: %s has %d images but the series has only %d tilt images (images %d-%d have "
+                "no tilt angle): is the .tlt/.mdoc %d line(s) short? Give one angle per image "
+                "and import again." % (tsId, name, nz, len(indices), len(indices) + 1, nz,
+                                       nz - len(indices))]
+    return []
+
+
+def validateTiltSeriesFiles(tsSet, maxErrors: int = 10) -> List[str]:
+    """Validation messages for the enabled series of ``tsSet``: missing image
+    files and stacks whose image count does not match the series
+    (:func:`stackCountErrors`; MRC headers only)."""
+    import mrcfile
+    errors = []
+    if tsSet is None:
+        return errors
+    for ts in tsSet.iterItems():
+        if not ts.isEnabled():
+            continue
+        files = {}
+        for ti in ts.iterItems():
+            files.setdefault(imageFileName(ti), []).append(ti.getIndex() or 1)
+        for fn, indices in files.items():
+            if not os.path.exists(fn):
+                errors.append("%s: image file %s is missing." % (ts.getTsId(), fn))
+            elif os.path.splitext(fn)[1].lower() in MRC_SUFFIXES:
+                with mrcfile.open(fn, mode="r", permissive=True, header_only=True) as m:
+                    errors += stackCountErrors(ts.getTsId(), fn, indices, int(m.header.nz))
+        if len(errors) >= maxErrors:
+            break
+    return errors
+
+
+def writeXf(path: str, records: List[TiltRecord]) -> None:
+    """IMOD .xf (A11 A12 A21 A22 DX DY, one line per image) of ``records`` in
+    stack order, identity for images without a transform; written by the
+    engine's .xf writer (``engine.align.write_xf``)."""
+    write_xf(path, [np.eye(3) if r.matrix is None else np.asarray(r.matrix, dtype=float)
+                    for r in records])
+
+
+# ---------------------------------------------------------------------------
+# Image data
+# ---------------------------------------------------------------------------
+def readImage(fileName: str, index: int) -> np.ndarray:
+    """Image ``index`` (1-based) of ``fileName`` as a (y, x) float32 array.
+
+    MRC files go through the engine's reader (``engine.io.open_stack``: header
+    checks, IMOD's rule for 8-bit data; raises ``engine.InputError`` on a bad
+    file); other formats through Scipion's image readers."""
+    if os.path.splitext(fileName)[1].lower() in MRC_SUFFIXES:
+        # The engine's reader: header checks and IMOD's rule for 8-bit data.
+        from .engine.io import open_stack
+        with open_stack(fileName) as m:
+            data = m.data
+            img = data if data.ndim == 2 else data[index - 1]
+            return np.array(img, dtype=np.float32)
+    from pwem.emlib.image.image_readers import ImageReadersRegistry
+    stack = ImageReadersRegistry.open(fileName)
+    return np.asarray(stack.getImage(index - 1), dtype=np.float32)
+
+
+def isWholeMrcStack(records: List[TiltRecord]) -> bool:
+    """True when the records are exactly images 1..n of one MRC file."""
+    files = {r.fileName for r in records}
+    if len(files) != 1:
+        return False
+    fn = files.pop()
+    if os.path.splitext(fn)[1].lower() not in MRC_SUFFIXES:
+        return False
+    if [r.index for r in records] != list(range(1, len(records) + 1)):
+        return False
+    import mrcfile
+    with mrcfile.open(fn, mode="r", permissive=True, header_only=True) as m:
+        nz = int(m.header.nz)
+    return nz == len(records)
+
+
+def volumeFileName(obj) -> str:
+    """Absolute file of a Tomogram/TomoMask without Scipion's ':mrc' suffix."""
+    fn = obj.getFileName()
+    for suffix in (":mrcs", ":mrc", ":rec", ":map"):
+        if fn.endswith(suffix):
+            fn = fn[:-len(suffix)]
+    return os.path.abspath(fn)
+
+
+def readVolume(obj) -> np.ndarray:
+    """The (z, y, x) float32 data of a Tomogram/TomoMask (MRC; other formats
+    through Scipion's image readers)."""
+    fn = volumeFileName(obj)
+    if os.path.splitext(fn)[1].lower() in MRC_SUFFIXES:
+        # The engine's checked reader (header fields, modes, IMOD's 8-bit rule: IMOD
+        # masks are often unsigned bytes).
+        from .engine.io import open_stack
+        with open_stack(fn) as m:
+            return np.array(m.data, dtype=np.float32)
+    from pwem.emlib.image import ImageHandler
+    img = ImageHandler().read(fn)
+    return np.asarray(img.getData(), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------
+# Tilt series -> engine files
+# ---------------------------------------------------------------------------
+def writeEngineFiles(records: List[TiltRecord], folder: str, tsId: str, pixelSize: float,
+                     applyXf: bool, log: Optional[Callable[[str], None]] = None) -> EngineInputs:
+    """Write the engine's input files for the tilt series ``tsId`` made of
+    ``records`` (:func:`tiltRecords`, stack order) into ``folder``.
+
+    Files: <tsId>.mrcs (unless the series is exactly images 1..n of one MRC
+    file, which is then used in place, read only), <tsId>.tlt (degrees),
+    <tsId>_acquisition.json (``dose`` and ``accum_dose`` = dose before the
+    image, e/A^2, and ``order`` when every image has a unique acquisition
+    order), <tsId>.xf (only with ``applyXf``) and <tsId>_inputs.json (the
+    returned :class:`EngineInputs`, reloadable with ``EngineInputs.load``).
+    Excluded views: 1-based positions of the disabled images.  ``pixelSize``
+    in Angstrom.  ``log``: called with a line when the acquisition orders are
+    not usable.  Raises ValueError when there are no records or the images do
+    not all have the same size.
+    """
+    from .engine.io import StackWriter, write_angles
+    if not records:
+        raise ValueError("%s: the tilt series has no images" % tsId)
+    os.makedirs(folder, exist_ok=True)
+    base = os.path.join(folder, tsId)
+    if isWholeMrcStack(records):
+        stack = records[0].fileName
+    else:
+        stack = base + ".mrcs"
+        first = readImage(records[0].fileName, records[0].index)
+        with StackWriter(stack, len(records), first.shape, pixelSize) as w:
+            for r in records:
+                img = first if r.position == 1 else readImage(r.fileName, r.index)
+                if img.shape != first.shape:
+                    raise ValueError("%s: image %d is %dx%d but image 1 is %dx%d; all images "
+                                     "of a tilt series must have the same size"
+                                     % (tsId, r.position, img.shape[1], img.shape[0],
+                                        first.shape[1], first.shape[0]))
+                w[r.position - 1] = img
+    write_angles(base + ".tlt", [r.angle for r in records])
+    orders = [r.acqOrder for r in records]
+    acquisition = {"dose": [r.dose for r in records],
+                   "accum_dose": [r.priorDose for r in records]}
+    if all(o is not None for o in orders) and len(set(orders)) == len(orders):
+        acquisition["order"] = [int(o) for o in orders]
+    elif log is not None:
+        log("%s: acquisition orders missing or not unique; the engine uses the "
+            "stack order" % tsId)
+    with open(base + "_acquisition.json", "w") as f:
+        json.dump(acquisition, f)
+    xf = None
+    if applyXf:
+        xf = base + ".xf"
+        writeXf(xf, records)
+    excluded = ",".join(str(r.position) for r in records if not r.enabled)
+    inputs = EngineInputs(tsId=tsId, stack=os.path.abspath(stack),
+                          tlt=os.path.abspath(base + ".tlt"),
+                          acquisitionJson=os.path.abspath(base + "_acquisition.json"),
+                          xf=os.path.abspath(xf) if xf else None, excluded=excluded,
+                          pixelSize=pixelSize, records=records)
+    inputs.save(base + "_inputs.json")
+    return inputs
+
+
+# ---------------------------------------------------------------------------
+# Engine outputs -> Scipion objects
+# ---------------------------------------------------------------------------
+def newOutputTs(inTs: TiltSeries, interpolated: Optional[bool] = None) -> TiltSeries:
+    """An output TiltSeries with the input's info (tsId, acquisition, origin,
+    CTF-corrected flag); ``interpolated`` overrides the resampled flag."""
+    outTs = TiltSeries()
+    outTs.copyInfo(inTs)
+    if interpolated is not None:
+        outTs.setInterpolated(interpolated)
+    return outTs
+
+
+def newTiltImage(src: TiltImage, fileName: str, index: int, synthetic: bool,
+                 sources: str, angle: Optional[float] = None,
+                 acqOrder: Optional[int] = None, enabled: Optional[bool] = None,
+                 keepTransform: bool = False) -> TiltImage:
+    """A TiltImage copied from ``src`` (acquisition, tsId, ...) at
+    ``index`` of ``fileName``, with the plugin's synthetic flag and
+    sources attributes set (set them on EVERY output image: the first item
+    decides the table's columns).  Odd/even files are dropped (they would
+    not match the new stack)."""
+    ti = TiltImage()
+    ti.copyInfo(src, copyId=False, copyTM=keepTransform)
+    ti.setLocation(index, fileName)
+    ti.setOddEven([])
+    if angle is not None:
+        ti.setTiltAngle(float(angle))
+    if acqOrder is not None:
+        ti.setAcquisitionOrder(int(acqOrder))
+    if enabled is not None:
+        ti.setEnabled(bool(enabled))
+    setattr(ti, ATTR_SYNTHETIC, Boolean(bool(synthetic)))
+    setattr(ti, ATTR_SOURCES, String(sources))
+    return ti
+
+
+def updateTsAcquisition(outTs: TiltSeries, angles: List[float],
+                        accumDose: Optional[float] = None) -> None:
+    """Angle range and mean step (degrees) of ``outTs``'s acquisition from
+    ``angles`` (all output angles), and its accumulated dose if given."""
+    acq = outTs.getAcquisition()
+    a = np.sort(np.asarray(angles, dtype=float))
+    acq.setAngleMin(float(a[0]))
+    acq.setAngleMax(float(a[-1]))
+    if len(a) > 1:
+        acq.setStep(float(np.round(np.mean(np.diff(a)), 4)))
+    if accumDose is not None:
+        acq.setAccumDose(float(accumDose))

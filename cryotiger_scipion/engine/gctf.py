@@ -90,6 +90,8 @@ class GctfOptions:
                    boxsize=box, gid=gpu_id)
 
     def arguments(self) -> List[str]:
+        """Gctf's command-line options for these settings (Angstrom, kV, mm;
+        ``--ctfstar NONE``), then ``extra`` as given."""
         args = ["--apix", f"{self.apix:.4f}", "--kV", f"{self.kv:g}", "--cs", f"{self.cs:g}",
                 "--ac", f"{self.ac:g}", "--dstep", f"{self.dstep:g}",
                 "--defL", f"{self.def_l:.1f}", "--defH", f"{self.def_h:.1f}",

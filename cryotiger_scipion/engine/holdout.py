@@ -102,6 +102,9 @@ def _data_ranges(real: np.ndarray, mode: Union[str, float], stack_range: float) 
 
 
 def parse_data_range(text: Union[str, float]) -> Union[str, float]:
+    """``--data-range`` value: one of ``RANGE_MODES`` ('tilt', 'robust',
+    'stack') as a string, or a positive number (intensity units) as a float.
+    Raises InputError for anything else (non-numbers, 0, negative, NaN, inf)."""
     if isinstance(text, (int, float)):
         value = float(text)
     elif str(text) in RANGE_MODES:
@@ -308,13 +311,17 @@ def kept_files(keep_dir: str, names: Sequence[str]) -> List[str]:
 
 
 def write_report(report: dict, path: str) -> None:
+    """Write a hold-out report (the dict of :func:`run_holdout`) as indented
+    JSON at ``path``, atomically (``io.atomic_path``)."""
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(report, f, indent=1)
 
 
 def format_table(report: dict) -> str:
-    """A plain-text table: one row per method with medians (and means)."""
+    """A plain-text table of a hold-out report: one row per method with the
+    count and the medians of PSNR (dB), RMSE (intensity units), SSIM and, when
+    measured, |defocus difference| (Angstrom); then one line per paired test."""
     lines = [f"{'method':<16} {'n':>4} {'median PSNR':>12} {'median RMSE':>12} {'median SSIM':>12}"]
     dz = "defocus_diff" in report.get("metrics", [])
     if dz:

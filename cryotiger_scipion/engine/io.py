@@ -169,9 +169,11 @@ class MrcStack:
 
     @property
     def header(self):
+        """The raw MRC header (``mrcfile`` record array; prefer ``.info``)."""
         return self._mrc.header
 
     def close(self) -> None:
+        """Close the memory map (``data`` must not be used afterwards)."""
         self._mrc.close()
 
     def __enter__(self):
@@ -194,7 +196,8 @@ def open_stack(path: str) -> MrcStack:
 
 
 def stack_shape(path: str) -> tuple:
-    """(n, y, x) of an MRC stack, from its checked header."""
+    """(n, y, x) of an MRC stack (pixels), from its checked header (a single
+    image is (1, y, x)); InputError as :func:`open_stack`."""
     return _check_mrc(path).shape
 
 
@@ -221,7 +224,10 @@ def resolve_pixel_size(given: Optional[float], path: str, header_px: Optional[fl
 
 
 def read_stack(path: str, check_finite: bool = True) -> tuple:
-    """Read a whole stack as float32 (n, y, x) and its pixel size (A, 0 = unknown)."""
+    """Read a whole MRC stack into memory: ((n, y, x) float32 array, pixel size
+    in Angstrom, 0 = unknown); a single image becomes (1, y, x).  Raises
+    InputError as :func:`open_stack`, and with ``check_finite`` when an image
+    holds NaN or infinite values (naming the images, from 1)."""
     with open_stack(path) as m:
         data = np.asarray(m.data, dtype=np.float32)
         pixel_size = m.pixel_size
@@ -453,6 +459,8 @@ def read_angles(path: str) -> np.ndarray:
 
 
 def write_angles(path: str, angles: Sequence[float]) -> None:
+    """Write a .tlt: one angle (degrees, 4 decimals) per line, in the given
+    order, atomically (:func:`atomic_path`)."""
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             for a in angles:
@@ -502,6 +510,8 @@ class MdocTilt:
 
 @dataclass
 class Mdoc:
+    """A parsed SerialEM .mdoc: ``tilts`` (one :class:`MdocTilt` per [ZValue]
+    section, in ZValue order) and the ``header`` key/values before them."""
     tilts: List[MdocTilt]
     header: dict
 
@@ -549,7 +559,11 @@ class Mdoc:
 
 
 def read_mdoc(path: str) -> Mdoc:
-    """Parse a SerialEM .mdoc: one MdocTilt per [ZValue] section, in ZValue order."""
+    """Parse a SerialEM .mdoc (SerialEM's autodoc format: ``[ZValue = n]``
+    sections of ``key = value`` lines) into an :class:`Mdoc`: one MdocTilt per
+    section, in ZValue order; angles in degrees (TiltAngle), doses in e/A^2
+    (ExposureDose), pixel size in Angstrom (PixelSpacing).  Raises InputError
+    when the file is missing or has no usable section."""
     if not os.path.exists(path):
         raise InputError(f"{path}: .mdoc file not found")
     header, tilts, current = {}, [], None

@@ -61,19 +61,26 @@ def _check_range(data_range) -> float:
 
 
 def mse(test, ref) -> float:
-    """Mean squared error between two arrays of the same shape."""
+    """Mean squared error mean((test - ref)^2) of two arrays of the same shape
+    ((y, x) images or (z, y, x) volumes, any real dtype, computed in float64), in
+    squared intensity units.  Raises InputError for different shapes or empty
+    arrays."""
     a, b = _pair(test, ref)
     return float(np.mean((a - b) ** 2))
 
 
 def rmse(test, ref) -> float:
-    """Root mean squared error (intensity units of the images)."""
+    """Root mean squared error sqrt(mean((test - ref)^2)) in the images'
+    intensity units; same arrays and errors as :func:`mse`."""
     return math.sqrt(mse(test, ref))
 
 
 def psnr(test, ref, data_range: Number) -> float:
-    """Peak signal-to-noise ratio in dB for the given data range; ``inf`` when
-    the images are identical."""
+    """Peak signal-to-noise ratio 10 log10(R^2 / MSE) in dB of ``test`` against
+    ``ref`` (same-shape arrays) for the data range R = ``data_range`` (intensity
+    units, given by the caller, never estimated from ``test``); ``inf`` when the
+    images are identical.  Raises InputError for a data range that is not a
+    positive finite number, different shapes or empty arrays."""
     r = _check_range(data_range)
     err = mse(test, ref)
     if err == 0:
@@ -89,7 +96,14 @@ def ssim(test, ref, data_range: Number, win_size: int = 7, gaussian_weights: boo
     uniform ``win_size`` window (or a Gaussian of sigma 1.5 with
     ``gaussian_weights``), sample covariance for the uniform window, filters in
     'reflect' mode, and the mean taken after dropping ``(win_size - 1) // 2``
-    pixels at every border.
+    pixels at every border.  Source: Wang, Bovik, Sheikh & Simoncelli, "Image
+    quality assessment: from error visibility to structural similarity", IEEE
+    TIP 13 (2004), eq. 13, with C1 = (K1 R)^2, C2 = (K2 R)^2, R = ``data_range``.
+
+    ``test``, ``ref``: (y, x) or (z, y, x) arrays of the same shape.  Returns
+    the mean SSIM (1 for identical images, unitless).  Raises InputError for a
+    bad data range, an even or < 3 window, arrays smaller than the window,
+    different shapes or empty arrays.
     """
     from scipy import ndimage as ndi
 
@@ -129,8 +143,11 @@ def ssim(test, ref, data_range: Number, win_size: int = 7, gaussian_weights: boo
 
 
 def robust_range(image, low: float = 0.5, high: float = 99.5) -> float:
-    """Difference of two percentiles of ``image`` (default 0.5 and 99.5):
-    a data range that ignores a few hot pixels or gold beads."""
+    """Difference of two percentiles of ``image`` (any shape; ``low``/``high``
+    in percent, default 0.5 and 99.5), in intensity units: a data range for
+    :func:`psnr`/:func:`ssim` that ignores a few hot pixels or gold beads.
+    Not the FILM normalisation range (``film.interpolator.robust_range``), which
+    returns the (lo, hi) pair of two images."""
     a = np.asarray(image, dtype=np.float64)
     lo, hi = np.percentile(a, [low, high])
     return float(hi - lo)
@@ -140,14 +157,19 @@ def robust_range(image, low: float = 0.5, high: float = 99.5) -> float:
 # Contrast and defocus
 # ----------------------------------------------------------------------------
 def std_contrast(image) -> float:
-    """Standard-deviation contrast: population std of the slice (or volume)."""
+    """Standard-deviation contrast: population std (ddof 0) of a (y, x) slice or
+    a (z, y, x) volume, in intensity units (the contrast measure of the
+    cryoTIGER paper's tomogram comparison, Majtner et al. 2025)."""
     a = np.asarray(image, dtype=np.float64)
     return float(a.std())
 
 
 def gradient_contrast(image) -> float:
-    """Gradient contrast: mean Sobel gradient magnitude of a 2D slice
-    (per-slice in-plane gradient for a (z, y, x) array, averaged)."""
+    """Gradient contrast: mean Sobel gradient magnitude
+    mean(sqrt(sobel_y^2 + sobel_x^2)) of a (y, x) slice (scipy.ndimage.sobel,
+    'reflect' borders), in intensity units per pixel; for a (z, y, x) array the
+    in-plane value of each slice, averaged.  Raises InputError for other
+    dimensions."""
     from scipy import ndimage as ndi
 
     a = np.asarray(image, dtype=np.float64)
@@ -165,7 +187,8 @@ def gradient_contrast(image) -> float:
 
 def central_slab(volume, thickness: int = 1) -> np.ndarray:
     """The ``thickness`` central z slices of a (z, y, x) volume (all of them if
-    the volume is thinner)."""
+    the volume is thinner; a (y, x) slice becomes (1, y, x)): a view, not a
+    copy.  Raises InputError for other dimensions or ``thickness`` < 1."""
     v = np.asarray(volume)
     if v.ndim == 2:
         return v[None]
@@ -181,7 +204,9 @@ def central_slab(volume, thickness: int = 1) -> np.ndarray:
 
 def tomogram_contrast(volume, thickness: int = 1) -> Dict[str, float]:
     """Contrast of a tomogram's central slab: the mean over its slices of the
-    std contrast and of the gradient contrast.  ``volume`` is (z, y, x)."""
+    std contrast and of the gradient contrast.  ``volume`` is (z, y, x),
+    ``thickness`` in slices.  Returns {"std", "gradient" (intensity units),
+    "slices" (count)}; errors as :func:`central_slab`."""
     slab = np.asarray(central_slab(volume, thickness), dtype=np.float64)
     return {"std": float(np.mean([std_contrast(s) for s in slab])),
             "gradient": gradient_contrast(slab),

@@ -53,7 +53,10 @@ def ray_samples(nz: int, nx: int, angle: float) -> tuple:
 
 
 def project(volume: np.ndarray, angle: float, order: int = 1) -> np.ndarray:
-    """Line integrals of ``volume`` (z, y, x) at tilt ``angle`` (degrees) -> (y, x)."""
+    """Line integrals of ``volume`` (z, y, x) at tilt ``angle`` (degrees, about
+    the y axis, the beam along z at 0) -> (y, x) float32 projection, in voxel
+    value x voxels (samples along each ray interpolated with spline ``order``,
+    1 = linear; see :func:`ray_samples`)."""
     nz, ny, nx = volume.shape
     # Integrate along the beam direction w (in the rotated frame).
     _, zs, xs = ray_samples(nz, nx, angle)
@@ -144,7 +147,10 @@ def _ctf_image(p, acq, du, dv):
 
 
 def load_volume(path: str) -> tuple:
-    """Read a volume (z, y, x) as float32 and its voxel size (A): MRC, EM or TIFF."""
+    """Read a volume: ((z, y, x) float32 array, voxel size in Angstrom, 0 when
+    unknown).  MRC through the engine's checked reader (InputError for a bad
+    file or NaN/inf values), TOM/EM (little endian) and TIFF stacks (voxel size
+    0: give it on the command line)."""
     import os
     ext = os.path.splitext(path)[1].lower()
     if ext in (".tif", ".tiff"):

@@ -46,6 +46,7 @@ def pairItems(setA, setB, labelA="first set", labelB="second set") -> List[Tuple
 
 
 def writeJson(path: str, data) -> None:
+    """Write ``data`` (numpy values made plain, metrics.json_safe) as JSON, atomically."""
     from ..engine.io import atomic_path
     from ..engine.metrics import json_safe
     with atomic_path(path) as tmp:
@@ -54,6 +55,7 @@ def writeJson(path: str, data) -> None:
 
 
 def readJson(path: str):
+    """The JSON at ``path`` (OSError/ValueError when missing or invalid)."""
     with open(path) as f:
         return json.load(f)
 

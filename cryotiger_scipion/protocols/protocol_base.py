@@ -450,6 +450,7 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
         return out
 
     def isFailedItem(self, tsId: str) -> bool:
+        """True when series ``tsId`` failed in this run (see :meth:`addFailedItem`)."""
         return tsId in self.getFailedItems()
 
     def _failedSummary(self) -> List[str]:

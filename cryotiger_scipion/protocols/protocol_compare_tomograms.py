@@ -69,6 +69,8 @@ class ProtCryoTigerCompareTomograms(EMProtocol):
         self._insertFunctionStep(self.computeStep)
 
     def computeStep(self):
+        """Step: compute the std and gradient contrast of each tomogram with engine.metrics
+        and write the results JSON (extra/)."""
         from ..engine import metrics as M
         pointers = list(self.inputTomograms)
         names = setLabels(pointers)
@@ -102,9 +104,11 @@ class ProtCryoTigerCompareTomograms(EMProtocol):
 
     # -------------------------- INFO -----------------------------------------
     def getResultsFile(self):
+        """Path of the results JSON (extra/)."""
         return self._getExtraPath(CONTRAST_JSON)
 
     def getResults(self):
+        """The results as a dict, or None before the compute step ran."""
         import os
         f = self.getResultsFile()
         return readJson(f) if os.path.exists(f) else None

@@ -106,14 +106,18 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
 
     # -------------------------- STEPS functions ------------------------------
     def convertInputStep(self, tsId):
+        """Step: write the engine's input files of series ``tsId`` as they are (no
+        alignment applied); a failure marks the series failed."""
         # CTF estimation needs no alignment: the images are used as they are.
         self.forItem(tsId, self.writeEngineInputs, self.inputSetOfTiltSeries.get(), tsId,
                      applyAlignment=False)
 
     def estimateStep(self, tsId):
+        """Step: ``cryotiger ctf`` on series ``tsId`` (extra/<tsId>/<tsId>_ctf.json)."""
         self.forItem(tsId, self._estimate, tsId)
 
     def createOutputStep(self, tsId):
+        """Step: the CTFTomoSeries of ``tsId`` from its CTF JSON (defocus in A)."""
         self.forItem(tsId, self._createOutputCtf, tsId)
 
     def _estimate(self, tsId):
@@ -242,6 +246,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
 
     # -------------------------- UTILS functions ------------------------------
     def isGctf(self) -> bool:
+        """True when the Gctf back end (GPU binary) is selected."""
         return self.backend.get() == BACKEND_GCTF
 
     def _getEngineArgs(self) -> str:

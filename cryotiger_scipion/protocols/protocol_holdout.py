@@ -170,9 +170,12 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
                               finalStep=self.summaryStep)
 
     def convertInputStep(self, tsId):
+        """Step: write the engine's input files of series ``tsId`` (convert.py); a
+        failure marks the series failed."""
         self.forItem(tsId, self.writeEngineInputs, self.inputSetOfTiltSeries.get(), tsId)
 
     def holdoutStep(self, tsId):
+        """Step: ``cryotiger holdout`` on series ``tsId`` (report in extra/<tsId>/)."""
         self.forItem(tsId, self._holdout, tsId)
 
     def _holdout(self, tsId):
@@ -187,6 +190,7 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
         self.runEngine("holdout", args)
 
     def summaryStep(self):
+        """Step: pool the per-series reports into the summary JSON (engine.holdout.combine_reports)."""
         from ..engine.holdout import combine_reports
         reports = {}
         for tsId in self.getTsIds(self.inputSetOfTiltSeries.get()):
@@ -200,12 +204,15 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
 
     # -------------------------- files ----------------------------------------
     def getReportFile(self, tsId):
+        """extra/<tsId>/holdout.json: the engine's hold-out report of one series."""
         return os.path.join(self._getExtraPath(tsId), "holdout.json")
 
     def getSummaryFile(self):
+        """The pooled report of every series (extra/)."""
         return self._getExtraPath(SUMMARY_JSON)
 
     def getSummaryReport(self):
+        """The pooled report as a dict, or None before the summary step ran."""
         f = self.getSummaryFile()
         return readJson(f) if os.path.exists(f) else None
 

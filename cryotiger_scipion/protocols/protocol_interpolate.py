@@ -149,12 +149,16 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
     # -------------------------- STEPS functions ------------------------------
     def convertInputStep(self, tsId):
+        """Step: write the engine's input files of series ``tsId`` (convert.py); a
+        failure marks the series failed."""
         self.forItem(tsId, self.writeEngineInputs, self.inputSetOfTiltSeries.get(), tsId)
 
     def interpolateStep(self, tsId):
+        """Step: ``cryotiger interpolate`` on series ``tsId``."""
         self.forItem(tsId, self._interpolate, tsId)
 
     def createOutputStep(self, tsId):
+        """Step: the output TiltSeries of ``tsId`` (and, when fitting, its fitted model)."""
         self.forItem(tsId, self._createOutputTs, tsId)
         if self.isFitting():
             self.forItem(tsId, self._registerFittedModel, tsId)
@@ -382,9 +386,11 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
     # -------------------------- UTILS functions ------------------------------
     def isFilm(self) -> bool:
+        """True when the FILM method is selected (else linear)."""
         return self.method.get() == 1
 
     def isFitting(self) -> bool:
+        """True when FILM is fitted to each series first (--fit-minutes > 0)."""
         return self.isFilm() and bool(self.fitMinutes.get())
 
     def _methodLabel(self):

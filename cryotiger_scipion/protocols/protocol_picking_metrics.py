@@ -163,6 +163,8 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
         self._insertFunctionStep(self.computeStep)
 
     def computeStep(self):
+        """Step: compute the precision/recall/F1/PR-AUC per tomogram with engine.metrics
+        and write the results JSON (extra/)."""
         from ..engine import metrics as M
         pred = coordinatesByTomo(self.inputCoordinates.get(), self.scoreAttribute.get(),
                                  origin=self.getOrigin())
@@ -218,9 +220,11 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
 
     # -------------------------- INFO -----------------------------------------
     def getResultsFile(self):
+        """Path of the results JSON (extra/)."""
         return self._getExtraPath(PICKING_JSON)
 
     def getResults(self):
+        """The results as a dict, or None before the compute step ran."""
         f = self.getResultsFile()
         return readJson(f) if os.path.exists(f) else None
 

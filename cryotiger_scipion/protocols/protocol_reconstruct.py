@@ -128,6 +128,8 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
 
     # -------------------------- STEPS functions ------------------------------
     def convertInputStep(self, tsId):
+        """Step: engine input files of ``tsId`` and its CTF settings; a failure marks the
+        series failed."""
         self.forItem(tsId, self._convertInput, tsId)
 
     def _convertInput(self, tsId):
@@ -169,6 +171,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                 json.dump(settings, f, indent=1)
 
     def reconstructStep(self, tsId):
+        """Step: ``cryotiger reconstruct`` on series ``tsId``."""
         self.forItem(tsId, self._reconstruct, tsId)
 
     def _reconstruct(self, tsId):
@@ -179,6 +182,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         self.runEngine("reconstruct", self._engineArgs(tsId, inputs, settings))
 
     def createOutputStep(self, tsId):
+        """Step: the output Tomogram of ``tsId`` (voxel size in A from the series, binned)."""
         self.forItem(tsId, self._createOutputTomogram, tsId)
 
     def _createOutputTomogram(self, tsId):
@@ -205,9 +209,11 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
 
     # -------------------------- helpers --------------------------------------
     def usesCtf(self) -> bool:
+        """True when a CTF correction (2D phase flip or 3D) is selected."""
         return CORRECTION_NAMES[self.ctfCorrection.get()] != "none"
 
     def getOutputTomogram(self, tsId) -> str:
+        """Absolute path of the tomogram of ``tsId`` (extra/<tsId>/<tsId>.mrc)."""
         return os.path.abspath(os.path.join(self.getTsFolder(tsId), tsId + ".mrc"))
 
     def _engineArgs(self, tsId, inputs, settings) -> str:

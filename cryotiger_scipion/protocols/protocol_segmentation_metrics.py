@@ -42,6 +42,8 @@ class ProtCryoTigerSegmentationMetrics(EMProtocol):
         self._insertFunctionStep(self.computeStep)
 
     def computeStep(self):
+        """Step: compute the Dice/Jaccard/Hausdorff per tomogram pair with engine.metrics
+        and write the results JSON (extra/)."""
         from ..engine import metrics as M
         setA, setB = self.inputMasksA.get(), self.inputMasksB.get()
         pixelSize = float(setA.getSamplingRate() or 0) or None
@@ -63,9 +65,11 @@ class ProtCryoTigerSegmentationMetrics(EMProtocol):
                                           "thresholds": [self.thresholdA.get(), self.thresholdB.get()]})
 
     def getResultsFile(self):
+        """Path of the results JSON (extra/)."""
         return self._getExtraPath(SEGMENTATION_JSON)
 
     def getResults(self):
+        """The results as a dict, or None before the compute step ran."""
         f = self.getResultsFile()
         return readJson(f) if os.path.exists(f) else None
 

@@ -124,9 +124,11 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
         return self._getExtraPath("training_inputs.json")
 
     def getModelFolder(self):
+        """Absolute path of the trained model folder (extra/model, a SavedModel)."""
         return os.path.abspath(self._getExtraPath("model"))
 
     def getWorkFolder(self):
+        """Absolute path of the training work folder (extra/work: database, checkpoints)."""
         return os.path.abspath(self._getExtraPath("work"))
 
     def getInitFolder(self):
@@ -165,6 +167,7 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
             json.dump(entries, f)
 
     def trainStep(self):
+        """Step: ``cryotiger train`` on every converted series (one engine run)."""
         with open(self._inputsList()) as f:
             entries = [EngineInputs.load(p) for p in json.load(f)]
         args = []
@@ -192,6 +195,7 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
         self.runEngine("train", " ".join(args))
 
     def createOutputStep(self):
+        """Step: the CryoTigerModel output; raises RuntimeError when no model was written."""
         from ..objects import CryoTigerModel
         folder = self.getModelFolder()
         if not os.path.isfile(os.path.join(folder, "saved_model.pb")):

@@ -123,6 +123,7 @@ class TsStreamingMixin:
 
     # -------------------------- validation -----------------------------------
     def validate(self):
+        """Scipion's validation, plus: a growing input needs Threads >= 3."""
         errors = super().validate()
         if not errors and self.isInputStreaming() and (self.numberOfThreads.get() or 1) < 3:
             errors.append("The input is still growing (streaming): set Threads to at least 3 "

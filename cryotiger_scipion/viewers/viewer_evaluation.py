@@ -43,6 +43,8 @@ def _writeText(path, text):
 
 # --- contrast ------------------------------------------------------------------
 def contrastTable(r) -> str:
+    """Plain-text table of a tomogram-contrast result (the protocol's JSON dict):
+    std and gradient contrast (intensity units) per tomogram and set."""
     lines = ["central slab: %d slices" % r["slab"],
              "%-14s %-30s %14s %14s" % ("tomogram", "set", "std", "gradient")]
     for key in r["tsIds"]:
@@ -70,6 +72,7 @@ def writeContrastFigures(prot, outDir=None) -> list:
 
 
 class CryoTigerCompareTomogramsViewer(Viewer):
+    """The table and bar chart of ProtCryoTigerCompareTomograms."""
     _label = "tomogram contrast"
     _targets = [ProtCryoTigerCompareTomograms]
     _environments = [DESKTOP_TKINTER]
@@ -86,6 +89,8 @@ class CryoTigerCompareTomogramsViewer(Viewer):
 
 # --- picking -------------------------------------------------------------------
 def pickingTable(r) -> str:
+    """Plain-text table of a picking-metrics result: picked/true/TP counts,
+    precision, recall, F1, best F1 and PR-AUC per tomogram (tolerance in A)."""
     lines = ["tolerance %s A, scores %s" % (fmt(r["tolerance_A"]), "used" if r["scores"] else "absent"),
              "%-14s %6s %6s %6s %9s %7s %7s %8s %7s" % ("tomogram", "picked", "true", "TP",
                                                         "precision", "recall", "F1", "best F1",
@@ -120,6 +125,7 @@ def writePickingFigures(prot, outDir=None) -> list:
 
 
 class CryoTigerPickingMetricsViewer(Viewer):
+    """The table and precision-recall curves of ProtCryoTigerPickingMetrics."""
     _label = "picking metrics"
     _targets = [ProtCryoTigerPickingMetrics]
     _environments = [DESKTOP_TKINTER]
@@ -135,6 +141,8 @@ class CryoTigerPickingMetricsViewer(Viewer):
 
 # --- segmentation -------------------------------------------------------------
 def segmentationTable(r) -> str:
+    """Plain-text table of a segmentation-metrics result: Dice, Jaccard and
+    Hausdorff distance (pixels and Angstrom) per tomogram."""
     lines = ["%-14s %8s %8s %12s %12s" % ("tomogram", "Dice", "Jaccard", "Hausdorff px", "Hausdorff A")]
     for key, s in r["per_tomogram"].items():
         lines.append("%-14s %8s %8s %12s %12s" % (key, fmt(s["dice"], ".4f"), fmt(s["jaccard"], ".4f"),
@@ -157,6 +165,7 @@ def writeSegmentationFigures(prot, outDir=None) -> list:
 
 
 class CryoTigerSegmentationMetricsViewer(Viewer):
+    """The table and bar chart of ProtCryoTigerSegmentationMetrics."""
     _label = "segmentation metrics"
     _targets = [ProtCryoTigerSegmentationMetrics]
     _environments = [DESKTOP_TKINTER]

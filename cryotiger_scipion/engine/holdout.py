@@ -95,7 +95,7 @@ def _data_ranges(real: np.ndarray, mode: Union[str, float], stack_range: float) 
     if mode == "tilt":
         return float(np.ptp(real))
     if mode == "robust":
-        return M.robust_range(real)
+        return M.robust_data_range(real)
     if mode == "stack":
         return stack_range
     raise InputError(f"unknown data range '{mode}'; use tilt, robust, stack or a number")

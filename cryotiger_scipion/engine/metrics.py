@@ -142,12 +142,12 @@ def ssim(test, ref, data_range: Number, win_size: int = 7, gaussian_weights: boo
     return float(core.mean())
 
 
-def robust_range(image, low: float = 0.5, high: float = 99.5) -> float:
+def robust_data_range(image, low: float = 0.5, high: float = 99.5) -> float:
     """Difference of two percentiles of ``image`` (any shape; ``low``/``high``
     in percent, default 0.5 and 99.5), in intensity units: a data range for
     :func:`psnr`/:func:`ssim` that ignores a few hot pixels or gold beads.
-    Not the FILM normalisation range (``film.interpolator.robust_range``), which
-    returns the (lo, hi) pair of two images."""
+    (Named apart from the FILM normalisation's ``film.normalization.pair_range``,
+    which returns the (lo, hi) pair of two images.)"""
     a = np.asarray(image, dtype=np.float64)
     lo, hi = np.percentile(a, [low, high])
     return float(hi - lo)

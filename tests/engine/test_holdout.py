@@ -95,7 +95,7 @@ def test_two_methods_names_and_paired_tests(ts, tmp_path):
     assert R["methods"]["linear"]["psnr"] == R["methods"]["lin-b"]["psnr"]
     assert R["data_range_mode"] == "robust"
     data, _ = read_stack(stack)
-    assert R["data_range"][0] == pytest.approx(M.robust_range(data[1]), rel=1e-6)
+    assert R["data_range"][0] == pytest.approx(M.robust_data_range(data[1]), rel=1e-6)
     tests = {(t["a"], t["b"], t["metric"]): t for t in R["paired_tests"]}
     assert set(tests) == {("linear", "lin-b", m) for m in ("psnr", "rmse", "ssim")}
     assert tests[("linear", "lin-b", "psnr")]["n"] == 5

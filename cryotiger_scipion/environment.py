@@ -82,6 +82,11 @@ def install_commands(prefix: str, gpu: bool = False, python: str = None, editabl
 
 
 def main(argv=None) -> int:
+    """``python -m cryotiger_scipion.environment --prefix DIR [--gpu]``: make the
+    managed environment at DIR (a venv with TensorFlow, CUDA build with
+    ``--gpu``, and this package's engine), printing each command; with
+    ``--engine-files-only``, only copy the engine into an existing one.  Returns
+    0; a failing install command raises ``subprocess.CalledProcessError``."""
     p = argparse.ArgumentParser(description="Create the cryoTIGER managed environment (a venv "
                                             "with TensorFlow and the cryotiger engine).")
     p.add_argument("--prefix", required=True, help="folder of the new environment")

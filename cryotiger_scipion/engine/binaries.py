@@ -7,6 +7,7 @@ from typing import Iterable, Optional
 
 
 def is_executable(path: str) -> bool:
+    """True when ``path`` is a file this user may execute."""
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 

@@ -140,4 +140,6 @@ def overlapping(results: Sequence[TaskResult]) -> int:
 
 
 def results_json(results: Sequence[TaskResult]) -> List[dict]:
+    """The task results as plain dicts (one per task, the fields of
+    :class:`TaskResult`), for the JSON report of ``cryotiger parallel``."""
     return [asdict(r) for r in results]

@@ -7,6 +7,13 @@ import time
 
 
 class Progress:
+    """Progress of ``total`` steps of ``unit`` (e.g. 'pair', 'tilt') for ``label``.
+
+    On a terminal, one bar rewritten in place with the elapsed time and an ETA
+    (seconds, from the mean rate so far); elsewhere (Scipion's run.stdout,
+    cluster logs) one line per :meth:`update`.  Written to ``stream``
+    (default stderr); ``enabled`` False writes nothing."""
+
     def __init__(self, total: int, label: str, unit: str = "pair", stream=None, enabled: bool = True):
         self.total = max(int(total), 0)
         self.label = label
@@ -18,6 +25,7 @@ class Progress:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def update(self, n: int = 1, detail: str = "") -> None:
+        """``n`` more steps done; ``detail`` (e.g. 'views 3-4') ends the log line."""
         self.done += n
         if not self.enabled:
             return
@@ -39,6 +47,7 @@ class Progress:
         self.stream.flush()
 
     def log(self, message: str) -> None:
+        """One line '<label>: <message>' (on its own line, also on a terminal)."""
         if self.enabled:
             if self.tty:
                 self.stream.write("\n")

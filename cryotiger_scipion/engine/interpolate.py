@@ -5,7 +5,6 @@ number of tilts.  Every array is float32 in the input's intensity units.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import List, Optional, Sequence
@@ -13,10 +12,12 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from . import InputError
-from .io import (atomic_path, check_angles_match, check_finite_views, open_stack, read_angles,
+from .io import (check_angles_match, check_finite_views, open_stack, read_angles,
                  read_mdoc, resolve_pixel_size, StackWriter, write_angles)
 from .plan import InputTilt, OutputTilt, gaps_of, make_input_tilts, make_plan
 from .progress import Progress
+# The record OUT.json has one module (record.py); read_plan_json is its reader.
+from .record import read_plan_json, write_record  # noqa: F401 (read_plan_json re-exported)
 
 LINEAR = "linear"
 FILM = "film"
@@ -290,25 +291,5 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
             # Metadata is written before the stack is renamed into place, and the
             # .json (the record of what each slice is) last.
             write_angles(tlt_path, [o.angle for o in plan])
-        with atomic_path(json_path) as tmp:
-            with open(tmp, "w") as f:
-                json.dump([o.to_json() for o in plan], f, indent=1)
-    return plan
-
-
-def read_plan_json(path: str) -> List[dict]:
-    """Read an interpolation record OUT.json (a list, one dict per output slice);
-    InputError (one line) for a missing, binary or malformed file."""
-    if not os.path.exists(path):
-        raise InputError(f"{path}: interpolation record not found; give the OUT.json written "
-                         "beside the interpolated stack by 'cryotiger interpolate'")
-    try:
-        with open(path, encoding="utf-8") as f:
-            plan = json.load(f)
-    except (ValueError, OSError) as exc:     # UnicodeDecodeError is a ValueError
-        raise InputError(f"{path}: not an interpolation record (invalid JSON: {exc}); give the "
-                         "OUT.json written by 'cryotiger interpolate'") from None
-    if not isinstance(plan, list) or not all(isinstance(e, dict) for e in plan):
-        raise InputError(f"{path}: not an interpolation record (expected a list with one object "
-                         "per slice); give the OUT.json written by 'cryotiger interpolate'")
+        write_record(json_path, [o.to_json() for o in plan])
     return plan

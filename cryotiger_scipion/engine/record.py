@@ -1,5 +1,5 @@
-"""The interpolation record (OUT.json) read by the commands downstream of
-``cryotiger interpolate``.
+"""The interpolation record (OUT.json): its writer (``cryotiger interpolate``)
+and its readers for the commands downstream.
 
 ``cryotiger interpolate --output OUT.mrc`` writes OUT.json beside the stack:
 one entry per output slice, stack order, with ``angle``, ``synthetic`` and
@@ -30,6 +30,38 @@ import os
 from typing import List, Optional, Sequence
 
 from . import InputError
+
+
+def write_record(path: str, entries: List[dict]) -> None:
+    """Write the interpolation record ``entries`` (``plan.OutputTilt.to_json``,
+    one per output slice, stack order) as indented JSON at ``path``,
+    atomically (``io.atomic_path``: the old record or the new one, never a
+    mix)."""
+    from .io import atomic_path
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(entries, f, indent=1)
+
+
+def read_plan_json(path: str) -> List[dict]:
+    """Read an interpolation record OUT.json: a list with one dict per output
+    slice, stack order (fields: README "What the output tilts are"; angles in
+    degrees, doses in e/A^2).  Raises InputError (one line) for a missing,
+    binary or malformed file.  (Named after the plan the record holds; the
+    lenient lookup beside a stack is :func:`find_record`.)"""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: interpolation record not found; give the OUT.json written "
+                         "beside the interpolated stack by 'cryotiger interpolate'")
+    try:
+        with open(path, encoding="utf-8") as f:
+            plan = json.load(f)
+    except (ValueError, OSError) as exc:     # UnicodeDecodeError is a ValueError
+        raise InputError(f"{path}: not an interpolation record (invalid JSON: {exc}); give the "
+                         "OUT.json written by 'cryotiger interpolate'") from None
+    if not isinstance(plan, list) or not all(isinstance(e, dict) for e in plan):
+        raise InputError(f"{path}: not an interpolation record (expected a list with one object "
+                         "per slice); give the OUT.json written by 'cryotiger interpolate'")
+    return plan
 
 
 def _load(path: str) -> object:
@@ -69,7 +101,6 @@ def find_record(stack_path: str, n: int, angles: Optional[Sequence[float]] = Non
     a matching record, or None.
     """
     if explicit:
-        from .interpolate import read_plan_json
         record = read_plan_json(explicit)
         problem = _matches(record, n, angles)
         if problem:

@@ -36,13 +36,21 @@ IMOD_STAMP = 1146047817          # 'IMOD' at header byte 152 (imodStamp)
 IMOD_FLAG_SIGNED_BYTES = 1       # bit 0 of imodFlags (header byte 156)
 
 
+#: Pixel sizes (Angstrom) outside this range are not cryo-EM sampling (a header
+#: 1e30, a denormal): treated as unknown / refused, and an output header's cell
+#: size (pixel size x grid size, float32) can never overflow to inf.
+PIXEL_SIZE_RANGE = (1e-3, 1e5)
+
+
 def usable_pixel_size(value) -> float:
-    """``value`` (Angstrom) if it is a usable pixel size (finite and > 0), else 0 (unknown)."""
+    """``value`` (Angstrom) if it is a usable pixel size (finite, inside
+    :data:`PIXEL_SIZE_RANGE`), else 0 (unknown)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         return 0.0
-    return v if math.isfinite(v) and v > 0 else 0.0
+    lo, hi = PIXEL_SIZE_RANGE
+    return v if math.isfinite(v) and lo <= v <= hi else 0.0
 
 
 def check_pixel_size_option(value, option: str = "--pixel-size") -> None:
@@ -51,8 +59,10 @@ def check_pixel_size_option(value, option: str = "--pixel-size") -> None:
     if value is None:
         return
     if not usable_pixel_size(value):
+        lo, hi = PIXEL_SIZE_RANGE
         raise InputError(f"{option} {value}: give the pixel size in Angstrom as a positive "
-                         "number (e.g. --pixel-size 2.17), or leave it out to use the header's")
+                         f"number between {lo:g} and {hi:g} (e.g. --pixel-size 2.17), or leave "
+                         "it out to use the header's")
 
 
 @dataclass
@@ -218,8 +228,9 @@ def resolve_pixel_size(given: Optional[float], path: str, header_px: Optional[fl
         return float(given)
     px = usable_pixel_size(read_pixel_size(path) if header_px is None else header_px)
     if required and not px:
-        raise InputError(f"{path}: the header has no usable pixel size (0, negative, NaN or "
-                         "infinite); give --pixel-size in Angstrom")
+        lo, hi = PIXEL_SIZE_RANGE
+        raise InputError(f"{path}: the header has no usable pixel size (0, negative, NaN, "
+                         f"infinite or outside {lo:g}..{hi:g} A); give --pixel-size in Angstrom")
     return px
 
 
@@ -591,7 +602,22 @@ def read_mdoc(path: str) -> Mdoc:
             else:
                 current[key] = value
     out = []
+    seen_z = set()
     for sec in tilts:
+        if sec["ZValue"] in seen_z:
+            raise InputError(f"{path}: section [ZValue = {sec['ZValue']}] appears more than once; "
+                             "give one section per image")
+        seen_z.add(sec["ZValue"])
+        for key in ("ExposureDose", "PriorRecordDose"):
+            if key in sec:
+                try:
+                    value = float(sec[key].split()[0])
+                except (ValueError, IndexError):
+                    value = float("nan")
+                if not (math.isfinite(value) and value >= 0):
+                    raise InputError(f"{path}: section [ZValue = {sec['ZValue']}]: {key} "
+                                     f"'{sec[key]}' is not a dose (a finite number >= 0, e/A^2); "
+                                     "fix the .mdoc or give --angles with --acquisition-json")
         if "TiltAngle" not in sec:
             raise InputError(f"{path}: section [ZValue = {sec['ZValue']}] has no TiltAngle")
         try:

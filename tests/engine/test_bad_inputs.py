@@ -222,12 +222,17 @@ rows("C05mode101", ("interpolate", "reconstruct"), build_header(12, "i", 101),
 # C06-C08 and variants: no usable pixel size in the header -> commands that need one ask.
 for case, build in (("C06", build_px(0.0)), ("C07", build_px(float("nan"))),
                     ("C08", build_px(float("inf"))), ("C08neg", build_px(-3.0)),
-                    ("C08grid0", build_grid0)):
+                    ("C08grid0", build_grid0), ("C08huge", build_px(1e30)),
+                    ("C08tiny", build_px(1e-30))):
     for c, extra in NEEDS_PIXEL_SIZE.items():
         rows(case, (c,), build, extra, fragment="give --pixel-size")
 # C09: --pixel-size nan|inf|0|negative refused by every command that has it, before any work.
 for value in ("nan", "inf", "0", "-2.5", "-inf"):
     rows(f"C09{value}", WITH_PIXEL_SIZE, plain, [f"--pixel-size={value}"],
+         fragment=f"--pixel-size {float(value)}: give the pixel size in Angstrom")
+# Absurd pixel sizes (outside 0.001..1e5 A): a cell size pixel x n overflows float32 to inf.
+for value in ("1e38", "1e30", "1e-45"):
+    rows(f"C09huge{value}", WITH_PIXEL_SIZE, plain, [f"--pixel-size={value}"],
          fragment=f"--pixel-size {float(value)}: give the pixel size in Angstrom")
 # The same kind for every other number option: NaN/inf refused before any work.
 rows("C09voltage", ("ctf", "reconstruct", "holdout"), plain, ["--voltage=nan"],
@@ -323,6 +328,21 @@ rows("C12mdoc", ("interpolate",), build_file("ts.mdoc", BINARY), ["--mdoc", "ts.
      fragment="ts.mdoc: no [ZValue = n] sections")
 rows("C13mdocnan", ("holdout",), build_file("ts.mdoc", mdoc(list(ANGLES[:3]) + ["nan"] + list(ANGLES[4:]))),
      ["--mdoc", "ts.mdoc"], fragment="ts.mdoc: section [ZValue = 3]: TiltAngle 'nan' is not an angle")
+def mdoc_with(z, key, value):
+    text = mdoc(ANGLES).decode().split("\n\n")
+    text[z] = text[z].replace("ExposureDose = 3", "") + f"{key} = {value}\n"
+    return ("\n\n".join(text)).encode()
+
+
+# A dose in an .mdoc: the same rule as --acquisition-json (finite, >= 0); one section per image.
+for key, value in (("ExposureDose", "nan"), ("ExposureDose", "-3"), ("ExposureDose", "inf"),
+                   ("ExposureDose", "n/a"), ("PriorRecordDose", "nan")):
+    rows(f"C17mdoc{key}{value}", ("interpolate", "holdout"),
+         build_file("ts.mdoc", mdoc_with(4, key, value)), ["--mdoc", "ts.mdoc"],
+         fragment=f"ts.mdoc: section [ZValue = 4]: {key} '{value}' is not a dose")
+rows("C13mdocdupz", ("interpolate",),
+     build_file("ts.mdoc", mdoc(ANGLES[:-1]) + b"[ZValue = 2]\nTiltAngle = 30\nExposureDose = 3\n"),
+     ["--mdoc", "ts.mdoc"], fragment="ts.mdoc: section [ZValue = 2] appears more than once")
 # simulate reads a volume through the same MRC reader.
 for case, build, frag in (("C05", build_volume(12, "i", 4), "MRC mode 4 holds complex"),
                           ("C10", build_volume(8, "i", -8), "broken MRC header: nz = -8"),
@@ -440,7 +460,8 @@ def test_imod_8bit_signed_flag_and_unstamped_mode0_are_signed(tmp_path, capsys):
 
 @pytest.mark.parametrize("build,expected", [(build_px(0.0), 0.0), (build_px(float("nan")), 0.0),
                                             (build_px(float("inf")), 0.0), (build_px(-3.0), 0.0),
-                                            (build_grid0, 0.0), (plain, PX)])
+                                            (build_grid0, 0.0), (build_px(1e30), 0.0),
+                                            (plain, PX)])
 def test_unknown_pixel_size_stays_unknown(build, expected, tmp_path, capsys):
     """C06-C08: a header without a usable pixel size is 'unknown': interpolate
     writes 0 (never NaN/inf); --pixel-size then sets it."""

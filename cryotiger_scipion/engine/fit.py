@@ -110,11 +110,15 @@ def fit_series(stack: str, angles: Sequence[float], plan, output_model: str, ini
     n = len(angles)
     views = training_views(plan)
     exclude = sorted(set(range(n)) - set(views))
-    triplets = select_triplets(angles, exclude, (1,))
+    init_dir, cfg, init_text = starting_point(init)
+    # A time-aware starting model (issue 13) keeps learning t: triplets at any
+    # fraction from tilts 2 and 3 apart; midpoint-only models: neighbours.
+    time_aware = bool(cfg.time_conditioning)
+    spacings = (2, 3) if time_aware else (1,)
+    triplets = select_triplets(angles, exclude, spacings, time_aware=time_aware)
     if len(triplets) < 2:
         raise InputError(f"{len(views)} usable tilts to fit on ({len(triplets)} triplets); fitting "
                          "needs at least 4 (use more tilts, or leave --fit-minutes out)")
-    init_dir, cfg, init_text = starting_point(init)
     mult = size_multiple(cfg)
     with open_stack(stack) as m:
         ny, nx = m.data.shape[-2:]
@@ -131,7 +135,8 @@ def fit_series(stack: str, angles: Sequence[float], plan, output_model: str, ini
         cfg.save(cfg_path)
         spec = SeriesSpec(stack=stack, angle_values=list(map(float, angles)), exclude=exclude, xf=xf or "")
         params = DatabaseParams(patch_size=patch, patch_stride=min(opt.patch_stride, patch) or patch,
-                                spacings=(1,), seed=opt.seed, val_fraction=0.2, shards=1)
+                                spacings=spacings, seed=opt.seed, val_fraction=0.2, shards=1,
+                                time_aware=time_aware)
         man = build_database([spec], os.path.join(work, "database"), params, progress=False)
         log(f"fit: {len(views)} tilts used ({len(exclude)} left out: excluded or to be restored), "
             f"{len(triplets)} triplets, {man['counts']['train']} training / "

@@ -41,6 +41,9 @@ class Interpolator:
     """
     name = "base"
     time_aware = True
+    #: True when ``interpolate_gaps_with_confidence`` returns confidence maps
+    #: (FILM: engine/film/confidence.py); the driver then writes OUT_confidence.mrc.
+    has_confidence = False
     # How many gaps the driver hands over at once (FILM batches pairs).
     gaps_per_call = 1
 
@@ -57,6 +60,11 @@ class Interpolator:
         """``gaps``: list of (image_a, image_b, fractions); returns one (K, y, x)
         float32 array per gap, image k at fraction fractions[k] from a to b."""
         raise NotImplementedError
+
+    def interpolate_gaps_with_confidence(self, gaps):
+        """(images, confidences): ``interpolate_gaps`` and, when ``has_confidence``,
+        one (K, y, x) float32 confidence map in [0, 1] per gap (else None)."""
+        return self.interpolate_gaps(gaps), None
 
     def describe(self) -> dict:
         return {"method": self.name}
@@ -100,8 +108,9 @@ def check_fractions(plan: Sequence[OutputTilt], interpolator: Interpolator,
             f"method {interpolator.name} synthesises only the midpoints of a gap (t = 0.5; 3 or 7 per gap: "
             f"recursive midpoints) but {len(bad)} target tilt(s) lie elsewhere, e.g. {o.angle:g} deg at "
             f"t = {t:.2f} between {a:g} and {b:g} deg (it would make the image at "
-            f"{a + m * (b - a):g} deg); use --mode add (new tilts at the midpoints), --method linear, "
-            "or evenly spaced tilts")
+            f"{a + m * (b - a):g} deg); use a time-aware FILM model (cryotiger train --time-aware; "
+            "'cryotiger model info' says 'time-aware: yes'), --mode add (new tilts at the midpoints), "
+            "--method linear, or evenly spaced tilts")
 
 
 def get_interpolator(method: str, **options) -> Interpolator:
@@ -211,16 +220,41 @@ def output_paths(output: str) -> tuple:
     return stem + ".tlt", stem + ".json"
 
 
+def confidence_path(output: str) -> str:
+    """OUT_confidence.mrc: the confidence maps written beside OUT.mrc (issue 13)."""
+    stem, ext = os.path.splitext(output)
+    return f"{stem}_confidence{ext or '.mrc'}"
+
+
+def read_at_angles(text: str) -> List[float]:
+    """--at ANGLES: a comma/space separated list of degrees, or a file of angles
+    (.tlt: one per line).  InputError (one line) for anything else."""
+    text = str(text).strip()
+    if os.path.isfile(text):
+        return [float(a) for a in read_angles(text)]
+    try:
+        vals = [float(v) for v in re.split(r"[,\s]+", text) if v]
+    except ValueError:
+        raise InputError(f"--at '{text}': not a list of angles nor an existing angle file; "
+                         "give e.g. '12.5,17' or a .tlt file") from None
+    return vals
+
+
 def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTilt],
                       interpolator: Interpolator, per_gap: int = 1, mode: str = "add",
                       xf: Optional[np.ndarray] = None, label: str = "",
                       progress: bool = True, pixel_size: Optional[float] = None,
-                      extra_metadata: Optional[dict] = None) -> List[OutputTilt]:
+                      extra_metadata: Optional[dict] = None,
+                      at: Optional[Sequence[float]] = None) -> List[OutputTilt]:
     """Interpolate one tilt series.
 
     Writes ``output_path`` (MRC stack sorted by angle, pixel size kept), the
     .tlt and the .json beside it (same stem).  ``xf`` (n, 2, 3): per-view
-    transforms applied to the input first (see align.py).  Returns the plan.
+    transforms applied to the input first (see align.py).  ``at``: angles of
+    the new tilts instead of ``per_gap`` per gap (plan.make_plan).  Methods
+    with confidence maps (FILM) also write OUT_confidence.mrc: one (y, x)
+    float32 map in [0, 1] per output slice, real tilts 1.0; the record's
+    synthetic entries get the map's mean as ``confidence``.  Returns the plan.
     """
     from .align import Aligner
 
@@ -237,7 +271,7 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
         if progress:
             print(f"{label}: excluded view(s) {', '.join(str(i + 1) for i in unusable)} hold NaN or "
                   "infinite values and are left out of the output", flush=True)
-    plan = make_plan(tilts, per_gap=per_gap, mode=mode)
+    plan = make_plan(tilts, per_gap=per_gap, mode=mode, at=at)
     check_fractions(plan, interpolator, tilts)
     gaps = gaps_of(plan)
     tlt_path, json_path = output_paths(output_path)
@@ -272,21 +306,35 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
         prog = Progress(len(gaps), label, unit="pair", enabled=progress)
         prog.log(f"{len(plan)} output tilts ({sum(o.synthetic for o in plan)} synthetic) "
                  f"from {data.shape[0]} inputs, method {interpolator.name}, mode {mode}")
-        with StackWriter(output_path, len(plan), aligner.shape, pixel_size) as writer:
+        from contextlib import ExitStack
+        with ExitStack() as stack:
+            writer = stack.enter_context(StackWriter(output_path, len(plan), aligner.shape, pixel_size))
+            conf_writer = None
+            if interpolator.has_confidence:
+                conf_writer = stack.enter_context(
+                    StackWriter(confidence_path(output_path), len(plan), aligner.shape, pixel_size))
+            ones = np.ones(aligner.shape, np.float32)
             for o in plan:
                 if not o.synthetic:
                     writer[o.index] = image(o.input_index)
+                    if conf_writer is not None:
+                        conf_writer[o.index] = ones
+                        o.confidence = 1.0
             step = max(1, int(interpolator.gaps_per_call))
             for start in range(0, len(gaps), step):
                 chunk = gaps[start:start + step]
-                results = interpolator.interpolate_gaps(
+                results, confs = interpolator.interpolate_gaps_with_confidence(
                     [(image(g["a"]), image(g["b"]), g["fractions"]) for g in chunk])
-                for g, res in zip(chunk, results):
-                    for pos, img in zip(g["outputs"], res):
+                for j, (g, res) in enumerate(zip(chunk, results)):
+                    for k, (pos, img) in enumerate(zip(g["outputs"], res)):
                         if not np.all(np.isfinite(img)):
                             raise RuntimeError(f"{label}: the {interpolator.name} interpolator "
                                                "produced NaN/inf values")
                         writer[pos] = img
+                        if conf_writer is not None:
+                            c = np.clip(np.nan_to_num(confs[j][k], nan=0.0), 0.0, 1.0)
+                            conf_writer[pos] = c
+                            plan[pos].confidence = float(np.mean(c, dtype=np.float64))
                     prog.update(1, f"views {g['a'] + 1}-{g['b'] + 1}")
             # Metadata is written before the stack is renamed into place, and the
             # .json (the record of what each slice is) last.

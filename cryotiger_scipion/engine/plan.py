@@ -8,6 +8,9 @@ README, section "What the output tilts are"):
 * ``add`` mode: between every two neighbouring anchors, K new tilts at evenly
   spaced angles (fractions k/(K+1), k = 1..K).  All input tilts are kept;
   excluded ones stay in the output, still flagged excluded.
+* ``at`` (add mode, ``--at ANGLES``): instead of K per gap, one new tilt at
+  each given angle, in the gap of usable tilts that contains it (angles outside
+  the usable range, on a usable tilt, or given twice are refused).
 * ``restore`` mode: of the anchors (sorted by angle) keep one in every K+1,
   starting with the first, and synthesise the K dropped in between at their
   own (real) angles, each recording which real tilt it ``replaces``.  Dropped
@@ -18,6 +21,9 @@ README, section "What the output tilts are"):
   distance, a unique acquisition order after every real one (max + 1, + 2, ...
   in angle order), and dose by the same weights as its pixels:
   dose = (1-t) dose_a + t dose_b, accumulated dose likewise.
+* Synthetic tilts also carry ``confidence`` (film: mean of the confidence map,
+  see engine/film/confidence.py; None for methods without one), set by the
+  driver; real tilts have 1.0.
 """
 from __future__ import annotations
 
@@ -58,12 +64,17 @@ class OutputTilt:
     fraction: float = 0.0               # synthetic: position between sources (0..1)
     replaces: Optional[int] = None      # restore mode: input index of the real tilt
     index: int = 0                      # 0-based position in the output stack
+    confidence: Optional[float] = None  # synthetic: mean confidence (0..1); real: 1.0
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["angle"] = round(float(self.angle), 4)
         d["weights"] = [round(float(w), 6) for w in self.weights]
         d["fraction"] = round(float(self.fraction), 6)
+        if self.confidence is None:
+            d.pop("confidence")
+        else:
+            d["confidence"] = round(float(self.confidence), 6)
         return d
 
 
@@ -118,8 +129,16 @@ def _real(t: InputTilt) -> OutputTilt:
                       excluded=t.excluded, input_index=t.index)
 
 
-def make_plan(tilts: Sequence[InputTilt], per_gap: int = 1, mode: str = ADD) -> List[OutputTilt]:
-    """Return the output tilts sorted by angle (see the module doc for the rules)."""
+def make_plan(tilts: Sequence[InputTilt], per_gap: int = 1, mode: str = ADD,
+              at: Optional[Sequence[float]] = None) -> List[OutputTilt]:
+    """Return the output tilts sorted by angle (see the module doc for the rules).
+
+    ``at``: angles (degrees) of the new tilts (add mode only) instead of
+    ``per_gap`` evenly spaced ones per gap.  InputError for bad targets.
+    """
+    if at is not None and mode != ADD:
+        raise InputError("--at ANGLES adds tilts at the given angles (add mode); leave out "
+                         "--mode restore")
     if per_gap < 1:
         raise InputError(f"tilts per gap must be at least 1 (got {per_gap})")
     if mode not in (ADD, RESTORE):
@@ -135,7 +154,9 @@ def make_plan(tilts: Sequence[InputTilt], per_gap: int = 1, mode: str = ADD) -> 
     out: List[OutputTilt] = []
     if mode == ADD:
         out.extend(_real(t) for t in tilts)
-        for a, b in zip(anchors[:-1], anchors[1:]):
+        if at is not None:
+            out.extend(_targets(anchors, at))
+        for a, b in (zip(anchors[:-1], anchors[1:]) if at is None else ()):
             for k in range(1, per_gap + 1):
                 out.append(_synthetic(a, b, a.angle + (b.angle - a.angle) * k / (per_gap + 1)))
     else:
@@ -155,6 +176,29 @@ def make_plan(tilts: Sequence[InputTilt], per_gap: int = 1, mode: str = ADD) -> 
         if o.synthetic:
             o.acquisition_order = next_order
             next_order += 1
+    return out
+
+
+def _targets(anchors: Sequence[InputTilt], at: Sequence[float]) -> List[OutputTilt]:
+    """Synthetic tilts at the angles ``at`` between the sorted ``anchors``."""
+    angles = np.array([float(a) for a in at], dtype=float)
+    if angles.size == 0:
+        raise InputError("--at: no angles given; write them as '12.5,17' or give a .tlt file")
+    if not np.all(np.isfinite(angles)):
+        raise InputError("--at: angles must be finite numbers (degrees)")
+    if len(set(np.round(angles, 4))) != len(angles):
+        raise InputError("--at: an angle is given twice; give each new angle once")
+    lo, hi = anchors[0].angle, anchors[-1].angle
+    ref = np.array([t.angle for t in anchors])
+    out = []
+    for x in angles:
+        if not lo < x < hi:
+            raise InputError(f"--at: {x:g} deg lies outside the usable tilts ({lo:g} to {hi:g} deg); "
+                             "new tilts can only be made between two real ones")
+        if np.min(np.abs(ref - x)) < 1e-3:
+            raise InputError(f"--at: {x:g} deg is a real tilt of the series; give angles between tilts")
+        k = int(np.searchsorted(ref, x))
+        out.append(_synthetic(anchors[k - 1], anchors[k], float(x)))
     return out
 
 

@@ -122,6 +122,20 @@ def excluded_views(record: Optional[List[dict]]) -> List[int]:
     return [i for i, e in enumerate(record or []) if e.get("excluded", False)]
 
 
+def low_confidence_views(record: Optional[List[dict]], threshold: float) -> List[int]:
+    """0-based indices of the synthetic tilts whose ``confidence`` (issue 13:
+    mean of the confidence map, 0..1) is below ``threshold``.  A synthetic entry
+    without a confidence (made by a method without maps, e.g. linear) counts as
+    below any threshold > 0: its reliability is unknown."""
+    out = []
+    for i, e in enumerate(record or []):
+        if e.get("synthetic", False):
+            c = e.get("confidence")
+            if c is None or float(c) < threshold:
+                out.append(i)
+    return out
+
+
 def synthetic_views(record: Optional[List[dict]]) -> List[int]:
     """0-based indices of the synthetic tilts of a record."""
     return [i for i, e in enumerate(record or []) if e.get("synthetic", False)]

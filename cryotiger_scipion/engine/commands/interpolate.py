@@ -8,7 +8,12 @@ Contract (kept stable, used by checks outside the repository):
       --fit-minutes M [--model DIR] [--mode add|restore]
       (fits FILM to the series' own tilts first, starting from DIR or the starter
       model; the fitted model is kept as OUT_fitted_film/)
-writes OUT.mrc, OUT.tlt and OUT.json (one entry per output slice).
+  cryotiger interpolate ... --method film --model DIR [--per-gap K | --at ANGLES]
+      (K >= 1 and --at need a time-aware model, cryotiger train --time-aware;
+      midpoint-only models make K = 1, 3 or 7)
+writes OUT.mrc, OUT.tlt and OUT.json (one entry per output slice); --method film
+also writes OUT_confidence.mrc (one confidence map in [0, 1] per output slice,
+real tilts 1.0) and a numeric 'confidence' for every synthetic entry of OUT.json.
 """
 from __future__ import annotations
 
@@ -30,7 +35,11 @@ def register(subparsers):
     p.add_argument("--output", required=True, help="output stack; .tlt and .json are written beside it")
     p.add_argument("--method", default="linear", choices=["linear", "film"])
     p.add_argument("--per-gap", type=int, default=1,
-                   help="new tilts per gap (FILM: 1, 3 or 7; recursive midpoints)")
+                   help="new tilts per gap (FILM: any K >= 1 with a time-aware model; 1, 3 or 7 "
+                        "with a midpoint-only model: recursive midpoints)")
+    p.add_argument("--at", default=None, metavar="ANGLES",
+                   help="make new tilts exactly at these angles (degrees; --at=-12.5,17 or a .tlt "
+                        "file) instead of --per-gap; FILM needs a time-aware model")
     p.add_argument("--mode", default="add", choices=["add", "restore"],
                    help="add: between all acquired tilts; restore: drop every second tilt and "
                         "synthesise it back (for comparison with the real one)")
@@ -176,6 +185,7 @@ def output_set(args):
     and reads, for the checks of engine.outputs."""
     from ..interpolate import output_paths
     from ..outputs import OutputSet
+    from ..interpolate import confidence_path
     tlt, record = output_paths(args.output)
     folders = []
     if getattr(args, "fit_minutes", None) is not None:
@@ -183,6 +193,8 @@ def output_set(args):
         folders.append((fitted_model_path(args.output), "the fitted model beside --output", "replace"))
     return OutputSet("interpolate",
                      files=[(args.output, "--output"), (tlt, "the .tlt written beside --output"),
+                            (confidence_path(args.output),
+                             "the confidence maps written beside --output"),
                             (record, "the .json record written beside --output")],
                      inputs=series_inputs(args), folders=folders,
                      input_folders=[(args.model, "--model")] if args.method == "film" else [])
@@ -204,10 +216,15 @@ def record_beside(stack: str) -> tuple:
 
 def _run(args) -> int:
     from .. import InputError
-    from ..interpolate import describe_input, get_interpolator, parse_view_list, run_interpolation
+    from ..interpolate import (describe_input, get_interpolator, parse_view_list, read_at_angles,
+                               run_interpolation)
 
     if not os.path.exists(args.input):
         raise InputError(f"{args.input}: input stack not found")
+    at = read_at_angles(args.at) if getattr(args, "at", None) else None
+    if at is not None and args.mode != "add":
+        raise InputError("--at ANGLES adds tilts at the given angles; leave out --mode restore")
+    args.at_angles = at
     angles, xf, acq = read_series_options(args)
     exclude = record_exclusions(args, angles)
     tilts = describe_input(args.input, angles_path=args.angles, angles=angles, mdoc_path=args.mdoc,
@@ -232,7 +249,7 @@ def _run(args) -> int:
     t0 = time.monotonic()
     plan = run_interpolation(args.input, args.output, tilts, interpolator, per_gap=args.per_gap,
                              mode=args.mode, xf=xf, progress=not args.quiet,
-                             pixel_size=args.pixel_size)
+                             pixel_size=args.pixel_size, at=at)
     if not args.quiet:
         n_syn = sum(o.synthetic for o in plan)
         print(f"wrote {args.output}: {len(plan)} tilts ({n_syn} synthetic) in "
@@ -254,7 +271,8 @@ def fit_first(args, tilts) -> dict:
     from ..plan import make_plan
     gpu_ids = ",".join(str(args.gpu_ids).replace(",", " ").split()) if args.gpu_ids else None
     configure_devices(args.device, gpu_ids)
-    plan = make_plan(tilts, per_gap=args.per_gap, mode=args.mode)
+    plan = make_plan(tilts, per_gap=args.per_gap, mode=args.mode,
+                     at=getattr(args, "at_angles", None))
     out_model = fitted_model_path(args.output)
     if os.path.abspath(args.model or "") == out_model:
         raise InputError(f"--model {args.model} is the folder the fit writes; copy it elsewhere "

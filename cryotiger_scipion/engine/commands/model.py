@@ -5,7 +5,9 @@ Contract (kept stable, used by checks outside the repository):
       writes a randomly initialised FILM model with the published SavedModel
       interface (model({'x0','x1','time'}, training=False)['image']).
   cryotiger model info DIR
-      prints 'parameters: N' (and the configuration when known).
+      prints 'parameters: N', 'time-aware: yes|no' (yes: the model makes the
+      image at any fraction t of a gap; no: midpoints only, as the published
+      models) and the configuration when known.
   cryotiger model download cryotiger|vimeo [--output DIR] [--url URL]
       downloads a published model from the cryoTIGER authors' public share,
       checks it and installs it as DIR/cryoTIGER_model or
@@ -25,6 +27,8 @@ def register(subparsers):
                            "small: a tiny network for tests")
     init.add_argument("--output", required=True, help="output SavedModel folder (new or empty)")
     init.add_argument("--seed", type=int, default=0, help="random seed of the initial weights")
+    init.add_argument("--time-aware", action="store_true",
+                      help="a time-conditioned network (issue 13; untrained: for tests and benchmarks)")
     init.set_defaults(func=run_init)
     info = sub.add_parser("info", help="print the parameter count of a model folder")
     info.add_argument("model", help="FILM SavedModel folder (also film_net/Style/saved_model layouts)")
@@ -67,11 +71,14 @@ def run_init(args) -> int:
 def _run_init(args) -> int:
     from ..film.config import FilmConfig
     cfg = FilmConfig.named(args.config)
+    if getattr(args, "time_aware", False):
+        cfg = cfg.time_aware()
     from ..film.network import FilmNet
     from ..film.savedmodel import export_savedmodel
     net = FilmNet(cfg, seed=args.seed)
     path = export_savedmodel(net, args.output)
-    print(f"wrote {path}: FILM '{args.config}' configuration, {net.count_params()} parameters, "
+    print(f"wrote {path}: FILM '{args.config}'{' time-aware' if cfg.time_conditioning else ''} "
+          f"configuration, {net.count_params()} parameters, "
           f"random weights (seed {args.seed})")
     return 0
 
@@ -82,6 +89,10 @@ def run_info(args) -> int:
     n, cfg = count_parameters(folder)
     print(f"model: {folder}")
     print(f"parameters: {n}")
+    aware = cfg is not None and cfg.time_conditioning
+    print(f"time-aware: {'yes' if aware else 'no'}")
+    print("synthesis: at any fraction t of a gap (--per-gap K, --at ANGLES)" if aware else
+          "synthesis: midpoints only (t = 0.5; 1, 3 or 7 per gap by recursive midpoints)")
     if cfg is not None:
         print(f"config: {cfg.describe()}")
     return 0

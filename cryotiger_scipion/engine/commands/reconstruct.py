@@ -45,6 +45,10 @@ def register(subparsers):
                    help="the interpolation record (OUT.json): leave out its synthetic tilts (and the "
                         "views it marks excluded), i.e. reconstruct from experimental tilts only")
     p.add_argument("--exclude", default="", help="views to leave out, numbered from 1 (e.g. '1,40-41')")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="C",
+                   help="leave out synthetic tilts whose confidence (OUT.json beside --input, "
+                        "written by 'cryotiger interpolate --method film'; 0..1) is below C; "
+                        "synthetic tilts without a confidence are left out too")
     p.add_argument("--xf", help="IMOD .xf transforms to apply first (if the stack is not aligned)")
     from .interpolate import add_aligned_size
     add_aligned_size(p)
@@ -114,6 +118,22 @@ def _run(args, outs) -> int:
     if args.thickness >= 1 and args.binning >= 1:
         outs.need_space(output_bytes(args.input, args.thickness, args.binning), "the tomogram")
     exclude = parse_view_list(args.exclude)
+    min_conf = getattr(args, "min_confidence", None)
+    if min_conf is not None and not 0.0 <= min_conf <= 1.0:
+        raise InputError(f"--min-confidence {min_conf:g}: give a value from 0 to 1")
+    if min_conf is not None and not args.exclude_synthetic:
+        from ..io import read_angles, stack_shape
+        from ..record import find_record, low_confidence_views
+        record = find_record(args.input, stack_shape(args.input)[0], read_angles(args.angles))
+        if record is None:
+            raise InputError(f"--min-confidence needs the interpolation record "
+                             f"{os.path.splitext(args.input)[0]}.json beside --input (written by "
+                             "'cryotiger interpolate'); it is missing or does not match the stack")
+        low = low_confidence_views(record, min_conf)
+        exclude = sorted(set(exclude) | set(low))
+        if not args.quiet:
+            print(f"--min-confidence {min_conf:g}: {len(low)} synthetic tilt(s) left out"
+                  + (f" (views {', '.join(str(i + 1) for i in low)})" if low else ""), flush=True)
     if not args.exclude_synthetic:
         # Views an interpolation record beside the stack flags excluded are left out
         # (engine/record.py); --exclude-synthetic OUT.json leaves them out itself.

@@ -3,7 +3,9 @@
 Contract (kept stable, used by checks outside the repository):
   cryotiger train --input TS.mrc --angles TS.tlt [--input TS2.mrc --angles TS2.tlt ...]
       --output MODEL_DIR --config small|published [--steps N] [--minutes M]
-      [--init MODEL_DIR] [--spacing S]
+      [--init MODEL_DIR] [--spacing S] [--time-aware]
+(--time-aware: a time-conditioned model trained on triplets at any fraction t;
+'cryotiger model info MODEL_DIR' then prints 'time-aware: yes')
 MODEL_DIR is a SavedModel that ``cryotiger interpolate --method film --model MODEL_DIR``
 accepts.  Running the same command again resumes from the last checkpoint in
 the work folder (default MODEL_DIR.work).
@@ -44,6 +46,10 @@ def register(subparsers):
                    help="FILM SavedModel folder to start from (fine-tuning; same configuration)")
     p.add_argument("--spacing", default="1",
                    help="triplet spacing(s): 1 = neighbours, 2 = two tilts apart; list allowed ('1,2')")
+    p.add_argument("--time-aware", action="store_true",
+                   help="train a time-conditioned model (issue 13) on triplets at any fraction t "
+                        "from non-adjacent tilts (spacing default 2,3,4: t = 1/4, 1/3, 1/2, ...); "
+                        "the model then synthesises at any angle (interpolate --per-gap K, --at)")
     p.add_argument("--self-supervised", action="store_true",
                    help="train on the series to be interpolated: spacing 2 (pairs two tilts apart "
                         "predict the middle one), then interpolate neighbours with the model")
@@ -153,9 +159,23 @@ def _run(args) -> int:
     gpu_ids = ",".join(str(args.gpu_ids).replace(",", " ").split()) if args.gpu_ids else None
     configure_devices(args.device, gpu_ids)       # '0 1' (Scipion's %(GPU)s) or '0,1'
     spacings = (2,) if args.self_supervised and str(args.spacing) == "1" else parse_spacings(args.spacing)
+    time_aware = bool(getattr(args, "time_aware", False))
+    if time_aware and str(args.spacing) == "1":
+        spacings = (2, 3, 4)
     series = series_from_args(args)
     from ..train.film_api import resolve_config
     film_config = resolve_config(args.config)      # a bad --config fails before any work
+    if time_aware:
+        from dataclasses import replace
+        film_config = replace(film_config, time_conditioning=True)
+    if args.init:
+        from ..film.savedmodel import find_saved_model_dir, read_config
+        theirs = read_config(find_saved_model_dir(args.init))
+        theirs_aware = bool(theirs is not None and theirs.time_conditioning)
+        if theirs_aware != time_aware:
+            raise InputError(f"--init {args.init} is a {'time-aware' if theirs_aware else 'midpoint-only'} "
+                             f"model but this training is {'' if time_aware else 'not '}--time-aware; "
+                             "fine-tune a model of the same kind, or train from scratch")
     for sp in series:
         if not os.path.exists(sp.stack):
             raise InputError(f"{sp.stack}: input stack not found")
@@ -171,7 +191,8 @@ def _run(args) -> int:
         database = os.path.join(workdir, "database")
         params = DatabaseParams(patch_size=args.patch_size, patch_stride=args.patch_stride,
                                 spacings=spacings, seed=args.seed, val_fraction=args.val_fraction,
-                                shards=args.shards, max_patches_per_triplet=args.max_patches)
+                                shards=args.shards, max_patches_per_triplet=args.max_patches,
+                                time_aware=time_aware)
         man = build_database(series, database, params, progress=not args.quiet)
         if not args.quiet:
             print(f"training database {database}: {man['counts']['train']} training, "

@@ -50,6 +50,13 @@ class FilmConfig:
         shift or a preference for one input that the weights learned (a
         network trained briefly on low-dose tilts learns ~0.2-1 px) cancels.
         Four passes at inference; training runs one pass (``forward_once``).
+    time_conditioning: False (published: the ``time`` input is ignored, every
+        output is the midpoint t = 0.5); True (issue 13, models trained by
+        ``cryotiger train --time-aware``): the fusion warps image 0 by
+        t F(1->0) and image 1 by (1 - t) F(0->1) (symmetric flows: -t D and
+        (1 - t) D with D = (F(0->1) - F(1->0)) / 2), and t is one more constant
+        input channel of every fusion level; the model synthesises the image
+        at any fraction t in (0, 1) of the gap ("time-aware").
     """
     pyramid_levels: int = 7
     fusion_pyramid_levels: int = 5
@@ -61,6 +68,7 @@ class FilmConfig:
     fusion_upsampling: str = "nearest"
     symmetric_flow: bool = False
     average_symmetries: bool = False
+    time_conditioning: bool = False
 
     @classmethod
     def published(cls) -> "FilmConfig":
@@ -79,6 +87,12 @@ class FilmConfig:
         from dataclasses import replace
         return replace(self, fusion_upsampling="centred", symmetric_flow=True, average_symmetries=True)
 
+    def time_aware(self) -> "FilmConfig":
+        """The same network conditioned on the time t of the output (issue 13;
+        see ``time_conditioning``): one more fusion input channel per level."""
+        from dataclasses import replace
+        return replace(self, time_conditioning=True)
+
     @classmethod
     def named(cls, name: str) -> "FilmConfig":
         if name == "published":
@@ -93,8 +107,9 @@ class FilmConfig:
         return sum(self.filters * 2 ** j for j in range(min(level + 1, self.sub_levels)))
 
     def fusion_channels(self, level: int) -> int:
-        """Channels of the fusion input at ``level``: two warped (image+feature), two flows."""
-        return 2 * (3 + self.feature_channels(level)) + 4
+        """Channels of the fusion input at ``level``: two warped (image+feature), two flows
+        (and the time t when ``time_conditioning``)."""
+        return 2 * (3 + self.feature_channels(level)) + 4 + (1 if self.time_conditioning else 0)
 
     def validate(self) -> "FilmConfig":
         problems = []
@@ -140,13 +155,17 @@ class FilmConfig:
 
     def describe(self) -> str:
         from dataclasses import replace
-        plain = replace(self, fusion_upsampling="nearest", symmetric_flow=False, average_symmetries=False)
+        plain = replace(self, fusion_upsampling="nearest", symmetric_flow=False, average_symmetries=False,
+                        time_conditioning=False)
         if plain == FilmConfig.published():
             name = "published"
         elif plain == FilmConfig.small():
             name = "small"
         else:
             name = "custom"
-        if self != plain:
+        if (self.fusion_upsampling, self.symmetric_flow, self.average_symmetries) != \
+                (plain.fusion_upsampling, plain.symmetric_flow, plain.average_symmetries):
             name += " (aligned)"
+        if self.time_conditioning:
+            name += " (time-aware)"
         return f"{name} " + json.dumps(self.to_json())

@@ -154,6 +154,8 @@ class FilmInterpolator(Interpolator):
     #: The published models (and ours) ignore ``time``: midpoints only.  The
     #: driver refuses targets at t != 0.5 (engine.interpolate.check_fractions).
     time_aware = False
+    #: Confidence maps from the network's warped inputs (film/confidence.py).
+    has_confidence = True
 
     def __init__(self, model, tile_size: Optional[int] = None, tile_overlap: Optional[int] = None,
                  max_memory: Optional[float] = None, device: str = "cpu", gpu_ids=None,
@@ -179,6 +181,10 @@ class FilmInterpolator(Interpolator):
         else:
             self.net, self._saved, self.model_info = load_for_inference(model)
         self.model_path = self.model_info["folder"]
+        cfg = self.model_info.get("config")
+        #: A time-conditioned model (FilmConfig.time_conditioning, issue 13) makes
+        #: the image at any fraction t; the others make midpoints only.
+        self.time_aware = bool(self.net is not None and cfg is not None and cfg.time_conditioning)
         on_gpu = device == "gpu"
         if precision == "auto":
             precision = "mixed" if on_gpu else "float32"
@@ -231,28 +237,40 @@ class FilmInterpolator(Interpolator):
         self._fn = tf.function(self._network_luma, jit_compile=self.jit_compile)
 
     # -- compiled network call -------------------------------------------------------
-    def _network_luma(self, grey0, grey1):
-        """(B, th, tw) grey in [0, 1] x2 -> (B, th, tw) luma of the network output."""
+    def _network_luma(self, grey0, grey1, time):
+        """(B, th, tw) grey in [0, 1] x2 and (B,) times -> (B, th, tw, 2): luma of the
+        network output and |luma(x0_warped) - luma(x1_warped)| (the disagreement of
+        the two inputs warped to the output's time; see film/confidence.py)."""
         self.trace_count += 1  # Python side effect: runs once per trace
         tf = self._tf
         x0 = tf.repeat(grey0[..., None], 3, axis=-1)
         x1 = tf.repeat(grey1[..., None], 3, axis=-1)
+        luma = tf.constant(LUMA)
         if self.net is not None:
-            rgb = self.net(x0, x1, dtype=self.compute_dtype)
+            out = self.net(x0, x1, dtype=self.compute_dtype, aux=True, time=time)
         else:
-            rgb = self._saved({"x0": x0, "x1": x1, "time": tf.fill([tf.shape(x0)[0], 1], 0.5)},
-                              training=False)["image"]
+            out = self._saved({"x0": x0, "x1": x1, "time": tf.fill([tf.shape(x0)[0], 1], 0.5)},
+                              training=False)
+        rgb = out["image"]
+        if "x0_warped" in out and "x1_warped" in out:
+            w0 = tf.tensordot(tf.cast(out["x0_warped"], tf.float32), luma, axes=[[3], [0]])
+            w1 = tf.tensordot(tf.cast(out["x1_warped"], tf.float32), luma, axes=[[3], [0]])
+            dis = tf.abs(w0 - w1)
+        else:   # a SavedModel without the warped images: the inputs' own difference
+            dis = tf.abs(grey0 - grey1)
         if self.normalization == "notebook":
             rgb = tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0) / 255.0
-        return tf.tensordot(rgb, tf.constant(LUMA), axes=[[3], [0]])
+        return tf.stack([tf.tensordot(rgb, luma, axes=[[3], [0]]), dis], axis=-1)
 
-    def _run_batch(self, g0: np.ndarray, g1: np.ndarray) -> np.ndarray:
+    def _run_batch(self, g0: np.ndarray, g1: np.ndarray, times=None) -> np.ndarray:
         n = g0.shape[0]
+        times = np.full(n, 0.5, np.float32) if times is None else np.asarray(times, np.float32)
         if n < self.batch_size:  # fixed shapes: pad the batch, no retracing
             pad = ((0, self.batch_size - n), (0, 0), (0, 0))
             g0, g1 = np.pad(g0, pad), np.pad(g1, pad)
+            times = np.pad(times, (0, self.batch_size - n), constant_values=0.5)
         with self._tf.device(self._device_name):
-            out = self._fn(self._tf.constant(g0), self._tf.constant(g1))
+            out = self._fn(self._tf.constant(g0), self._tf.constant(g1), self._tf.constant(times))
         return out.numpy()[:n]
 
     def parameters(self) -> int:
@@ -265,8 +283,16 @@ class FilmInterpolator(Interpolator):
     def midpoints(self, pairs: Sequence[Tuple[np.ndarray, np.ndarray]]) -> List[np.ndarray]:
         """Mid-frames of normalised grey (y, x) pairs (same shape), via padded,
         tiled, batched network calls; returns grey (y, x) float32 images."""
+        return [img for img, _ in self.frames(pairs)]
+
+    def frames(self, pairs: Sequence[Tuple[np.ndarray, np.ndarray]], times=None) -> List[tuple]:
+        """Frames of normalised grey (y, x) pairs (same shape) at ``times`` (one
+        fraction per pair; default 0.5; used by time-aware models only), via
+        padded, tiled, batched network calls.  Returns [(image, disagreement)],
+        both (y, x) float32 (disagreement: |x0_warped - x1_warped|)."""
         if not pairs:
             return []
+        times = [0.5] * len(pairs) if times is None else [float(t) for t in times]
         h, w = pairs[0][0].shape
         ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
         top, left = ph // 2, pw // 2
@@ -279,7 +305,7 @@ class FilmInterpolator(Interpolator):
             pad = ((top, ph - top), (left, pw - left))
             padded.append((np.pad(a.astype(np.float32, copy=False), pad),
                            np.pad(b.astype(np.float32, copy=False), pad)))
-        acc = [np.zeros((H, W), np.float32) for _ in pairs]
+        acc = [np.zeros((H, W, 2), np.float32) for _ in pairs]
         wsum = np.zeros((H, W), np.float32)
         th, tw = grid.shape
         jobs = [(p, y, x, wt) for p in range(len(pairs)) for (y, x, wt) in grid.tiles()]
@@ -289,10 +315,11 @@ class FilmInterpolator(Interpolator):
             chunk = jobs[start:start + self.batch_size]
             g0 = np.stack([padded[p][0][y:y + th, x:x + tw] for p, y, x, _ in chunk])
             g1 = np.stack([padded[p][1][y:y + th, x:x + tw] for p, y, x, _ in chunk])
-            out = self._run_batch(g0, g1)
+            out = self._run_batch(g0, g1, [times[p] for p, _, _, _ in chunk])
             for (p, y, x, wt), o in zip(chunk, out):
-                acc[p][y:y + th, x:x + tw] += wt * o
-        return [(a / wsum)[top:top + h, left:left + w] for a in acc]
+                acc[p][y:y + th, x:x + tw] += wt[..., None] * o
+        return [((a[..., 0] / wsum)[top:top + h, left:left + w],
+                 (a[..., 1] / wsum)[top:top + h, left:left + w]) for a in acc]
 
     # -- the Interpolator API -----------------------------------------------------------
     def prepare_stack(self, data) -> None:
@@ -319,40 +346,80 @@ class FilmInterpolator(Interpolator):
         return u8(a), u8(b), lo, s
 
     def interpolate_gaps(self, gaps):
+        return self.interpolate_gaps_with_confidence(gaps)[0]
+
+    def interpolate_gaps_with_confidence(self, gaps):
+        """(images, confidences): one (K, y, x) float32 array each per gap (see
+        ``Interpolator.interpolate_gaps``); confidences in (0, 1], film/confidence.py.
+
+        Time-aware models make each image at its own fraction in one network
+        call; midpoint-only models make recursive midpoints (1, 3 or 7 per gap)
+        and a frame's confidence is multiplied by the smaller of its parents'."""
+        from .confidence import confidence_map
         per_gap = {len(f) for _, _, f in gaps}
         bad = sorted(per_gap - set(PER_GAP_ALLOWED))
+        if self.time_aware:
+            return self._direct(gaps, confidence_map)
         if bad:
-            raise InputError(f"FILM makes 1, 3 or 7 tilts per gap (recursive midpoints), not {bad[0]}; "
+            raise InputError(f"this FILM model is midpoint-only ('time-aware: no' in cryotiger model info): it "
+                             f"makes 1, 3 or 7 tilts per gap (recursive midpoints), not {bad[0]}; "
+                             "use a time-aware model (cryotiger train --time-aware) for any number, or "
                              "use --per-gap 1 (recommended: the cryoTIGER paper saw artefacts with "
                              "more), 3 or 7")
-        frames, inverse = [], []
+        frames, conf, inverse = [], [], []
         for a, b, fractions in gaps:
             a = np.asarray(a, np.float32)
             b = np.asarray(b, np.float32)
             ua, ub, off, scale = self._to_unit(a, b)
             k = len(fractions)
             frames.append({0: ua.astype(np.float32), k + 1: ub.astype(np.float32)})
+            conf.append({0: None, k + 1: None})     # real tilts: confidence 1
             inverse.append((off, scale, k))
         # Level by level, every gap's pending midpoints in one batched call.
         todo = [(g, 0, inverse[g][2] + 1) for g in range(len(gaps))]
         while todo:
-            mids = self.midpoints([(frames[g][lo], frames[g][hi]) for g, lo, hi in todo])
+            mids = self.frames([(frames[g][lo], frames[g][hi]) for g, lo, hi in todo])
             nxt = []
-            for (g, lo, hi), m in zip(todo, mids):
+            for (g, lo, hi), (m, dis) in zip(todo, mids):
                 mid = (lo + hi) // 2
                 frames[g][mid] = m
+                c = confidence_map(dis, frames[g][lo], frames[g][hi])
+                parents = [conf[g][i] for i in (lo, hi) if conf[g][i] is not None]
+                conf[g][mid] = c * np.minimum.reduce(parents) if parents else c
                 if mid - lo > 1:
                     nxt.append((g, lo, mid))
                 if hi - mid > 1:
                     nxt.append((g, mid, hi))
             todo = nxt
-        out = []
+        out, confs = [], []
         for g, (off, scale, k) in enumerate(inverse):
             res = np.stack([frames[g][i] for i in range(1, k + 1)]).astype(np.float32)
             res *= np.float32(scale)
             res += np.float32(off)
             out.append(res)
-        return out
+            confs.append(np.stack([conf[g][i] for i in range(1, k + 1)]).astype(np.float32))
+        return out, confs
+
+    def _direct(self, gaps, confidence_map):
+        """Time-aware model: every target of every gap at its own fraction t."""
+        jobs, inverse = [], []
+        for g, (a, b, fractions) in enumerate(gaps):
+            for t in fractions:
+                if not 0.0 < float(t) < 1.0:
+                    raise InputError(f"fraction t = {t} of a gap: give targets strictly between "
+                                     "their two real tilts")
+            ua, ub, off, scale = self._to_unit(np.asarray(a, np.float32), np.asarray(b, np.float32))
+            inverse.append((off, scale, ua, ub))
+            jobs.extend((g, float(t)) for t in fractions)
+        made = self.frames([(inverse[g][2], inverse[g][3]) for g, _ in jobs], [t for _, t in jobs])
+        out = [[] for _ in gaps]
+        confs = [[] for _ in gaps]
+        for (g, _), (img, dis) in zip(jobs, made):
+            off, scale, ua, ub = inverse[g]
+            out[g].append(img * np.float32(scale) + np.float32(off))
+            confs[g].append(confidence_map(dis, ua, ub))
+        return ([np.stack(o).astype(np.float32) for o in out],
+                [np.stack(c).astype(np.float32) for c in confs])
 
     def describe(self) -> dict:
         cfg = self.model_info.get("config")

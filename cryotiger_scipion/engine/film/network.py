@@ -3,7 +3,9 @@
 ``FilmNet(config, seed)`` builds the variables (named as in the published
 models, see ``FilmNet.named_variables``); ``net(x0, x1)`` maps two (B, H, W, 3)
 images in [0, 1] (H, W multiples of 2**(pyramid_levels-1); callers pad to 64)
-to the mid-frame (B, H, W, 3).  Time is always 0.5, as in the published models.
+to the mid-frame (B, H, W, 3).  Time is 0.5, as in the published models, unless
+the configuration is time-conditioned (``FilmConfig.time_conditioning``, issue
+13): then ``net(x0, x1, time=t)`` makes the frame at fraction t (B,) of the gap.
 """
 from __future__ import annotations
 
@@ -38,15 +40,18 @@ class FilmNet(tf.Module):
         return int(sum(np.prod(v.shape) for v in self.variables))
 
     # -- forward -------------------------------------------------------------------
-    def __call__(self, x0: tf.Tensor, x1: tf.Tensor, dtype=tf.float32, aux: bool = False):
+    def __call__(self, x0: tf.Tensor, x1: tf.Tensor, dtype=tf.float32, aux: bool = False,
+                 time=None):
         """Mid-frame of ``x0`` and ``x1`` (B, H, W, 3) float; returns (B, H, W, 3) float32,
         or a dict with 'image' and the auxiliary outputs when ``aux``.
 
         ``dtype``: compute dtype of the convolutions (float32, float16, bfloat16);
-        flows and sampling coordinates stay float32.
+        flows and sampling coordinates stay float32.  ``time``: (B,) or (B, 1)
+        fractions in (0, 1) of the output between x0 and x1; used only by a
+        time-conditioned configuration (others make t = 0.5 whatever is given).
         """
         if not self.config.average_symmetries:
-            return self.forward_once(x0, x1, dtype, aux)
+            return self.forward_once(x0, x1, dtype, aux, time)
         # F(x0, x1) = mean over g in {1, R} and the pair order of g^-1 f(g x0, g x1),
         # R = rotation by 180 degrees: F commutes with R and is symmetric in its
         # inputs exactly, so no direction and no input is preferred (a shift s
@@ -55,7 +60,8 @@ class FilmNet(tf.Module):
         rot = lambda t: tf.reverse(t, axis=[1, 2])  # noqa: E731
         a = tf.concat([x0, rot(x0), x1, rot(x1)], axis=0)
         b = tf.concat([x1, rot(x1), x0, rot(x0)], axis=0)
-        out = self.forward_once(a, b, dtype, aux)
+        t = self._time(time, n)              # swapping the inputs turns t into 1 - t
+        out = self.forward_once(a, b, dtype, aux, tf.concat([t, t, 1.0 - t, 1.0 - t], axis=0))
         image = out["image"] if aux else out
         image = 0.25 * (image[:n] + rot(image[n:2 * n]) + image[2 * n:3 * n] + rot(image[3 * n:]))
         if not aux:
@@ -64,12 +70,20 @@ class FilmNet(tf.Module):
         return {k: image if k == "image" else ([t[:n] for t in v] if isinstance(v, list) else v[:n])
                 for k, v in out.items()}
 
-    def forward_once(self, x0: tf.Tensor, x1: tf.Tensor, dtype=tf.float32, aux: bool = False):
+    def _time(self, time, n) -> tf.Tensor:
+        """(n,) float32 fractions: ``time`` for a time-conditioned network, else 0.5."""
+        if time is None or not self.config.time_conditioning:
+            return tf.fill([n], 0.5)
+        return tf.reshape(tf.cast(time, tf.float32), [-1])
+
+    def forward_once(self, x0: tf.Tensor, x1: tf.Tensor, dtype=tf.float32, aux: bool = False,
+                     time=None):
         """One pass of the network (what ``__call__`` averages over symmetries
         when ``config.average_symmetries``); the trainer's loss uses this, so
         training costs one pass per pair."""
         cfg = self.config
         n = tf.shape(x0)[0]
+        t = tf.reshape(self._time(time, n), [-1, 1, 1, 1])
         both = tf.cast(tf.concat([x0, x1], axis=0), dtype)
         pyr = image_pyramid(both, cfg.pyramid_levels)
         feats = self.feature_extractor(pyr)
@@ -79,15 +93,19 @@ class FilmNet(tf.Module):
         levels = cfg.fusion_pyramid_levels
         fusion_in = []
         for i in range(levels):
-            half = 0.5 * flows[i]           # rows :n  = 0.5 F(0->1) = fw (warps image 1)
-            fw, bw = half[:n], half[n:]     # rows n:  = 0.5 F(1->0) = bw (warps image 0)
+            f01, f10 = flows[i][:n], flows[i][n:]   # rows :n = F(0->1), rows n: = F(1->0)
             if cfg.symmetric_flow:          # a bias common to both directions cancels
-                fw = 0.5 * (fw - bw)
-                bw = -fw
+                d = 0.5 * (f01 - f10)
+                fw, bw = (1.0 - t) * d, -t * d
+            else:                           # published: t = 0.5, fw = 0.5 F(0->1), bw = 0.5 F(1->0)
+                fw, bw = (1.0 - t) * f01, t * f10
             both_i = tf.concat([pyr[i], feats[i]], axis=-1)
-            w0 = warp(both_i[:n], bw)
-            w1 = warp(both_i[n:], fw)
-            fusion_in.append(tf.concat([w0, w1, tf.cast(bw, dtype), tf.cast(fw, dtype)], axis=-1))
+            w0 = warp(both_i[:n], bw)       # image 0 warped to time t
+            w1 = warp(both_i[n:], fw)       # image 1 warped to time t
+            parts = [w0, w1, tf.cast(bw, dtype), tf.cast(fw, dtype)]
+            if cfg.time_conditioning:
+                parts.append(tf.cast(t * tf.ones_like(fw[..., :1]), dtype))
+            fusion_in.append(tf.concat(parts, axis=-1))
         image = tf.cast(self.fusion(fusion_in), tf.float32)
         if not aux:
             return image
@@ -100,6 +118,7 @@ class FilmNet(tf.Module):
             "backward_flow_pyramid": [f[n:] for f in flows[:levels]],
             "forward_residual_flow_pyramid": [r[:n] for r in residuals],
             "backward_residual_flow_pyramid": [r[n:] for r in residuals],
+            "time": tf.reshape(t, [-1, 1]),
         }
 
 

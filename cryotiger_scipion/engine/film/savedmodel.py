@@ -76,11 +76,11 @@ class _Exported(tf.Module):
 
     @tf.function
     def __call__(self, inputs, training=False):
-        return self.net(inputs["x0"], inputs["x1"], aux=True)
+        return self.net(inputs["x0"], inputs["x1"], aux=True, time=inputs["time"])
 
     @tf.function
     def serve(self, x0, x1, time):
-        return {"image": self.net(x0, x1)}
+        return {"image": self.net(x0, x1, time=time)}
 
 
 def _specs():

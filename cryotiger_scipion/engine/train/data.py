@@ -75,8 +75,8 @@ class SeriesSpec:
 
 
 def select_triplets(angles: Sequence[float], exclude: Sequence[int] = (),
-                    spacings: Sequence[int] = (1,), max_asymmetry: float = 0.25
-                    ) -> List[Tuple[int, int, int, int]]:
+                    spacings: Sequence[int] = (1,), max_asymmetry: float = 0.25,
+                    time_aware: bool = False) -> List[Tuple[int, int, int, int]]:
     """Triplets of one tilt series: list of (a, m, b, s), 0-based STACK indices.
 
     Views are sorted by angle; excluded views are dropped first (never an
@@ -86,6 +86,12 @@ def select_triplets(angles: Sequence[float], exclude: Sequence[int] = (),
     the target lies half way (t = 0.5): triplets whose middle angle is off
     centre by more than ``max_asymmetry`` (fraction of the outer gap; 0.25 =
     the middle sits between 25% and 75%) are skipped.
+
+    ``time_aware`` (time-conditioned models, issue 13): for each s >= 2, every
+    pair (k, k + s) of the sorted usable views and EVERY view m between them
+    gives a triplet, whatever its fraction t = (angle_m - angle_a) /
+    (angle_b - angle_a) (s = 3 gives t near 1/3 and 2/3, s = 4 near 1/4, 1/2,
+    3/4); no asymmetry filter.  The record's angles give t to the trainer.
     """
     angles = np.asarray(angles, dtype=float)
     n = len(angles)
@@ -100,6 +106,13 @@ def select_triplets(angles: Sequence[float], exclude: Sequence[int] = (),
         s = int(s)
         if s < 1:
             raise InputError(f"spacing {s}: must be 1 or more (1 = neighbours, 2 = two tilts apart)")
+        if time_aware:
+            for k in range(len(usable) - s):
+                a, b = usable[k], usable[k + s]
+                if angles[b] - angles[a] <= 0:
+                    continue
+                out.extend((a, m, b, s) for m in usable[k + 1:k + s])
+            continue
         for k in range(s, len(usable) - s):
             a, m, b = usable[k - s], usable[k], usable[k + s]
             gap = angles[b] - angles[a]
@@ -208,8 +221,12 @@ def parse_example(serialized, normalize: bool = True, channels: int = 3):
         if channels != 1:
             img = tf.tile(img, [1, 1, channels])
         frames.append(img)
+    ang = ex["angles"]
+    gap = ang[2] - ang[0]
+    # Fraction t of the target between the inputs (0.5 for records without angles).
+    t = tf.where(tf.abs(gap) > 0, (ang[1] - ang[0]) / tf.where(tf.abs(gap) > 0, gap, 1.0), 0.5)
     return {"x0": frames[0], "y": frames[1], "x1": frames[2], "path": ex["path"],
-            "lo": lo, "hi": hi}
+            "lo": lo, "hi": hi, "time": tf.reshape(t, [1])}
 
 
 # ----------------------------------------------------------------------------
@@ -225,6 +242,7 @@ class DatabaseParams:
     shards: int = 4
     max_patches_per_triplet: int = 0    # 0 = all grid patches
     max_asymmetry: float = 0.25
+    time_aware: bool = False            # triplets at any t (select_triplets), issue 13
     min_patch_std: float = 1e-6         # skip flat patches (padding, empty borders)
 
     def key(self) -> dict:
@@ -321,7 +339,8 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
             shape = (1,) + m.data.shape if m.data.ndim == 2 else tuple(m.data.shape)
         angles = sp.load_angles()
         check_angles_match(angles, shape[0], sp.stack, sp.angles or "the angle list")
-        trips = select_triplets(angles, sp.exclude, params.spacings, params.max_asymmetry)
+        trips = select_triplets(angles, sp.exclude, params.spacings, params.max_asymmetry,
+                                time_aware=params.time_aware)
         xf = None
         if sp.xf:
             from ..align import read_xf
@@ -459,7 +478,8 @@ def make_dataset(folder: str, split: str = "train", batch_size: int = 8, shuffle
                  shuffle_buffer: int = 256, normalize: bool = True):
     """tf.data pipeline over a database split: batches of dicts 'x0', 'x1', 'y'
     (B, h, w, 3) float32 in [0, 1]-ish (normalised, see module doc) and 'time'
-    (B, 1) = 0.5.
+    (B, 1): the target's fraction t between x0 and x1 from the record's angles
+    (0.5 for midpoint triplets; 1 - t after a swap of x0 and x1).
 
     Augmentation (training): a random 90-degree rotation, left-right and
     up-down flips, and a random swap of x0 and x1, all applied to the three
@@ -482,7 +502,7 @@ def make_dataset(folder: str, split: str = "train", batch_size: int = 8, shuffle
 
     def prepare(index, rec):
         ex = parse_example(rec, normalize=normalize)
-        x0, y, x1 = ex["x0"], ex["y"], ex["x1"]
+        x0, y, x1, t = ex["x0"], ex["y"], ex["x1"], ex["time"]
         if augment or crop:
             s = tf.stack([tf.cast(seed, tf.int64), index])
             stack = tf.concat([x0, y, x1], axis=-1)          # (h, w, 9)
@@ -497,8 +517,8 @@ def make_dataset(folder: str, split: str = "train", batch_size: int = 8, shuffle
             c = tf.shape(x0)[-1]
             x0, y, x1 = stack[..., :c], stack[..., c:2 * c], stack[..., 2 * c:]
             if augment:
-                x0, x1 = tf.cond(u[3] < 0.5, lambda: (x1, x0), lambda: (x0, x1))
-        return {"x0": x0, "x1": x1, "y": y, "time": tf.constant([0.5], tf.float32)}
+                x0, x1, t = tf.cond(u[3] < 0.5, lambda: (x1, x0, 1.0 - t), lambda: (x0, x1, t))
+        return {"x0": x0, "x1": x1, "y": y, "time": t}
 
     ds = ds.map(prepare, num_parallel_calls=1, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=repeat)

@@ -116,8 +116,9 @@ def evaluate(net, dataset, max_batches: int = 0) -> dict:
     for k, batch in enumerate(dataset):
         if max_batches and k >= max_batches:
             break
-        pred = net(batch["x0"], batch["x1"])
-        lin = 0.5 * (batch["x0"] + batch["x1"])
+        t = tf.reshape(tf.cast(batch["time"], tf.float32), [-1, 1, 1, 1])
+        pred = net(batch["x0"], batch["x1"], time=batch["time"])
+        lin = (1.0 - t) * batch["x0"] + t * batch["x1"]
         y = batch["y"]
         b = int(y.shape[0])
         small = min(int(y.shape[1]), int(y.shape[2])) < 11
@@ -218,10 +219,11 @@ class Trainer:
             self.log(message)
         prog.log(message)
 
-    def _step_fn(self, x0, x1, y):
+    def _step_fn(self, x0, x1, y, time=None):
         import tensorflow as tf
         with tf.GradientTape() as tape:
-            pred = self.net.forward_once(x0, x1)   # one pass (the symmetry average is for inference)
+            # time: the target's fraction t (used by time-conditioned networks only)
+            pred = self.net.forward_once(x0, x1, time=time)   # one pass (the symmetry average is for inference)
             total, parts = self.losses(pred, y)
         grads = tape.gradient(total, self.variables)
         lr = self.opt.apply(grads)
@@ -280,7 +282,7 @@ class Trainer:
                 break
             ts = time.monotonic()
             batch = next(self.iterator)
-            loss, parts, lr = self._train_step(batch["x0"], batch["x1"], batch["y"])
+            loss, parts, lr = self._train_step(batch["x0"], batch["x1"], batch["y"], batch["time"])
             loss = float(loss.numpy())
             if not np.isfinite(loss):
                 self.manager.save(checkpoint_number=int(self.step.numpy()))

@@ -12,11 +12,16 @@ What the output is (docs/scipion.md, "Interpolate tilt series"):
   dose by the engine's rule (weighted like their pixels; engine/plan.py);
 * excluded (disabled) views stay disabled and are never used as anchors
   (mode add; mode restore leaves them out);
-* the acquisition's angle range and step and the angle count are updated.
+* the acquisition's angle range and step and the angle count are updated;
+* FILM (issue 13): every TiltImage carries ``_cryotigerConfidence`` (the
+  engine's per-tilt confidence, 0..1; real tilts 1.0) and every tilt series
+  ``_cryotigerConfidenceMap`` (the OUT_confidence stack beside its images);
+  the confidence viewer plots both.
 """
 import json
 import os
 
+import pyworkflow.object as pwobj
 import pyworkflow.protocol.params as params
 from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries
@@ -194,7 +199,11 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
             inTs = self.getTiltSeries(inSet, tsId)
             srcById = {ti.getObjId(): ti.clone() for ti in inTs.iterItems()}
             outSet = self.getOutputSet(OUT_TILTSERIES, inSet)
-            outTs = self.appendOutputItem(outSet, self.newOutputTs(inTs, interpolated=True))
+            newTs = self.newOutputTs(inTs, interpolated=True)
+            confMap = confidenceMapOf(outStack)
+            if os.path.exists(confMap):     # set before the series is stored (its columns)
+                newTs._cryotigerConfidenceMap = pwobj.String(confMap)
+            outTs = self.appendOutputItem(outSet, newTs)
             angles, accumDoses = [], []
             for e in plan:
                 sources = ",".join(str(s + 1) for s in e["sources"])
@@ -212,6 +221,8 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                     ti = self.newTiltImage(src, outStack, e["index"] + 1, synthetic=False,
                                            sources=sources, enabled=not e.get("excluded", False))
                 ti.setSamplingRate(inputs.pixelSize)
+                if "confidence" in e:       # FILM: every entry has one (real tilts 1.0)
+                    ti._cryotigerConfidence = pwobj.Float(float(e["confidence"]))
                 outTs.append(ti)
                 angles.append(float(e["angle"]))
                 accumDoses.append(float(e["accum_dose"]) + float(e["dose"]))
@@ -448,6 +459,13 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
     def _loadInputs(self, tsId) -> EngineInputs:
         return self.loadEngineInputs(tsId)
+
+
+def confidenceMapOf(outStack: str) -> str:
+    """The confidence maps the engine writes beside ``outStack`` (issue 13;
+    engine.interpolate.confidence_path, repeated here: no engine import)."""
+    stem, ext = os.path.splitext(outStack)
+    return "%s_confidence%s" % (stem, ext or ".mrc")
 
 
 def fittedModelOutput(tsId) -> str:

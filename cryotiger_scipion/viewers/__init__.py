@@ -3,3 +3,4 @@ from .viewer_holdout import CryoTigerHoldoutViewer
 from .viewer_evaluation import (CryoTigerCompareTomogramsViewer, CryoTigerPickingMetricsViewer,
                                 CryoTigerSegmentationMetricsViewer)
 from .viewer_model import CryoTigerModelViewer
+from .viewer_confidence import CryoTigerConfidenceViewer

@@ -231,6 +231,21 @@ class TestCryoTigerInterpolate(BaseTest):
         with mrcfile.open(tis[0].getFileName(), permissive=True) as m:
             self.assertTrue(np.all(np.isfinite(m.data)))
         self.assertIn("FILM", "\n".join(prot.summary()))
+        # Confidence (issue 13): per tilt (real 1.0, synthetic in (0, 1]) and the map stack.
+        ts = out.getFirstItem()
+        for ti in tis:
+            c = ti._cryotigerConfidence.get()
+            if _synthetic(ti):
+                self.assertTrue(0.0 < c <= 1.0, c)
+            else:
+                self.assertEqual(c, 1.0)
+        confMap = ts._cryotigerConfidenceMap.get()
+        with mrcfile.open(confMap, permissive=True) as m:
+            self.assertEqual(m.data.shape[0], 2 * n - 2)
+            self.assertTrue(float(m.data.min()) >= 0.0 and float(m.data.max()) <= 1.0)
+        from cryotiger_scipion.viewers.viewer_confidence import writeConfidenceFigure
+        png = writeConfidenceFigure(prot)
+        self.assertGreater(os.path.getsize(png), 1000)
 
     def test_film_fitted_to_each_series_registers_the_fitted_model(self):
         """'Fit to each tilt series first (minutes)' (issue 12): the engine fits FILM on the

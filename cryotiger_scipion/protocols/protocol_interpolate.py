@@ -116,7 +116,8 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         form.addParam("tiltsPerGap", params.IntParam, default=1, label="New tilts per gap",
                       validators=[params.GE(1)],
                       help="Tilts synthesised between two neighbouring tilts, at evenly spaced "
-                           "angles. FILM: 1, 3 or 7 (recursive midpoints).")
+                           "angles. FILM: 1, 3 or 7 (recursive midpoints); any number with a "
+                           "time-aware model (trained with --time-aware).")
         form.addParam("mode", params.EnumParam, choices=MODE_CHOICES, default=0,
                       display=params.EnumParam.DISPLAY_HLIST, label="Mode",
                       help="add: new tilts between all acquired tilts. restore: keep one tilt in "
@@ -247,9 +248,10 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         k = self.tiltsPerGap.get()
         if k is None or k < 1:
             errors.append("New tilts per gap must be at least 1 (got %s)." % k)
-        elif self.isFilm() and k not in FILM_PER_GAP:
+        elif self.isFilm() and k not in FILM_PER_GAP and not self.isTimeAwareModel():
             errors.append("FILM makes 1, 3 or 7 tilts per gap (recursive midpoints); got %d. "
-                          "Choose 1, 3 or 7, or use the linear method." % k)
+                          "Choose 1, 3 or 7, a time-aware model (any number), or the linear "
+                          "method." % k)
         if self.isFilm():
             errors += self._validateModel()
             if self.tileSize.get() and self.tileSize.get() < 64:
@@ -411,6 +413,19 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         if self.isFitting():
             label += ", fitted to each series for %g min" % self.fitMinutes.get()
         return label
+
+    def isTimeAwareModel(self) -> bool:
+        """True when the chosen FILM model is time-aware (issue 13): its
+        cryotiger_film.json says time_conditioning (read as JSON, no TensorFlow)."""
+        folder = self.getModelPath() if self.isFilm() and not self.isFitting() else None
+        path = os.path.join(folder, "cryotiger_film.json") if folder else None
+        if not path or not os.path.isfile(path):
+            return False
+        try:
+            with open(path) as f:
+                return bool(json.load(f).get("time_conditioning", False))
+        except (OSError, ValueError):
+            return False
 
     def getModelPath(self):
         """The SavedModel folder to give the engine (FILM), or None."""

@@ -181,13 +181,14 @@ def addAlignedCopy(owner, prot, matrices, outputName: str = "alignedTiltSeries",
     return outSet
 
 
-def makeFilmTestModel(folder: str) -> str:
+def makeFilmTestModel(folder: str, timeAware: bool = False) -> str:
     """A tiny randomly initialised FILM SavedModel made by the engine
-    (``cryotiger model init --config small``) in the managed environment."""
+    (``cryotiger model init --config small [--time-aware]``) in the managed environment."""
     import subprocess
     from cryotiger_scipion import Plugin
     if not os.path.exists(os.path.join(folder, "saved_model.pb")):
-        cmd = "%s model init --config small --output '%s'" % (Plugin.getEngineCommand(), folder)
+        cmd = "%s model init --config small%s --output '%s'" % (
+            Plugin.getEngineCommand(), " --time-aware" if timeAware else "", folder)
         subprocess.run(cmd, shell=True, check=True, env=dict(Plugin.getEnviron()),
                        stdout=subprocess.DEVNULL)
     return folder

@@ -247,6 +247,24 @@ class TestCryoTigerInterpolate(BaseTest):
         png = writeConfidenceFigure(prot)
         self.assertGreater(os.path.getsize(png), 1000)
 
+    def test_film_time_aware_model_two_per_gap(self):
+        """A time-aware model (issue 13) makes 2 per gap (refused for midpoint-only
+        models): synthetic tilts at t = 1/3 and 2/3 with their doses."""
+        model = makeFilmTestModel(self.getOutputPath("film_model_ta"), timeAware=True)
+        self.assertTrue(self.newProtocol(ProtCryoTigerInterpolate, method=1, modelSource=3,
+                                         modelFolder=model).isTimeAwareModel())
+        prot, out = self._interpolate(self.protImport, method=1, modelSource=3, modelFolder=model,
+                                      tiltsPerGap=2, useGpu=False)
+        n = len(ANGLES)
+        tis = tiltImages(out.getFirstItem())
+        self.assertEqual(len(tis), 3 * n - 2)
+        syn = [ti for ti in tis if _synthetic(ti)]
+        self.assertEqual(len(syn), 2 * (n - 1))
+        a0, a1 = ANGLES[0], ANGLES[1]
+        self.assertAlmostEqual(syn[0].getTiltAngle(), a0 + (a1 - a0) / 3, places=3)
+        self.assertAlmostEqual(syn[1].getTiltAngle(), a0 + 2 * (a1 - a0) / 3, places=3)
+        self.assertTrue(all(0.0 < ti._cryotigerConfidence.get() <= 1.0 for ti in syn))
+
     def test_film_fitted_to_each_series_registers_the_fitted_model(self):
         """'Fit to each tilt series first (minutes)' (issue 12): the engine fits FILM on the
         series' usable tilts (the excluded view never), interpolates with it, and the fitted

@@ -27,6 +27,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("CRYOTIGER_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header  # noqa: E402
+
 CLI = os.path.join(os.path.dirname(sys.executable), "cryotiger")
 
 
@@ -124,6 +127,7 @@ def bench_real(work):
 
 
 def main():
+    print(header("Evaluation benchmark") + "\n")
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as work:
         bench_images()
         bench_detection()

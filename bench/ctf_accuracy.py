@@ -19,6 +19,9 @@ import numpy as np
 from scipy import ndimage
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from machine import header  # noqa: E402
 
 from cryotiger_scipion.engine import ctf  # noqa: E402
 from cryotiger_scipion.engine.simulate import (Acquisition, phantom_volume,  # noqa: E402
@@ -59,6 +62,7 @@ def main(argv=None):
     p.add_argument("--synthetic", action="store_true",
                    help="also the restore experiment: defocus of linear synthetic tilts")
     args = p.parse_args(argv)
+    print(header("CTF accuracy benchmark") + "\n")
     angles = np.arange(-60, 60 + 1e-6, args.step)
     rng = np.random.default_rng(args.seed)
     defocus = rng.uniform(20000, 40000, len(angles))          # 2..4 um underfocus, per tilt

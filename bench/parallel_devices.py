@@ -23,7 +23,9 @@ import time
 
 import numpy as np
 
-from cryotiger_scipion.engine.io import write_angles, write_stack
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header  # noqa: E402
+from cryotiger_scipion.engine.io import write_angles, write_stack  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -50,8 +52,7 @@ def main():
             write_angles(f"{d}/TS_{i}.tlt", np.linspace(-60, 60, 41))
             lines.append(f"interpolate --input {d}/TS_{i}.mrc --angles {d}/TS_{i}.tlt "
                          f"--output {d}/out_SLOTS/TS_{i}.mrc --method linear --quiet")
-        print(f"CPU: {cpu_model()}, {cores} cores usable, load average {os.getloadavg()[0]:.1f} "
-              "at start (machine shared with other jobs)")
+        print(header("Several devices benchmark"))
         print(f"tasks: {args.series} x cryotiger interpolate --method linear, 41 tilts {args.size}^2\n")
         print("| slots (GPUs x procs) | wall time (s) | speed-up vs 1 slot | limit here min(slots, cores) |")
         print("|---|---|---|---|")

@@ -36,7 +36,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 SHARED = os.environ.get("CRYOTIGER_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from machine import copy_bandwidth, header  # noqa: E402
 from cryotiger_scipion.engine import reconstruct as R  # noqa: E402
 from cryotiger_scipion.engine.simulate import (Acquisition, load_volume,  # noqa: E402
                                                simulate_tilt_series)
@@ -133,13 +135,18 @@ def section_astra(vols, angles):
         have_astra = False
         print(f"(astra-toolbox not importable: {exc})")
     nova = bool(os.environ.get("CRYOTIGER_NOVACTF_BIN"))
-    print("| volume (z, y, x) | built-in s | built-in cc | astra s | astra cc | cc(built-in, astra) |"
-          + (" novaCTF s | novaCTF cc |" if nova else ""))
-    print("|---|---|---|---|---|---|" + ("---|---|" if nova else ""))
+    print("Memory bound: back-projection reads and writes the volume once per tilt; 'GB/s' counts "
+          "2 x volume bytes x tilts / time, against a numpy copy of the volume's size measured now.\n")
+    print("| volume (z, y, x) | built-in s | built-in GB/s | numpy copy GB/s | % of copy | built-in cc "
+          "| astra s | astra cc | cc(built-in, astra) |" + (" novaCTF s | novaCTF cc |" if nova else ""))
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if nova else ""))
     for name, (vol, px) in vols.items():
         ts = simulate_tilt_series(vol, angles, Acquisition(pixel_size=px))
         ours, t_ours = timed(lambda: R.reconstruct(ts, angles, vol.shape[0], px, radial=(0.5, 0.0))[0])
-        row = f"| {name} {vol.shape} | {t_ours:.2f} | {cc(ours, -vol):.3f} |"
+        moved = 2 * 4 * vol.size * len(angles)
+        bw = copy_bandwidth(4 * vol.size)
+        row = (f"| {name} {vol.shape} | {t_ours:.2f} | {moved / t_ours / 1e9:.1f} | {bw:.1f} | "
+               f"{100 * moved / t_ours / 1e9 / bw:.0f}% | {cc(ours, -vol):.3f} |")
         if have_astra:
             ref, t_ref = timed(astra_fbp, ts, angles, vol.shape[0])
             row += f" {t_ref:.2f} | {cc(ref, -vol):.3f} | {cc(ours, ref):.3f} |"
@@ -283,6 +290,7 @@ def main():
     args = p.parse_args()
     if not os.path.isdir(SHARED):
         sys.exit(f"{SHARED} is absent; set CRYOTIGER_SHARED_DATA")
+    print(header("Reconstruction benchmark"))
     vols = volumes(args.quick)
     angles = np.arange(-60, 60.1, 2.0)
     t0 = time.time()

@@ -38,6 +38,7 @@ from scipy import ndimage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
 if not os.path.isdir(DATA):
     DATA = "/work/shared/data"
@@ -246,6 +247,10 @@ def main(argv=None) -> int:
              "",
              "| series | tilts | linear PSNR (dB) | FILM PSNR (dB) | linear SSIM | FILM SSIM |",
              "|---|---|---|---|---|---|"]
+    from machine import header, matmul_peak
+    lines[:0] = [header("Training benchmark " + os.path.basename(__file__), tensorflow=True),
+                 f"float32 matmul peak measured at the end of this run: {matmul_peak('float32'):.0f} GFLOP/s "
+                 "(the limit of training steps; on a shared machine it shows what was left)", ""]
     agg = {"lp": [], "fp": [], "ls": [], "fs": []}
     per_tilt = {"lp": [], "fp": [], "ls": [], "fs": []}
     for name, m in rows:

@@ -1,28 +1,42 @@
 #!/usr/bin/env python
-"""FILM inference benchmark (issue 3): per-pair time, peak memory and achieved GFLOP/s.
+"""FILM inference benchmark (issues 3 and 17): speed against the machine's
+matmul peak measured in the same run, precision error against the tilts'
+own variation, tiled vs whole rate, linear interpolation against memory
+bandwidth, and a GPU mode.
 
-Prints a markdown table: one row per image size (256, 512, 1024 whole; 2048
-and 4096 tiled under a --max-memory budget), on the CPU, with the published
-configuration (34,436,667 parameters, random weights: timing does not depend
-on the weights).  Achieved GFLOP/s counts 4.2 MFLOP per OUTPUT pixel (so tile
-overlaps and padding count as overhead), next to the machine's float32
-matrix-multiply peak measured with TensorFlow (2048^3/4096^3 matmuls, best of 6).
-Also: bfloat16 speed and error at 512 (CPUs with AVX512-BF16/AMX), and linear
-interpolation throughput for comparison.
+Printed in one run (markdown):
 
-Each size runs in its own process, so the peak memory (max RSS) is that of one
-pair at that size, including TensorFlow and the weights.
+1. the machine (CPU model, flags, usable threads, load average, TensorFlow
+   version) and the matrix-multiply peak of float32 and of the reduced
+   precision (bfloat16 on CPU, float16 on GPU), measured now;
+2. per model and precision: seconds per pair at --size, GFLOP/s (published
+   configuration: 4.2 MFLOP per output pixel) and its ratio to the float32
+   peak, speed-up over float32, and the ERROR against float32 on pairs of a
+   tilt series re-projected from a real tomogram (../shared/data cylindra
+   14pf_MT, tilts i and i+2 of a 2-degree series -> the middle one),
+   relative to the std of the difference between neighbouring tilts of that
+   series (noise-free, so stricter than the noise of real tilts); the
+   precision ``--precision auto`` picks is marked;
+3. tiled vs whole: the same pair run whole and in tiles with the default
+   overlap: rate ratio and max |difference| / output range;
+4. linear interpolation: time per pair and GB/s against a numpy copy of the
+   same size (read two images, write one);
+5. ``--gpu``: float16 + XLA, batches of pairs, 2048x2048: pairs/s and the
+   time of 60 pairs (one 61-tilt series).
 
-    nice python bench/film_inference.py [--sizes 256,512] [--max-memory 6] [--repeats 3]
+Models: ``--model DIR`` (a published model folder; default: the published
+configuration initialised randomly, and the table says so) and
+``--trained-model DIR`` (a model trained by ``cryotiger train``; default: the
+shipped starter model cryotiger_scipion/models/film_starter, when present).
+On a shared machine the absolute times are upper bounds: quote the ratios.
+
+    nice .venv-engine/bin/python bench/film_inference.py --trained-model M [--size 256] [--repeats 2]
+    .venv-engine/bin/python bench/film_inference.py --gpu [--model DIR] [--pairs 60]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import resource
-import subprocess
 import sys
 import time
 
@@ -30,14 +44,18 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-FLOP_PER_PIXEL = 4.2e6
-TILED_FROM = 2048
+from machine import copy_bandwidth, header, matmul_peak  # noqa: E402
+
+FLOP_PER_PIXEL = 4.2e6          # published configuration, per output pixel
+STARTER = os.path.join(ROOT, "cryotiger_scipion", "models", "film_starter")
+SHARED = os.environ.get("CRYOTIGER_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
 
 
 def test_pair(size: int, seed: int = 0):
-    """A smooth random image and a copy shifted by 3 pixels (float32, mean ~0)."""
+    """A smooth random image and a copy shifted by 3 pixels (float32)."""
     from scipy.ndimage import gaussian_filter
     rng = np.random.default_rng(seed)
     a = gaussian_filter(rng.normal(0, 1, (size, size)).astype(np.float32), 2)
@@ -45,139 +63,242 @@ def test_pair(size: int, seed: int = 0):
     return a, np.roll(a, 3, axis=1)
 
 
-def peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+def reprojected_series(step: float = 2.0, span: float = 10.0):
+    """Tilts (n, 136, 84) float32 of the real 14pf_MT tomogram crop, -span..span
+    every ``step`` degrees (no CTF, no noise), and the std of the difference of
+    neighbouring tilts (mean over the series)."""
+    from cryotiger_scipion.engine.simulate import load_volume, project
+    vol, _ = load_volume(os.path.join(SHARED, "cylindra_mt", "14pf_MT.tif"))
+    vol = np.pad(vol.max() - vol, ((10, 10), (0, 0), (0, 0)))
+    tilts = np.stack([project(vol, a) for a in np.arange(-span, span + step / 2, step)])
+    diff = float(np.mean([np.std(tilts[i + 1] - tilts[i]) for i in range(len(tilts) - 1)]))
+    return tilts, diff
 
 
-def child(args) -> dict:
-    """One size in this process; prints one JSON line."""
-    from cryotiger_scipion.engine.film.config import FilmConfig
-    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
-    from cryotiger_scipion.engine.film.network import FilmNet
-
-    size = args.child
-    net = FilmNet(FilmConfig.published(), seed=0)
-    tiled = size >= args.tiled_from
-    kw = dict(max_memory=args.max_memory) if tiled else dict(tile_size=-(-size // 64) * 64, tile_overlap=0)
-    fi = FilmInterpolator(net, precision=args.precision, **kw)
-    a, b = test_pair(size)
-    if tiled:  # warm up (trace) on one tile of the shape the grid will use
-        from cryotiger_scipion.engine.film.tiling import TileGrid
-        p = -(-size // 64) * 64
-        th, tw = TileGrid(p, p, fi.tile_size, fi.tile_overlap).shape
-        warm = (a[:th, :tw], b[:th, :tw])
-    else:
-        warm = (a, b)
-    fi.interpolate_gaps([(warm[0], warm[1], [0.5])])          # trace + first run
-    times = []
-    out = None
-    for _ in range(1 if tiled else (args.repeats if size <= 512 else min(2, args.repeats))):
-        t0 = time.perf_counter()
-        out = fi.interpolate_gaps([(a, b, [0.5])])[0][0]
-        times.append(time.perf_counter() - t0)
-    from cryotiger_scipion.engine.film.tiling import TileGrid
-    p = -(-size // 64) * 64
-    grid = TileGrid(p, p, fi.tile_size, fi.tile_overlap)
-    res = {"size": size, "tiled": tiled, "tile": grid.shape[0], "overlap": fi.tile_overlap, "tiles": len(grid),
-           "time": min(times), "peak_gib": peak_gib(), "traces": fi.trace_count,
-           "precision": fi.precision}
-    if args.compare_float32 and args.precision != "float32":
-        ref = FilmInterpolator(net, tile_size=fi.tile_size, tile_overlap=fi.tile_overlap)
-        r = ref.interpolate_gaps([(a, b, [0.5])])[0][0]
-        scale = float(np.percentile(np.concatenate([a, b]), 99.5) - np.percentile(np.concatenate([a, b]), 0.5))
-        res["err_max"] = float(np.abs(out - r).max()) / scale      # in [0,1] network units
-        res["err_mean"] = float(np.abs(out - r).mean()) / scale
-        res["err_vs_std"] = float(np.abs(out - r).mean() / r.std())
-    return res
-
-
-def matmul_peak(dtype_name: str, sizes=(2048, 4096), repeats: int = 6) -> float:
-    """Best GFLOP/s of square TensorFlow matmuls (best of ``repeats`` per size)."""
-    import tensorflow as tf
-    dt = getattr(tf, dtype_name)
-    f = tf.function(lambda x: tf.linalg.matmul(x, x))
-    best_rate = 0.0
-    for n in sizes:
-        m = tf.cast(tf.random.uniform((n, n)), dt)
-        f(m).numpy()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            f(m).numpy()
-            best_rate = max(best_rate, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
-    return best_rate
-
-
-def linear_throughput(size: int, repeats: int = 5) -> float:
-    from cryotiger_scipion.engine.interpolate import LinearInterpolator
-    a, b = test_pair(size)
-    li = LinearInterpolator()
+def timed(fi, gaps, repeats: int) -> float:
+    fi.interpolate_gaps(gaps)                       # trace + first run
     best = np.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
-        li.interpolate_gaps([(a, b, [0.5])])
+        fi.interpolate_gaps(gaps)
         best = min(best, time.perf_counter() - t0)
-    return best
+    return best / len(gaps)
 
 
-def run_child(size: int, args, precision: str = "float32", compare: bool = False) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", str(size), "--max-memory", str(args.max_memory),
-           "--repeats", str(args.repeats), "--precision", precision, "--tiled-from", str(args.tiled_from)]
-    if compare:
-        cmd.append("--compare-float32")
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
-    if r.returncode != 0 or not lines:
-        return {"size": size, "error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(lines[-1])
+def load_models(args):
+    from cryotiger_scipion.engine.film.config import FilmConfig
+    from cryotiger_scipion.engine.film.network import FilmNet
+    models = []
+    if args.model:
+        models.append((f"published ({args.model})", args.model, True))
+    else:
+        models.append(("published configuration, RANDOM weights", FilmNet(FilmConfig.published(), seed=0), True))
+    if args.trained_model:
+        models.append((f"trained by cryotiger train ({os.path.basename(args.trained_model.rstrip('/'))})",
+                       args.trained_model, False))
+    return models
+
+
+def precision_rows(args, models, peaks, device):
+    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.precision import ERROR_BOUND, auto_precision
+    reduced = "mixed" if device == "gpu" else "bfloat16"
+    tilts, diff = reprojected_series()
+    gaps = [(tilts[i], tilts[i + 2], [0.5]) for i in range(0, len(tilts) - 2, 3)]
+    a, b = test_pair(args.size)
+    print(f"\nError reference: {len(tilts)} tilts -10..10 every 2 degrees re-projected from 14pf_MT "
+          f"(136 x 84 px), std of the neighbouring-tilt difference {diff:.1f} (data units); "
+          f"{len(gaps)} pairs (i, i+2). Bound for a default precision: error std < "
+          f"{100 * ERROR_BOUND:g}% of it.\n")
+    print(f"| model | precision | per pair at {args.size}x{args.size} (s) | GFLOP/s | % of float32 matmul peak "
+          f"| % of its own matmul peak | speed vs float32 | error std / neighbour diff | max error / neighbour diff "
+          f"| accurate (< {100 * ERROR_BOUND:g}%) | auto |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, model, published in models:
+        ref_out, ref_time = None, None
+        for prec in ("float32", reduced):
+            fi = FilmInterpolator(model, tile_size=-(-args.size // 64) * 64, tile_overlap=0, precision=prec,
+                                  device=device, log=lambda m: None)
+            if fi.precision != prec:
+                print(f"| {label} | {prec} | (runs as {fi.precision}: {fi.fallback_warning or 'not native'}) "
+                      "| | | | | | | | |")
+                continue
+            t = timed(fi, [(a, b, [0.5])], args.repeats)
+            out = np.stack([o[0] for o in fi.interpolate_gaps(gaps)])
+            auto = auto_precision(device, fi.parameters())
+            if prec == "float32":
+                ref_out, ref_time = out, t
+                err_std = err_max = 0.0
+            else:
+                err_std = float(np.std(out - ref_out)) / diff
+                err_max = float(np.abs(out - ref_out).max()) / diff
+            if published:
+                gf = FLOP_PER_PIXEL * args.size ** 2 / t / 1e9
+                own = peaks.get(prec)
+                rates = (f"{gf:.0f} | {100 * gf / peaks['float32']:.0f}% | "
+                         f"{f'{100 * gf / own:.0f}%' if own else '-'}")
+            else:
+                rates = "- | - | -"
+            print(f"| {label} | {prec} | {t:.3f} | {rates} | {ref_time / t:.2f}x | {100 * err_std:.2f}% | "
+                  f"{100 * err_max:.2f}% | {'yes' if err_std < ERROR_BOUND else 'NO'} | "
+                  f"{'<- auto' if auto == prec else ''} |")
+
+
+def context_rows(args, models, device):
+    """How far the network's output moves when the input changes at one spot."""
+    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.tiling import network_context
+    size = 256
+    a, _ = test_pair(size, seed=2)
+    a = (a - a.min()) / np.ptp(a)
+    b = np.roll(a, 2, axis=1)
+    c = size // 2
+    a2, b2 = a.copy(), b.copy()
+    a2[c - 2:c + 2, c - 2:c + 2] += 3 * a.std()
+    b2[c - 2:c + 2, c - 2:c + 2] += 3 * a.std()
+    yy, xx = np.mgrid[:size, :size]
+    dist = np.maximum(np.abs(yy - c), np.abs(xx - c))
+    print(f"\nContext: a 4x4 spot raised by 3 SD in both (normalised) inputs of a {size}x{size} pair; "
+          "the farthest output pixel (Chebyshev distance from the spot) that moved by more than a "
+          "fraction of the output range, float32:\n")
+    print("| model | > 1e-2 (px) | > 1e-3 (px) | > 1e-4 (px) | max change at 64 px | context used by the tiling (px) |")
+    print("|---|---|---|---|---|---|")
+    for label, model, _ in models:
+        fi = FilmInterpolator(model, tile_size=size, tile_overlap=0, precision="float32", device=device,
+                              log=lambda m: None)
+        base = fi.midpoints([(a, b)])[0]
+        d = np.abs(fi.midpoints([(a2, b2)])[0] - base) / np.ptp(base)
+        reach = [int(dist[d > t].max()) if (d > t).any() else 0 for t in (1e-2, 1e-3, 1e-4)]
+        cfg = fi.model_info.get("config")
+        print(f"| {label} | {reach[0]} | {reach[1]} | {reach[2]} | {d[dist == 64].max():.1e} | "
+              f"{network_context(cfg) if cfg is not None else '-'} |")
+
+
+def tiled_rows(args, models, device):
+    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.tiling import TileGrid
+    a, b = test_pair(args.tiled_size, seed=1)
+    print(f"\nTiled vs whole at {args.tiled_size}x{args.tiled_size} (tiles of {args.tile}, default overlap "
+          "of the model); rate = output pixels per second, float32:\n")
+    print("| model | tiles | overlap (px) | pixels run / image pixels | whole (s) | tiled (s) | tiled rate / whole rate "
+          "| max abs(tiled - whole) / output range |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, model, published in models:
+        if published and not args.model:
+            print(f"| {label} | not run: with random weights the published network's output depends on the "
+                  "whole tile (--tiled-size 512 --tile 256 --model with such a network shows it), "
+                  "so its tiling can only be measured with trained published weights | | | | | | |")
+            continue
+        whole = FilmInterpolator(model, tile_size=args.tiled_size, tile_overlap=0, precision="float32",
+                                 device=device, log=lambda m: None)
+        tiled = FilmInterpolator(model, tile_size=args.tile, precision="float32", device=device,
+                                 log=lambda m: None)
+        tw = timed(whole, [(a, b, [0.5])], 1)
+        tt = timed(tiled, [(a, b, [0.5])], 1)
+        ow = whole.interpolate_gaps([(a, b, [0.5])])[0][0]
+        ot = tiled.interpolate_gaps([(a, b, [0.5])])[0][0]
+        grid = TileGrid(args.tiled_size, args.tiled_size, tiled.tile_size, tiled.tile_overlap)
+        cover = len(grid) * grid.tile_h * grid.tile_w / args.tiled_size ** 2
+        print(f"| {label} | {len(grid)} x {grid.tile_h} | {tiled.tile_overlap} | {cover:.2f} | {tw:.2f} | {tt:.2f} | "
+              f"{100 * tw / tt:.0f}% | {np.abs(ot - ow).max() / np.ptp(ow):.1e} |")
+
+
+def linear_rows():
+    from cryotiger_scipion.engine.interpolate import LinearInterpolator
+    print("\n| linear interpolation | per pair (s) | GB/s (read 2 + write 1 image) | numpy copy of the same bytes (GB/s) "
+          "| % of copy bandwidth |")
+    print("|---|---|---|---|---|")
+    li = LinearInterpolator()
+    for s in (512, 2048):
+        a, b = test_pair(s)
+        li.interpolate_gaps([(a, b, [0.5])])
+        best = np.inf
+        for _ in range(5):
+            t0 = time.perf_counter()
+            li.interpolate_gaps([(a, b, [0.5])])
+            best = min(best, time.perf_counter() - t0)
+        moved = 3 * a.nbytes
+        rate = moved / best / 1e9
+        bw = copy_bandwidth(moved // 2)      # a copy of moved/2 bytes moves ``moved`` bytes
+        print(f"| {s}x{s} | {best:.4f} | {rate:.1f} | {bw:.1f} | {100 * rate / bw:.0f}% |")
+
+
+def gpu_mode(args):
+    import tensorflow as tf
+    from cryotiger_scipion.engine.film.config import FilmConfig
+    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.network import FilmNet
+    if not tf.config.list_physical_devices("GPU"):
+        print("\n--gpu: TensorFlow sees no GPU on this machine; nothing measured.")
+        return 1
+    model = args.model or FilmNet(FilmConfig.published(), seed=0)
+    fi = FilmInterpolator(model, device="gpu", precision=args.gpu_precision, batch_size=args.batch_size,
+                          log=lambda m: None)
+    a, b = test_pair(2048)
+    gaps = [(a, np.roll(b, k, axis=0), [0.5]) for k in range(args.pairs)]
+    t0 = time.perf_counter()
+    fi.interpolate_gaps(gaps[:fi.batch_size])             # trace (XLA compile) + first batch
+    t_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for s in range(0, len(gaps), fi.batch_size):
+        fi.interpolate_gaps(gaps[s:s + fi.batch_size])
+    t = time.perf_counter() - t0
+    gf = FLOP_PER_PIXEL * 2048 ** 2 * len(gaps) / t / 1e9
+    print(f"\nGPU: {tf.config.experimental.get_device_details(tf.config.list_physical_devices('GPU')[0])}")
+    print(f"| model | precision | XLA | batch | tile | traces | first batch incl. compile (s) | {args.pairs} pairs "
+          f"2048x2048 (s) | pairs/s | GFLOP/s | % of float16 matmul peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    peak = matmul_peak("float16", sizes=(4096, 8192), device="/GPU:0")
+    print(f"| {'published' if args.model else 'published configuration, random weights'} | {fi.precision} | "
+          f"{fi.jit_compile} | {fi.batch_size} | {fi.tile_size}/{fi.tile_overlap} | {fi.trace_count} | "
+          f"{t_first:.1f} | {t:.1f} | {len(gaps) / t:.2f} | {gf:.0f} | {100 * gf / peak:.0f}% |")
+    print(f"goal: 60 pairs in under 15 s on one H100 -> {'met' if t * 60 / len(gaps) < 15 else 'NOT met'} "
+          f"({t * 60 / len(gaps):.1f} s for 60)")
+    return 0
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="256,512,1024,2048,4096", help="image edges, comma separated")
-    p.add_argument("--max-memory", type=float, default=6.0, help="GiB budget for the tiled sizes")
-    p.add_argument("--tiled-from", type=int, default=TILED_FROM, help="sizes >= this run tiled")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per untiled size (best is kept)")
-    p.add_argument("--bf16-size", type=int, default=512, help="size of the bfloat16 row (0: none)")
-    p.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
-    p.add_argument("--compare-float32", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--model", default=None, help="published model folder (default: the published "
+                   "configuration with random weights)")
+    p.add_argument("--trained-model", default=STARTER if os.path.isdir(STARTER) else None,
+                   help="a model trained by cryotiger train (default: the shipped starter model)")
+    p.add_argument("--size", type=int, default=256, help="edge of the timed pair (whole image)")
+    p.add_argument("--repeats", type=int, default=2, help="timed runs (best kept)")
+    p.add_argument("--tiled-size", type=int, default=2048, help="edge of the tiled-vs-whole pair (0: skip)")
+    p.add_argument("--tile", type=int, default=768, help="tile edge for the tiled run (768: what "
+                   "--max-memory 6 gives the published network on CPU)")
+    p.add_argument("--sections", default="precision,context,tiled,linear",
+                   help="which tables (comma separated)")
+    p.add_argument("--gpu", action="store_true", help="GPU mode: 2048x2048 pairs, float16 + XLA")
+    p.add_argument("--pairs", type=int, default=60, help="pairs in the GPU run")
+    p.add_argument("--batch-size", type=int, default=4, help="pairs per GPU call")
+    p.add_argument("--gpu-precision", default="auto")
     args = p.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(args)))
-        return 0
 
     import tensorflow as tf
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    print(f"# FILM inference benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs "
-          f"(affinity {len(os.sched_getaffinity(0))}), TensorFlow {tf.__version__}, "
-          f"GPUs: {len(tf.config.list_physical_devices('GPU'))}")
-    peak32 = matmul_peak("float32")
-    peak16 = matmul_peak("bfloat16")
-    print(f"matmul peak (2048^3 and 4096^3, best of 6 each): float32 {peak32:.0f} GFLOP/s, bfloat16 {peak16:.0f} GFLOP/s\n")
-    rows = [run_child(s, args) for s in sizes]
-    if args.bf16_size:
-        rows.append(run_child(args.bf16_size, args, precision="bfloat16", compare=True))
-    print("| size | mode | precision | per pair (s) | peak memory (GiB) | GFLOP/s | % of f32 matmul peak | traces |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['size']} | failed: {r['error']} | | | | | | |")
-            continue
-        gf = FLOP_PER_PIXEL * r["size"] ** 2 / r["time"] / 1e9
-        mode = f"{r['tiles']} tiles {r['tile']}/{r['overlap']}" if r["tiled"] else "whole"
-        print(f"| {r['size']}x{r['size']} | {mode} | {r['precision']} | {r['time']:.2f} | {r['peak_gib']:.2f} | "
-              f"{gf:.0f} | {100 * gf / peak32:.0f}% | {r['traces']} |")
-    for r in rows:
-        if "err_max" in r:
-            print(f"\nbfloat16 vs float32 at {r['size']}x{r['size']} (random weights): max |diff| "
-                  f"{r['err_max']:.2e}, mean |diff| {r['err_mean']:.2e} of the [0,1] input range; "
-                  f"mean |diff| / output std {r['err_vs_std']:.2e}")
-    print("\n| linear interpolation | per pair (s) | pairs/s | Mpixel/s |")
-    print("|---|---|---|---|")
-    for s in (512, 4096):
-        t = linear_throughput(s)
-        print(f"| {s}x{s} | {t:.4f} | {1 / t:.0f} | {s * s / t / 1e6:.0f} |")
+    device = "gpu" if args.gpu else "cpu"
+    print(header("FILM inference benchmark", tensorflow=True))
+    if args.gpu:
+        return gpu_mode(args)
+    from cryotiger_scipion.engine.film.precision import cpu_has_bf16
+    with tf.device("/CPU:0"):
+        peaks = {"float32": matmul_peak("float32")}
+        if cpu_has_bf16():
+            peaks["bfloat16"] = matmul_peak("bfloat16")
+    print("matmul peak now (1024^3 and 2048^3, best of 4): "
+          + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items())
+          + ("" if cpu_has_bf16() else " (no AVX512-BF16/AMX: bfloat16 is emulated, not measured)"))
+    models = load_models(args)
+    sections = args.sections.split(",")
+    if "precision" in sections:
+        precision_rows(args, models, peaks, device)
+    if "context" in sections:
+        context_rows(args, models, device)
+    if args.tiled_size and "tiled" in sections:
+        tiled_rows(args, models, device)
+    if "linear" in sections:
+        linear_rows()
     return 0
 
 

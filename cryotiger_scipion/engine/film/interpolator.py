@@ -40,7 +40,8 @@ from .. import InputError
 from ..interpolate import FILM, Interpolator
 from .config import PAD_MULTIPLE
 from .normalization import ROBUST_PERCENTILES, normalize_pair, pair_range  # noqa: F401
-from .tiling import TileGrid, check_tiling, default_overlap, tile_size_for_memory
+from .precision import auto_precision
+from .tiling import TileGrid, check_tiling, default_overlap, network_context, tile_size_for_memory
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 PER_GAP_ALLOWED = (1, 3, 7)
@@ -146,8 +147,14 @@ class FilmInterpolator(Interpolator):
     batch_size: tiles per network call (and pairs per driver call); default 1 on
         CPU, 4 on GPU.
     normalization: 'robust' or 'notebook'; stack_range: (min, max) for 'notebook'.
-    precision: 'auto' (float16 mixed on GPU, float32 on CPU), 'float32', 'mixed'
-        (float16, GPU only), 'bfloat16' (CPUs with AVX512-BF16/AMX or GPU).
+    precision: 'auto' (default: the fastest precision measured accurate on the
+        device, see ``precision.auto_precision``: float16 mixed + XLA on GPU;
+        bfloat16 for the published-size network on CPUs with AVX512-BF16/AMX;
+        float32 otherwise), 'float32', 'mixed' (float16, GPU only), 'bfloat16'
+        (CPUs with AVX512-BF16/AMX or GPU).
+    tile_overlap default: from the network's measured context
+        (``tiling.network_context``: 128 pixels for the configurations trained
+        by ``cryotiger train``), else a quarter of the tile (published).
     jit_compile: XLA; default on GPU only (slower on CPU, measured).
     """
     name = FILM
@@ -186,8 +193,9 @@ class FilmInterpolator(Interpolator):
         #: the image at any fraction t; the others make midpoints only.
         self.time_aware = bool(self.net is not None and cfg is not None and cfg.time_conditioning)
         on_gpu = device == "gpu"
+        self.precision_requested = precision
         if precision == "auto":
-            precision = "mixed" if on_gpu else "float32"
+            precision = auto_precision(device, self.parameters() if self.net is not None else 0)
         #: None, or the warning that the model runs as an opaque SavedModel (a
         #: layout the import does not know): commands repeat it in their summary.
         self.fallback_warning = None
@@ -226,7 +234,8 @@ class FilmInterpolator(Interpolator):
                     f"({exc}); free memory, or give --tile-size 256 and --batch-size 1") from None
         tile_size = int(tile_size)
         if tile_overlap is None:
-            tile_overlap = default_overlap(tile_size)
+            cfg = self.model_info.get("config") if self.net is not None else None
+            tile_overlap = default_overlap(tile_size, context=network_context(cfg))
         tile_overlap = int(tile_overlap)
         check_tiling(tile_size, tile_overlap)
         self.tile_size, self.tile_overlap, self.max_memory = tile_size, tile_overlap, max_memory
@@ -429,5 +438,6 @@ class FilmInterpolator(Interpolator):
                 "tile_overlap": self.tile_overlap, "max_memory_gib": self.max_memory,
                 "device": self.device, "batch_size": self.batch_size,
                 "normalization": self.normalization, "precision": self.precision,
+                "precision_requested": self.precision_requested,
                 "jit_compile": self.jit_compile, "native": self.net is not None,
                 "time_aware": self.time_aware, "warning": self.fallback_warning}

@@ -10,13 +10,15 @@ its error stays below 1 % of that difference:
 
 * CPU with AVX512-BF16 or AMX (``avx512_bf16`` / ``amx_bf16`` in
   /proc/cpuinfo), published-size network (>= ``LARGE_NETWORK`` parameters):
-  bfloat16.  Measured: 2.8x faster than float32, error 0.64 % (std) of the
-  neighbouring-tilt difference (published configuration, random weights: no
-  published weights here).
+  bfloat16.  Measured: error 0.64 % (std) of the neighbouring-tilt
+  difference (published configuration, random weights: no published weights
+  here); 1.1x to 2.7x faster than float32 on a 2-core AVX512-BF16 EPYC shared
+  with other jobs (the speed-up depended on the load).
 * CPU, small networks (the ``small`` / fit configurations trained by
-  ``cryotiger train``): float32.  bfloat16 was not faster (0.12 s vs 0.11 s per
-  pair) and its error was 1.6 % of the neighbouring-tilt difference (a model
-  trained by the product), above the bound.
+  ``cryotiger train``): float32.  The error of bfloat16 was 1.6 % of the
+  neighbouring-tilt difference (the shipped starter model, trained by the
+  product), above the bound; it was not reliably faster either (0.72x and
+  1.47x float32's speed in two runs on the shared machine).
 * CPU without BF16 instructions: float32 (TensorFlow emulates bfloat16 there,
   which is slower than float32).
 * GPU: 'mixed' (float16 compute, XLA).  NOT measured on a GPU (none was lent);

@@ -9,11 +9,21 @@ from __future__ import annotations
 from . import InputError
 
 
+#: Options naming a file or folder; an empty value is refused by :func:`preflight`.
+PATH_OPTIONS = ("input", "angles", "mdoc", "output", "xf", "acquisition_json", "model", "report",
+                "plot", "ctf", "plan", "exclude_synthetic", "record", "init", "database",
+                "workdir", "work_dir", "volume", "gctf", "novactf",
+                "log_dir")
+
+
 def preflight(args) -> None:
     """Check the options every command shares, if the command has them:
 
     * ``--pixel-size``: a finite number > 0 (Angstrom); NaN, inf, 0 and
       negative values are refused (leave the option out to use the header).
+    * path options (:data:`PATH_OPTIONS`): an empty value ('', e.g. from an
+      unset shell variable) is refused instead of read as "left out" or as
+      the current folder.
     * ``--exclude``: view lists as :func:`engine.interpolate.parse_view_list`
       reads them (one string, or a list of them for ``train``).
     * every other number option (``type=float``): NaN and inf are refused
@@ -24,6 +34,12 @@ def preflight(args) -> None:
     import math
     from .io import check_pixel_size_option
     check_pixel_size_option(getattr(args, "pixel_size", None))
+    for name in PATH_OPTIONS:           # '' (an unset shell variable) is not "left out"
+        value = getattr(args, name, None)
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(v, str) and not v.strip():
+                raise InputError(f"--{name.replace('_', '-')} '{v}': an empty path; give a file "
+                                 "or folder name, or leave the option out")
     for name, value in sorted(vars(args).items()):
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"--{name.replace('_', '-')} {value}: give a finite number")

@@ -343,6 +343,13 @@ for key, value in (("ExposureDose", "nan"), ("ExposureDose", "-3"), ("ExposureDo
 rows("C13mdocdupz", ("interpolate",),
      build_file("ts.mdoc", mdoc(ANGLES[:-1]) + b"[ZValue = 2]\nTiltAngle = 30\nExposureDose = 3\n"),
      ["--mdoc", "ts.mdoc"], fragment="ts.mdoc: section [ZValue = 2] appears more than once")
+# An empty path (an unset shell variable) is refused, never read as "left out" (--xf '' ran
+# without alignment) or as the current folder (--output '' for train = replace the folder).
+rows("Cemptyout", ("interpolate", "ctf", "reconstruct", "train"), plain, ["--output="],
+     fragment="--output '': an empty path")
+rows("Cemptyxf", ("interpolate", "reconstruct", "holdout"), plain, ["--xf="],
+     fragment="--xf '': an empty path")
+rows("Cemptyreport", ("holdout",), plain, ["--report="], fragment="--report '': an empty path")
 # simulate reads a volume through the same MRC reader.
 for case, build, frag in (("C05", build_volume(12, "i", 4), "MRC mode 4 holds complex"),
                           ("C10", build_volume(8, "i", -8), "broken MRC header: nz = -8"),

@@ -36,6 +36,8 @@ def preflight(args) -> None:
     check_pixel_size_option(getattr(args, "pixel_size", None))
     for name in PATH_OPTIONS:           # '' (an unset shell variable) is not "left out"
         value = getattr(args, name, None)
+        if isinstance(value, (list, tuple)) and name == "xf":
+            continue                    # train: --xf '' per --input = an aligned series (a contract)
         for v in (value if isinstance(value, (list, tuple)) else [value]):
             if isinstance(v, str) and not v.strip():
                 raise InputError(f"--{name.replace('_', '-')} '{v}': an empty path; give a file "

@@ -596,3 +596,18 @@ def test_featureless_tilts_are_marked_not_estimated(tmp_path, capsys):
     assert code == 2 and "tilt(s) 3, 6 (numbered from 1) as not estimated" in err
     code, _, err = run_cli(rec + ["--exclude", "3,6"], capsys)
     assert code == 0, err
+
+
+def test_train_keeps_its_empty_xf_placeholder_but_refuses_an_empty_output():
+    """train's --xf '' (one per --input: an aligned series) is a contract the
+    Scipion train protocol uses; an empty --output is refused like every empty path."""
+    from cryotiger_scipion.engine import InputError
+    from cryotiger_scipion.engine.inputs import preflight
+    parser = cli.build_parser()
+    ok = parser.parse_args(["train", "--input", "a.mrc", "--angles", "a.tlt", "--xf", "",
+                            "--input", "b.mrc", "--angles", "b.tlt", "--xf", "b.xf",
+                            "--output", "model"])
+    preflight(ok)                                   # no error
+    bad = parser.parse_args(["train", "--input", "a.mrc", "--angles", "a.tlt", "--output", ""])
+    with pytest.raises(InputError, match="--output '': an empty path"):
+        preflight(bad)

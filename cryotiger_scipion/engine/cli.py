@@ -106,6 +106,8 @@ def out_of_memory_cause(exc: BaseException):
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         text = str(exc)
+        if "No space left on device" in text or "Disk quota exceeded" in text:
+            return None     # TensorFlow reports a full disk as ResourceExhaustedError too
         if isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError" \
                 or "bad_alloc" in text or "OOM when allocating" in text:
             return exc

@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import re
 import secrets
 import shutil
@@ -264,6 +265,9 @@ class OutputSet:
         for path, role in self.files:
             if os.path.isdir(path):
                 raise InputError(f"{path} ({role}) is a folder; give a file name")
+            if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+                raise InputError(f"{path} ({role}) exists and is not a regular file (a device, FIFO "
+                                 "or socket): it would be replaced; choose another output name")
             folder = os.path.dirname(path)
             if folder in created:
                 continue
@@ -300,6 +304,8 @@ class OutputSet:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self in _ACTIVE:
             _ACTIVE.remove(self)
+        if isinstance(exc, OSError) and not exc.filename and self.files:
+            exc.filename = self.files[0][0]     # name the output, not the working folder
         try:
             if exc_type is None and not self.committed:
                 self.commit()

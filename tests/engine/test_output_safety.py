@@ -50,6 +50,8 @@ def snapshot(d):
                 out[rel] = "link->" + os.readlink(p)
             elif os.path.isdir(p):
                 out[rel] = "dir"
+            elif not os.path.isfile(p):
+                out[rel] = "special"            # a FIFO or device: never opened
             else:
                 out[rel] = hashlib.sha256(open(p, "rb").read()).hexdigest()
     return out
@@ -114,6 +116,15 @@ def _tasks(d):
 
 
 LIN = ["--method", "linear", "--quiet"]
+def _fifo(d):
+    os.mkfifo(d / "pipe")
+
+
+def _nonempty_folder(d):
+    (d / "m").mkdir()
+    (d / "m" / "notes.txt").write_text("not a model\n")
+
+
 ROWS = [
     # C01: IMOD layout, OUT.tlt beside --output TS.mrc is the input angle file
     ("C01", _imod, ["interpolate", "--input", "TS.st", "--angles", "TS.tlt", "--output", "TS.mrc"] + LIN,
@@ -175,6 +186,14 @@ ROWS = [
      2, "nowhere (of --output rec.mrc) does not exist"),
     ("missing-report-folder", None, ["holdout", "--input", "TS.mrc", "--angles", "TS.tlt", "--report",
                                      "nowhere/h.json"] + LIN, 2, "does not exist"),
+    # an existing output that is not a regular file (as root, --output /dev/null would replace it)
+    ("output-is-fifo", _fifo, ["ctf", "--input", "TS.mrc", "--angles", "TS.tlt", "--output", "pipe",
+                               "--quiet"], 2, "exists and is not a regular file"),
+    # refused before the database is built and the network trained, not at export
+    ("train-into-nonempty-folder", _nonempty_folder,
+     ["train", "--input", "TS.mrc", "--angles", "TS.tlt", "--output", "m", "--config", "small",
+      "--steps", "1", "--patch-size", "32", "--batch-size", "1", "--val-fraction", "0", "--quiet"],
+     2, "is not empty and holds no SavedModel"),
     ("model-init-output-file", None, ["model", "init", "--config", "small", "--output", "TS.tlt"],
      2, "exists and is not a folder"),
 ]
@@ -511,3 +530,37 @@ def test_film_under_a_memory_limit_says_out_of_memory(tmp_path):
     assert len(lines) == 1 and "out of memory" in lines[0] and "--tile-size" in lines[0], r.stderr
     assert "could not be loaded" not in lines[0]
     assert snapshot(tmp_path) == before
+
+
+def test_an_unnamed_disk_error_names_the_output(tmp_path):
+    """An OSError without a file name (e.g. ENOSPC from a JSON write) names the output
+    being written, not the working folder."""
+    import errno
+    from cryotiger_scipion.engine.outputs import OutputSet, os_error_line
+    out = str(tmp_path / "c.json")
+    with pytest.raises(OSError) as info:
+        with OutputSet("ctf", files=[(out, "--output")]):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    line = os_error_line(info.value)
+    assert f"no space left on device at {tmp_path}: cannot write {out}" in line
+    assert not os.listdir(tmp_path)
+
+
+def test_a_full_disk_reported_by_tensorflow_is_not_out_of_memory():
+    """TensorFlow raises ResourceExhaustedError for a full disk too: not 'out of memory'."""
+    from cryotiger_scipion.engine.cli import out_of_memory_cause
+
+    class ResourceExhaustedError(Exception):      # the name is what the CLI recognises
+        pass
+
+    disk = ResourceExhaustedError("db/train-0.tfrecord; No space left on device")
+    memory = ResourceExhaustedError("OOM when allocating tensor with shape[8,64,256,256]")
+    assert out_of_memory_cause(disk) is None
+    assert out_of_memory_cause(memory) is memory
+    try:
+        try:
+            raise disk
+        except ResourceExhaustedError as exc:
+            raise RuntimeError("training failed") from exc
+    except RuntimeError as chained:
+        assert out_of_memory_cause(chained) is None

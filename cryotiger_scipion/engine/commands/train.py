@@ -125,6 +125,8 @@ def output_set(args):
     --database, --config file, --vgg-weights)."""
     from ..outputs import OutputSet
     out = os.path.abspath(args.output)
+    from ..film.savedmodel import check_export_folder
+    check_export_folder(out, create_parent=False)   # before the database and the training, not after
     workdir = os.path.abspath(args.workdir or out.rstrip("/") + ".work")
     inputs = [(p, "--input") for p in args.input] + [(p, "--angles") for p in args.angles]
     inputs += [(p, "--xf") for p in (args.xf or []) if p]
@@ -180,6 +182,8 @@ def _run(args) -> int:
         if not os.path.exists(sp.stack):
             raise InputError(f"{sp.stack}: input stack not found")
     out = os.path.abspath(args.output)
+    from ..film.savedmodel import check_export_folder
+    check_export_folder(out, create_parent=False)   # before the database and the training, not after
     workdir = os.path.abspath(args.workdir or out.rstrip("/") + ".work")
     if args.restart and os.path.isdir(os.path.join(workdir, "checkpoints")):
         shutil.rmtree(os.path.join(workdir, "checkpoints"))

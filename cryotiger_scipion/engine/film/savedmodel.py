@@ -88,9 +88,10 @@ def _specs():
     return img, tf.TensorSpec([None, 1], tf.float32)
 
 
-def check_export_folder(output_dir: str) -> str:
+def check_export_folder(output_dir: str, create_parent: bool = True) -> str:
     """Absolute ``output_dir`` if a model may be written there (new, empty, or an
-    earlier SavedModel to replace); its parent is created.  InputError otherwise."""
+    earlier SavedModel to replace); with ``create_parent`` its parent is created.
+    InputError otherwise (also usable as a check before any work, without side effects)."""
     output_dir = os.path.abspath(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise InputError(f"{output_dir}: exists and is not a folder; choose another --output")
@@ -98,7 +99,8 @@ def check_export_folder(output_dir: str) -> str:
             not os.path.exists(os.path.join(output_dir, "saved_model.pb")):
         raise InputError(f"{output_dir}: folder exists, is not empty and holds no SavedModel; "
                          "choose a new or empty folder")
-    os.makedirs(os.path.dirname(output_dir), exist_ok=True)
+    if create_parent:
+        os.makedirs(os.path.dirname(output_dir), exist_ok=True)
     return output_dir
 
 

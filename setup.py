@@ -42,7 +42,7 @@ setup(
     packages=find_packages(include=["cryotiger_scipion", "cryotiger_scipion.*"]),
     include_package_data=True,
     package_data={"cryotiger_scipion": ["templates/*.json.template", "protocols.conf", "*.png",
-                                        # the starter model of --fit-minutes (1.6 MB; bench/make_starter.py)
+                                        # the starter model of --fit-minutes (1.6 MB, aligned; bench/make_starter.py)
                                         "models/film_starter/*.pb", "models/film_starter/*.json",
                                         "models/film_starter/variables/*"]},
     install_requires=ENGINE_REQUIRES + SCIPION_REQUIRES,

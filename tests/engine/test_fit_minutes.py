@@ -106,3 +106,37 @@ def test_without_model_the_fit_starts_from_the_starter_model(series, capsys, mon
     rec = json.load(open(folder / "S_fitted_film" / "cryotiger_fit.json"))
     assert rec["init"] == str(starter) and rec["parameters"] == 9355     # the starter's (small) network
     assert "from the starter model shipped with the plugin" in stdout
+
+
+def test_fit_from_the_shipped_starter_keeps_the_aligned_network(series, capsys):
+    """Issue 10 item 2 for the default deep path: a fit keeps its starting model's
+    configuration, so the shipped starter must be the aligned network (centred fusion
+    upsampling, symmetric flows, symmetry-averaged inference) and so must every model
+    fitted from it; identical inputs then come back unshifted.  (The starter shipped
+    before the fix was not aligned: a 1-minute fit from it moved case C20's identical
+    pair by (0.01, 0.14) px.)"""
+    from cryotiger_scipion.engine import fit
+    from cryotiger_scipion.engine.film.config import FilmConfig
+    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.savedmodel import read_config
+    from test_film_alignment import _texture, subpixel_shift
+    aligned = FilmConfig.from_json(fit.FIT_CONFIG).aligned()
+    assert os.path.isfile(os.path.join(fit.STARTER_DIR, "saved_model.pb")), "no starter model shipped"
+    assert read_config(fit.STARTER_DIR) == aligned
+    folder, _, _ = series
+    rc, stdout, err = run(capsys, "interpolate", "--input", folder / "TS.mrc", "--angles", folder / "TS.tlt",
+                          "--output", folder / "S.mrc", "--method", "film", "--fit-minutes", 0.1, "--quiet")
+    assert rc == 0, err
+    model = folder / "S_fitted_film"
+    rec = json.load(open(model / "cryotiger_fit.json"))
+    assert rec["init"] == fit.STARTER_DIR and "from the starter model shipped with the plugin" in stdout
+    assert FilmConfig.from_json(rec["config"]) == aligned
+    assert read_config(str(model)) == aligned
+    fi = FilmInterpolator(str(model))
+    assert fi.model_info["config"] == aligned
+    shifts = []
+    for seed in range(26, 30):     # 26: the image of case C20
+        a = (1.0 + 0.1 * _texture(seed)).astype(np.float32)
+        shifts.append(subpixel_shift(fi.interpolate_gaps([(a, a, [0.5])])[0][0], a))
+    shifts = np.array(shifts)
+    assert np.all(np.abs(shifts) < 0.1), shifts

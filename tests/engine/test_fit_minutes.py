@@ -139,4 +139,7 @@ def test_fit_from_the_shipped_starter_keeps_the_aligned_network(series, capsys):
         a = (1.0 + 0.1 * _texture(seed)).astype(np.float32)
         shifts.append(subpixel_shift(fi.interpolate_gaps([(a, a, [0.5])])[0][0], a))
     shifts = np.array(shifts)
-    assert np.all(np.abs(shifts) < 0.1), shifts
+    # film-sci's bound per image (test_film_alignment: the residual shift is image-dependent,
+    # up to ~0.14 px here), and no systematic shift: the mean over the textures ~0.02 px.
+    assert np.all(np.abs(shifts) < 0.25), shifts
+    assert np.all(np.abs(shifts.mean(axis=0)) < 0.1), shifts

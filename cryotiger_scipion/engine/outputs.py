@@ -208,6 +208,7 @@ class OutputSet:
                  input_folders: Sequence[Tuple[Optional[str], str]] = (),
                  folders: Sequence[Tuple[Optional[str], str, str]] = ()):
         self.command = command
+        self._spelled = [(p, r) for p, r in files if p]     # as given: 'out/' is checked as such
         self.files = [(os.path.abspath(p), r) for p, r in files if p]
         self.inputs = [(p, r) for p, r in inputs if p]
         self.input_folders = [(p, r) for p, r in input_folders if p]
@@ -224,6 +225,11 @@ class OutputSet:
         inputs = [_Input(p, r) for p, r in self.inputs] + \
                  [_Input(p, r, folder=True) for p, r in self.input_folders]
         outputs = list(self.files) + [(lock_name(p), f"lock file of {r}") for p, r in self.files]
+        # 0. a file name, not a folder spelling ('out/'), for the main output first
+        for path, role in self._spelled:
+            base = os.path.basename(path)
+            if path.endswith(("/", os.sep)) or base in ("", ".", ".."):
+                raise InputError(f"{path} ({role}) names a folder, not a file; give a file name")
         # 1. each output file against each input
         for path, role in outputs:
             for inp in inputs:

@@ -194,6 +194,8 @@ ROWS = [
      ["train", "--input", "TS.mrc", "--angles", "TS.tlt", "--output", "m", "--config", "small",
       "--steps", "1", "--patch-size", "32", "--batch-size", "1", "--val-fraction", "0", "--quiet"],
      2, "is not empty and holds no SavedModel"),
+    ("output-trailing-slash", None, ["interpolate", "--input", "TS.mrc", "--angles", "TS.tlt",
+                                     "--output", "out/"] + LIN, 2, "out/ (--output) names a folder, not a file"),
     ("model-init-output-file", None, ["model", "init", "--config", "small", "--output", "TS.tlt"],
      2, "exists and is not a folder"),
 ]

@@ -57,18 +57,83 @@ FILM = ["--method", "film", "--tile-size", "128", "--tile-overlap", "64", "--qui
 
 
 # -- the confidence definition ---------------------------------------------------------
-def test_confidence_is_one_where_warped_inputs_agree_within_noise_and_low_where_not():
-    rng = np.random.default_rng(3)
+def _noisy_pair(sigma=0.05, shape=(96, 96), seed=3):
+    rng = np.random.default_rng(seed)
+    a = 0.5 + rng.normal(0, sigma, shape).astype(np.float32)
+    b = 0.5 + rng.normal(0, sigma, shape).astype(np.float32)
+    return a, b
+
+
+def test_spread_confidence_is_exp_of_minus_spread_over_input_noise():
     sigma = 0.05
-    a = 0.5 + rng.normal(0, sigma, (96, 96)).astype(np.float32)
-    b = 0.5 + rng.normal(0, sigma, (96, 96)).astype(np.float32)
+    a, b = _noisy_pair(sigma)
+    spread = np.zeros((96, 96), np.float32)        # the four passes agree on the left
+    spread[:, 48:] = sigma                          # spread by the noise level on the right
+    spread[30:66, 78:] = 2 * sigma                  # twice the noise in a block
+    c = confidence_map(spread, a, b)                # kind='spread' is the default
+    assert c.shape == (96, 96) and c.dtype == np.float32
+    assert float(c.min()) > 0.0 and float(c.max()) <= 1.0
+    np.testing.assert_allclose(c[:, :30], 1.0, atol=1e-6)
+    # exp(-1) and exp(-2) within the noise estimate's accuracy (~3 %).
+    assert float(np.mean(c[:20, 56:70])) == pytest.approx(np.exp(-1.0), rel=0.04)
+    assert float(np.mean(c[40:56, 86:])) == pytest.approx(np.exp(-2.0), rel=0.08)
+
+
+def test_warped_confidence_is_one_where_warped_inputs_agree_within_noise_and_low_where_not():
+    sigma = 0.05
+    a, b = _noisy_pair(sigma)
     dis = np.abs(a - b)                            # noise only
     dis[30:60, 30:60] += 0.3                       # a region where the inputs disagree (6 sigma)
-    c = confidence_map(dis, a, b)
-    assert c.shape == (96, 96) and c.dtype == np.float32
+    c = confidence_map(dis, a, b, kind="warped")
     assert float(c.min()) > 0.0 and float(c.max()) <= 1.0
     assert float(np.mean(c[:20, :20])) > 0.9      # agree within the noise
     assert float(np.mean(c[38:52, 38:52])) < 0.05  # exp(-(1 + 0.3/(2 sigma/sqrt(pi)) - 1 - 1)) ~ 0.01
+    with pytest.raises(ValueError):
+        confidence_map(dis, a, b, kind="flow")
+
+
+def test_network_spread_is_the_std_of_the_four_symmetric_passes():
+    import tensorflow as tf
+
+    from cryotiger_scipion.engine.film.config import FilmConfig
+    from cryotiger_scipion.engine.film.network import FilmNet
+    rng = np.random.default_rng(5)
+    x0 = tf.constant(rng.random((1, 64, 64, 3), dtype=np.float32))
+    x1 = tf.constant(rng.random((1, 64, 64, 3), dtype=np.float32))
+    net = FilmNet(FilmConfig.small().aligned(), seed=3)
+    out = net(x0, x1, aux=True)
+    r = lambda t: t[:, ::-1, ::-1]  # noqa: E731
+    passes = np.stack([net.forward_once(x0, x1).numpy(), r(net.forward_once(r(x0), r(x1)).numpy()),
+                       net.forward_once(x1, x0).numpy(), r(net.forward_once(r(x1), r(x0)).numpy())])
+    np.testing.assert_allclose(out["image"].numpy(), passes.mean(0), atol=1e-5)
+    np.testing.assert_allclose(out["image_spread"].numpy(), passes.std(0), atol=1e-5)
+    assert float(out["image_spread"].numpy().max()) > 1e-4     # random weights: the passes differ
+
+
+def test_aligned_model_confidence_comes_from_the_pass_spread():
+    import tensorflow as tf
+    from scipy.ndimage import gaussian_filter
+
+    from cryotiger_scipion.engine.film.confidence import SMOOTH_SIGMA, noise_sigma
+    from cryotiger_scipion.engine.film.config import FilmConfig
+    from cryotiger_scipion.engine.film.interpolator import LUMA, FilmInterpolator
+    from cryotiger_scipion.engine.film.network import FilmNet
+    net = FilmNet(FilmConfig.small().aligned(), seed=3)
+    fi = FilmInterpolator(net, tile_size=64, tile_overlap=0, log=lambda m: None)
+    assert fi.uncertainty_kind == "spread"
+    a, b = _noisy_pair(0.05, (64, 64), seed=8)
+    _, confs = fi.interpolate_gaps_with_confidence([(a, b, [0.5])])
+    ua, ub, _, _ = fi._to_unit(a, b)
+    g = lambda u: tf.constant(np.repeat(u[None, ..., None], 3, -1).astype(np.float32))  # noqa: E731
+    spread = net(g(ua), g(ub), aux=True)["image_spread"].numpy()[0] @ LUMA
+    sigma = 0.5 * (noise_sigma(ua) + noise_sigma(ub))
+    expected = np.exp(-gaussian_filter(spread, SMOOTH_SIGMA) / sigma)
+    np.testing.assert_allclose(confs[0][0], expected, atol=2e-4)
+    assert float(confs[0][0].min()) < 0.999           # a random network's passes never agree exactly
+    # A model without the symmetric passes keeps the warped-input disagreement.
+    plain = FilmInterpolator(FilmNet(FilmConfig.small(), seed=3), tile_size=64, tile_overlap=0,
+                             log=lambda m: None)
+    assert plain.uncertainty_kind == "warped"
 
 
 # -- contract: OUT_confidence.mrc + confidence in OUT.json -----------------------------------

@@ -1,29 +1,34 @@
-"""Confidence maps of synthetic tilts (issue 13), from the network's own warps.
+"""Confidence maps of synthetic tilts (issue 13), from the network itself.
 
-FILM warps both inputs to the time t of the output with the flows it estimated
-(``x0_warped``, ``x1_warped``) before fusing them.  Where the flows are right
-and the content is visible in both inputs, the two warped images differ only
-by their noise; where motion is large, content is occluded or appears in one
-input only, or the flows are wrong, they disagree beyond the noise and the
-fused pixel is invented rather than interpolated.
+Aligned models (FilmConfig.average_symmetries, e.g. the shipped starter and
+models trained by ``cryotiger train``) make every image as the mean of four
+passes: (x0, x1), (x1, x0), and both rotated by 180 degrees.  Where the
+output is interpolated the four passes agree; where it is invented (large
+motion, occlusion, content in one input only, wrong flows) they disagree.  Their
+per-pixel spread ranks the real error best of the candidates measured
+(docs/benchmarks.md, "Time-aware FILM and confidence maps").
 
-Definition (documented in docs/film.md, "Confidence maps"):
+Definition (documented in docs/film.md, "Confidence maps"), kind 'spread':
 
-    d(x)   = | luma(x0_warped) - luma(x1_warped) |       (normalised units)
-    D(x)   = Gaussian mean of d over sigma = ``SMOOTH_SIGMA`` px
-    n      = 2 sigma_noise / sqrt(pi): the mean |difference| of two images that
-             differ only by independent Gaussian noise of std sigma_noise, with
-             sigma_noise the noise of the input pair (robust, from differences
-             of neighbouring pixels)
-    r(x)   = D(x) / n            (1: the inputs agree within their noise)
-    c(x)   = exp(-max(0, r(x) - 1))    in (0, 1]
+    s(x)   = std over the 4 passes of luma(pass(x))     (normalised units)
+    S(x)   = Gaussian mean of s over sigma = ``SMOOTH_SIGMA`` px
+    sigma  = the noise std of the input pair (robust, from differences of
+             neighbouring pixels, ``noise_sigma``), same units
+    c(x)   = exp(-S(x) / sigma)     in (0, 1]
 
-c = 1 where the warped inputs agree within the noise, 0.37 where they
-disagree by twice the noise level, 0.14 at three times.  Recursive midpoints
-(a midpoint-only model asked for 3 or 7 tilts per gap) multiply a frame's map
-by the smaller map of the two frames it was made from (real tilts: 1).  The
-per-tilt ``confidence`` recorded in OUT.json is the mean of the map.
-Real tilts have confidence 1.0 everywhere.
+c = 1 where the passes agree exactly, 0.37 where they spread by the inputs'
+noise level.  Models without the four passes (published layout) use kind
+'warped': the two inputs warped to t with the network's flows (``x0_warped``,
+``x1_warped``) differ only by noise where the flows are right:
+
+    d(x)   = | luma(x0_warped) - luma(x1_warped) |, D(x) its Gaussian mean
+    n      = 2 sigma / sqrt(pi): the mean |difference| of noise alone
+    c(x)   = exp(-max(0, D(x) / n - 1))    in (0, 1]
+
+Recursive midpoints (a midpoint-only model asked for 3 or 7 tilts per gap)
+multiply a frame's map by the smaller map of the two frames it was made from
+(real tilts: 1).  The per-tilt ``confidence`` recorded in OUT.json is the mean
+of the map.  Real tilts have confidence 1.0 everywhere.
 """
 from __future__ import annotations
 
@@ -46,17 +51,24 @@ def noise_sigma(img: np.ndarray) -> float:
     return max(1.4826 * mad / np.sqrt(2.0), 1e-6)
 
 
-def confidence_map(disagreement: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def confidence_map(uncertainty: np.ndarray, a: np.ndarray, b: np.ndarray, kind: str = "spread") -> np.ndarray:
     """Confidence (y, x) float32 in (0, 1] of a synthetic image.
 
-    disagreement: (y, x) |x0_warped - x1_warped| in the units of the
-        normalised inputs ``a`` and ``b`` (y, x) (those given to the network).
-    Returns exp(-max(0, D / n - 1)) (see the module doc for D and n).
+    uncertainty: (y, x) in the units of the normalised inputs ``a`` and ``b``
+        (y, x) (those given to the network): for ``kind='spread'`` the per-pixel
+        std of the four symmetric passes, for ``kind='warped'``
+        |x0_warped - x1_warped|.
+    Returns exp(-S / sigma) ('spread') or exp(-max(0, D / n - 1)) ('warped'),
+    see the module doc.  Raises ValueError for another kind.
     """
     from scipy.ndimage import gaussian_filter
+    if kind not in ("spread", "warped"):
+        raise ValueError(f"confidence kind {kind!r}: use 'spread' or 'warped'")
     sigma = 0.5 * (noise_sigma(a) + noise_sigma(b))
+    d = gaussian_filter(np.asarray(uncertainty, np.float32), SMOOTH_SIGMA, mode="reflect")
+    if kind == "spread":
+        return np.exp(-d / np.float32(sigma)).astype(np.float32)
     expected = 2.0 * sigma / np.sqrt(np.pi)
-    d = gaussian_filter(np.asarray(disagreement, np.float32), SMOOTH_SIGMA, mode="reflect")
     r = d / np.float32(expected)
     return np.exp(-np.maximum(r - 1.0, 0.0)).astype(np.float32)
 

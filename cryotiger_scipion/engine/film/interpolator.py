@@ -244,12 +244,18 @@ class FilmInterpolator(Interpolator):
         self._tf = tf
         self._device_name = "/GPU:0" if on_gpu else "/CPU:0"
         self._fn = tf.function(self._network_luma, jit_compile=self.jit_compile)
+        #: What the second channel of the network call measures (film/confidence.py):
+        #: 'spread' (aligned models averaging 4 symmetric passes) or 'warped'.
+        self.uncertainty_kind = "spread" if (self.net is not None and cfg is not None
+                                             and cfg.average_symmetries) else "warped"
 
     # -- compiled network call -------------------------------------------------------
     def _network_luma(self, grey0, grey1, time):
         """(B, th, tw) grey in [0, 1] x2 and (B,) times -> (B, th, tw, 2): luma of the
-        network output and |luma(x0_warped) - luma(x1_warped)| (the disagreement of
-        the two inputs warped to the output's time; see film/confidence.py)."""
+        network output and its uncertainty (film/confidence.py): the luma of the
+        per-pixel spread of the four symmetric passes for models that average them
+        (FilmConfig.average_symmetries), else |luma(x0_warped) - luma(x1_warped)|
+        (the disagreement of the two inputs warped to the output's time)."""
         self.trace_count += 1  # Python side effect: runs once per trace
         tf = self._tf
         x0 = tf.repeat(grey0[..., None], 3, axis=-1)
@@ -261,7 +267,9 @@ class FilmInterpolator(Interpolator):
             out = self._saved({"x0": x0, "x1": x1, "time": tf.fill([tf.shape(x0)[0], 1], 0.5)},
                               training=False)
         rgb = out["image"]
-        if "x0_warped" in out and "x1_warped" in out:
+        if "image_spread" in out:   # aligned models: spread of the 4 symmetric passes
+            dis = tf.tensordot(tf.cast(out["image_spread"], tf.float32), luma, axes=[[3], [0]])
+        elif "x0_warped" in out and "x1_warped" in out:
             w0 = tf.tensordot(tf.cast(out["x0_warped"], tf.float32), luma, axes=[[3], [0]])
             w1 = tf.tensordot(tf.cast(out["x1_warped"], tf.float32), luma, axes=[[3], [0]])
             dis = tf.abs(w0 - w1)
@@ -297,8 +305,9 @@ class FilmInterpolator(Interpolator):
     def frames(self, pairs: Sequence[Tuple[np.ndarray, np.ndarray]], times=None) -> List[tuple]:
         """Frames of normalised grey (y, x) pairs (same shape) at ``times`` (one
         fraction per pair; default 0.5; used by time-aware models only), via
-        padded, tiled, batched network calls.  Returns [(image, disagreement)],
-        both (y, x) float32 (disagreement: |x0_warped - x1_warped|)."""
+        padded, tiled, batched network calls.  Returns [(image, uncertainty)],
+        both (y, x) float32 (uncertainty: the spread of the symmetric passes or
+        |x0_warped - x1_warped|, see ``uncertainty_kind``)."""
         if not pairs:
             return []
         times = [0.5] * len(pairs) if times is None else [float(t) for t in times]
@@ -364,7 +373,10 @@ class FilmInterpolator(Interpolator):
         Time-aware models make each image at its own fraction in one network
         call; midpoint-only models make recursive midpoints (1, 3 or 7 per gap)
         and a frame's confidence is multiplied by the smaller of its parents'."""
+        from functools import partial
+
         from .confidence import confidence_map
+        confidence_map = partial(confidence_map, kind=self.uncertainty_kind)
         per_gap = {len(f) for _, _, f in gaps}
         bad = sorted(per_gap - set(PER_GAP_ALLOWED))
         if self.time_aware:

@@ -66,9 +66,15 @@ class FilmNet(tf.Module):
         image = 0.25 * (image[:n] + rot(image[n:2 * n]) + image[2 * n:3 * n] + rot(image[3 * n:]))
         if not aux:
             return image
-        # Auxiliary outputs: those of the plain pass (x0, x1).
-        return {k: image if k == "image" else ([t[:n] for t in v] if isinstance(v, list) else v[:n])
-                for k, v in out.items()}
+        # Auxiliary outputs: those of the plain pass (x0, x1), and the spread
+        # (population std, per pixel and channel) of the four aligned passes
+        # whose mean is the image: the self-ensemble's uncertainty (confidence maps).
+        passes = tf.stack([out["image"][:n], rot(out["image"][n:2 * n]), out["image"][2 * n:3 * n],
+                           rot(out["image"][3 * n:])], axis=0)
+        aux_out = {k: image if k == "image" else ([t[:n] for t in v] if isinstance(v, list) else v[:n])
+                   for k, v in out.items()}
+        aux_out["image_spread"] = tf.math.reduce_std(passes, axis=0)
+        return aux_out
 
     def _time(self, time, n) -> tf.Tensor:
         """(n,) float32 fractions: ``time`` for a time-conditioned network, else 0.5."""

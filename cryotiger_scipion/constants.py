@@ -59,6 +59,8 @@ MODELS_INSTALL_HINT = ("The published models come from the cryoTIGER authors' pu
 ATTR_SYNTHETIC = "_cryotigerSynthetic"
 # Input stack indices (1-based, comma separated) the tilt was made from.
 ATTR_SOURCES = "_cryotigerSources"
+# FILM only (issue 13): per-tilt confidence, 0..1 (real tilts 1.0), on every output TiltImage.
+ATTR_CONFIDENCE = "_cryotigerConfidence"
 
 # Reason a tilt series failed (on the series of the FailedTiltSeries output).
 ATTR_FAILED_REASON = "_cryotigerFailReason"
@@ -81,6 +83,16 @@ OUT_CTFS = "CTFTomoSeries"
 OUT_TOMOGRAMS = "Tomograms"
 # Tilt series that failed, with the reason (as scipion-em-aretomo's FailedTiltSeries).
 OUT_FAILED = "FailedTiltSeries"
+
+# --- Form parameters shared by several protocols ---------------------------------
+# "Aligned image size" (engine --aligned-size NX,NY): frame of the images aligned
+# with the series' transforms (interpolate, reconstruct); empty: the engine's default.
+PARAM_ALIGNED_SIZE = "alignedSize"
+ALIGNED_SIZE_HELP = ("Only when the tilt series carry transforms that the protocol applies (not "
+                     "resampled yet): size in pixels (of the input images) of the aligned images, "
+                     "as 'NX,NY' (e.g. 1024,1440), as IMOD newstack -size. Empty: the raw size, "
+                     "x and y swapped when the transforms rotate by about 90 degrees. Ignored for "
+                     "tilt series already resampled with their alignment.")
 
 # --- Streaming ---------------------------------------------------------------------
 # Seconds between two looks at a growing input set (protocols/streaming.py).

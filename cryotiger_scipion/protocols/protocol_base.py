@@ -34,7 +34,8 @@ Units: angles in degrees, pixel sizes in Angstrom, doses in e/A^2; stacks are
 """
 import json
 import os
-from typing import Dict, List, Optional
+import re
+from typing import Dict, List, Optional, Tuple
 
 import pyworkflow as pw
 import pyworkflow.protocol.params as params
@@ -73,6 +74,40 @@ def validateAlignedInput(tsSet, label: str = "Input tilt series") -> List[str]:
                   "already aligned stacks, import them with 'Have images been aligned?' = Yes."
                   % label)
     return errors
+
+
+def addAlignedSizeParam(form) -> None:
+    """The expert field "Aligned image size" (engine --aligned-size NX,NY)."""
+    from ..constants import ALIGNED_SIZE_HELP, PARAM_ALIGNED_SIZE
+    form.addParam(PARAM_ALIGNED_SIZE, params.StringParam, default="",
+                  expertLevel=params.LEVEL_ADVANCED, label="Aligned image size (px)",
+                  help=ALIGNED_SIZE_HELP)
+
+
+def parseAlignedSize(text) -> Optional[Tuple[int, int]]:
+    """'NX,NY' (pixels, both >= 1; also 'NX NY' or 'NXxNY') -> (nx, ny); None
+    when empty.  ValueError (one line naming the fix) for anything else."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    parts = [p for p in re.split(r"[,\sxX]+", text) if p]
+    try:
+        nx, ny = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError("Aligned image size '%s': give two whole numbers of pixels NX,NY "
+                         "(e.g. 1024,1440) or leave it empty." % text) from None
+    if nx < 1 or ny < 1:
+        raise ValueError("Aligned image size '%s': both sizes must be at least 1 pixel." % text)
+    return nx, ny
+
+
+def alignedSizeArgs(text, inputs) -> str:
+    """`` --aligned-size NX,NY`` when a size is given and the engine applies
+    transforms (``inputs.xf``; EngineInputs), else ''."""
+    size = parseAlignedSize(text)
+    if size is None or not inputs.xf:
+        return ""
+    return " --aligned-size %d,%d" % size
 
 
 # ---------------------------------------------------------------------------

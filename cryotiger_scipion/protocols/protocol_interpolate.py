@@ -27,10 +27,11 @@ from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries
 
 from .. import Plugin
-from ..constants import (IN_TILTSERIES, OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER,
+from ..constants import (ATTR_CONFIDENCE, IN_TILTSERIES, OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER,
                          MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
 from ..convert import EngineInputs
-from .protocol_base import ProtCryoTigerBase, validateAlignedInput
+from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, alignedSizeArgs,
+                            parseAlignedSize, validateAlignedInput)
 from ..objects import CryoTigerModel
 
 # Form choices (order matters: stored as indices).
@@ -117,7 +118,15 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                       validators=[params.GE(1)],
                       help="Tilts synthesised between two neighbouring tilts, at evenly spaced "
                            "angles. FILM: 1, 3 or 7 (recursive midpoints); any number with a "
-                           "time-aware model (trained with --time-aware).")
+                           "time-aware model (trained with --time-aware). Not used when angles "
+                           "are given below.")
+        form.addParam("atAngles", params.StringParam, default="", label="Synthesise at these angles",
+                      help="Tilt angles in degrees, separated by commas or spaces (e.g. "
+                           "-12.5, 17): one new tilt at each, made from the two acquired tilts "
+                           "around it, instead of 'New tilts per gap'. Mode add only; each angle "
+                           "inside the series' angle range and not an acquired angle. Linear, or "
+                           "FILM with a time-aware model (trained with --time-aware; midpoint-only "
+                           "models make only midpoints). Empty: 'New tilts per gap'.")
         form.addParam("mode", params.EnumParam, choices=MODE_CHOICES, default=0,
                       display=params.EnumParam.DISPLAY_HLIST, label="Mode",
                       help="add: new tilts between all acquired tilts. restore: keep one tilt in "
@@ -145,6 +154,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                        expertLevel=params.LEVEL_ADVANCED, label="Precision",
                        help="auto: the fastest precision measured accurate on the device: mixed float16 + XLA on GPU; "
                             "bfloat16 for the published network on CPUs with AVX512-BF16/AMX; float32 otherwise.")
+        addAlignedSizeParam(form)
         self._defineGpuParams(form, perSeries=True)
         form.addParallelSection(threads=2, mpi=0)
 
@@ -187,6 +197,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                                          os.path.abspath(self._getOutputStack(tsId)),
                                          self._getMethodArgs())
         args += " --pixel-size %s" % inputs.pixelSize
+        args += alignedSizeArgs(self.alignedSize.get(), inputs)
         self.runEngine("interpolate", args)
 
     # -------------------------- output --------------------------------------
@@ -224,7 +235,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                                            sources=sources, enabled=not e.get("excluded", False))
                 ti.setSamplingRate(inputs.pixelSize)
                 if "confidence" in e:       # FILM: every entry has one (real tilts 1.0)
-                    ti._cryotigerConfidence = pwobj.Float(float(e["confidence"]))
+                    setattr(ti, ATTR_CONFIDENCE, pwobj.Float(float(e["confidence"])))
                 outTs.append(ti)
                 angles.append(float(e["angle"]))
                 accumDoses.append(float(e["accum_dose"]) + float(e["dose"]))
@@ -247,6 +258,27 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         if errors:
             return errors
         k = self.tiltsPerGap.get()
+        try:
+            parseAlignedSize(self.alignedSize.get())
+        except ValueError as e:
+            errors.append(str(e))
+        if self.atAngles.get():
+            try:
+                at = self.getAtAngles()
+            except ValueError as e:
+                return errors + [str(e)]
+            if not at:
+                errors.append("Synthesise at these angles: no angle given; give degrees "
+                              "such as -12.5, 17 or leave the field empty.")
+            if self.mode.get() != 0:
+                errors.append("Synthesise at these angles adds tilts (mode add); set Mode to add "
+                              "or leave the angles empty.")
+            if self.isFilm() and not self.isTimeAwareModel():
+                errors.append("Synthesise at these angles with FILM needs a time-aware model "
+                              "(trained with --time-aware; 'cryotiger model info' says so): the "
+                              "chosen model makes only midpoints. Choose a time-aware model, the "
+                              "linear method, or 'New tilts per gap'.")
+            k = 1           # not used: only the model and the input checks below apply
         if k is None or k < 1:
             errors.append("New tilts per gap must be at least 1 (got %s)." % k)
         elif self.isFilm() and k not in FILM_PER_GAP and not self.isTimeAwareModel():
@@ -312,7 +344,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
             if not ts.isEnabled():
                 continue
             tsId = ts.getTsId()
-            angles, usable, files = [], 0, {}
+            angles, usable, files, usableAngles = [], 0, {}, []
             for ti in ts.iterItems():
                 a = ti.getTiltAngle()
                 if a is None:
@@ -321,11 +353,20 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                     break
                 angles.append(round(float(a), 4))
                 usable += bool(ti.isEnabled())
+                if ti.isEnabled():
+                    usableAngles.append(float(a))
                 files.setdefault(imageFileName(ti), []).append(ti.getIndex() or 1)
             else:
                 if len(set(angles)) != len(angles):
                     errors.append("%s: two images share a tilt angle; every image needs its own "
                                   "angle (check the .tlt)." % tsId)
+                outside = [a for a in self.getAtAngles()
+                           if usableAngles and not min(usableAngles) < a < max(usableAngles)]
+                if outside:
+                    errors.append("%s: angle(s) %s to synthesise at lie outside the usable tilts "
+                                  "(%g to %g degrees); give angles between two acquired tilts."
+                                  % (tsId, ", ".join("%g" % a for a in outside),
+                                     min(usableAngles), max(usableAngles)))
                 need = k + 2 if restore else 2
                 if usable < need:
                     errors.append("%s: %d usable (not excluded) tilts; mode %s with %d per gap "
@@ -359,8 +400,11 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         summary = []
         inSet = self.inputSetOfTiltSeries.get()
         method = self._methodLabel()
-        summary.append("Method: *%s*, mode *%s*, %d new tilt(s) per gap."
-                       % (method, MODE_CHOICES[self.mode.get()], self.tiltsPerGap.get()))
+        if self.atAngles.get():
+            summary.append("Method: *%s*, new tilts at %s degrees." % (method, self.atAngles.get()))
+        else:
+            summary.append("Method: *%s*, mode *%s*, %d new tilt(s) per gap."
+                           % (method, MODE_CHOICES[self.mode.get()], self.tiltsPerGap.get()))
         out = getattr(self, OUT_TILTSERIES, None)
         if out is not None:
             nIn = inSet.getAnglesCount() if inSet is not None else None
@@ -390,10 +434,13 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
             how = "linear interpolation weighted by angular distance"
         mode = ("between every two neighbouring tilts" if self.mode.get() == 0 else
                 "in place of tilts left out on purpose (mode restore, to compare with the real ones)")
-        return ["%d tilt series were made denser with cryoTIGER [Majtner2025]: %d tilt(s) were "
-                "synthesised %s by %s. Synthetic tilts are flagged in the output (attribute "
+        count = "%d tilt(s) were synthesised %s" % (self.tiltsPerGap.get(), mode)
+        if self.atAngles.get():
+            count = "new tilts were synthesised at %s degrees" % self.atAngles.get()
+        return ["%d tilt series were made denser with cryoTIGER [Majtner2025]: %s by %s. "
+                "Synthetic tilts are flagged in the output (attribute "
                 "_cryotigerSynthetic) and were given their own acquisition orders and doses."
-                % (out.getSize(), self.tiltsPerGap.get(), mode, how)]
+                % (out.getSize(), count, how)]
 
     def _citations(self):
         return ["Majtner2025"] + (["Reda2022"] if self.isFilm() else [])
@@ -445,9 +492,27 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         found = findSavedModel(folder) if folder else None
         return os.path.abspath(found) if found else None
 
+    def getAtAngles(self):
+        """The angles of 'Synthesise at these angles' (degrees, list of float;
+        empty when not given).  ValueError naming the fix for bad text."""
+        import re
+        text = (self.atAngles.get() or "").strip()
+        try:
+            return [float(v) for v in re.split(r"[,;\s]+", text) if v]
+        except ValueError:
+            raise ValueError("Synthesise at these angles '%s': give tilt angles in degrees "
+                             "separated by commas (e.g. -12.5, 17)." % text) from None
+
     def _getMethodArgs(self) -> str:
-        args = "--method %s --per-gap %d --mode %s" % (
-            METHOD_CHOICES[self.method.get()], self.tiltsPerGap.get(), MODE_CHOICES[self.mode.get()])
+        at = self.getAtAngles()
+        if at:      # --at=... so that a leading minus is not read as an option
+            args = "--method %s --at=%s --mode %s" % (
+                METHOD_CHOICES[self.method.get()], ",".join("%g" % a for a in at),
+                MODE_CHOICES[self.mode.get()])
+        else:
+            args = "--method %s --per-gap %d --mode %s" % (
+                METHOD_CHOICES[self.method.get()], self.tiltsPerGap.get(),
+                MODE_CHOICES[self.mode.get()])
         if not self.isFilm():
             return args
         model = self.getModelPath()

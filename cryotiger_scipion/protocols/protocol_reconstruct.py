@@ -15,20 +15,26 @@ What the output is (docs/reconstruct.md):
   and, when the CTF is corrected, views whose CTF entry is disabled in the
   CTF set (a user excluded that estimate); "experimental tilts only" also
   leaves out the tilts synthesised by the interpolation protocol (flag
-  ``_cryotigerSynthetic``), e.g. for subtomogram averaging.  The views left
-  out and why are written to extra/<tsId>/<tsId>_reconstruct.json and the log.
+  ``_cryotigerSynthetic``), e.g. for subtomogram averaging; a confidence
+  threshold leaves out the synthetic tilts whose FILM confidence
+  (``_cryotigerConfidence``) is below it, and those without one (the engine's
+  ``--min-confidence`` rule).  The views left out and why are written to
+  extra/<tsId>/<tsId>_reconstruct.json and the log.
 """
 import json
 import os
+from typing import Optional
 
 import pyworkflow.protocol.params as params
 from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries, SetOfTomograms, Tomogram
 
 from .. import Plugin
-from ..constants import IN_CTFS, IN_TILTSERIES, ATTR_SYNTHETIC, OUT_FAILED, OUT_TOMOGRAMS
+from ..constants import (ATTR_CONFIDENCE, IN_CTFS, IN_TILTSERIES, ATTR_SYNTHETIC, OUT_FAILED,
+                         OUT_TOMOGRAMS)
 from ..convert import EngineInputs, validateTiltSeriesFiles
-from .protocol_base import ProtCryoTigerBase, validateAlignedInput
+from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, alignedSizeArgs,
+                            parseAlignedSize, validateAlignedInput)
 
 BACKEND_BUILTIN = 0
 BACKEND_NOVACTF = 1
@@ -46,6 +52,14 @@ def isSynthetic(ti) -> bool:
     """True for a tilt image made by the interpolation protocol."""
     flag = getattr(ti, ATTR_SYNTHETIC, None)
     return bool(flag.get()) if flag is not None and hasattr(flag, "get") else False
+
+
+def confidenceOf(ti) -> Optional[float]:
+    """The FILM confidence (0..1) the interpolation protocol set on a tilt
+    image (``_cryotigerConfidence``), or None when it has none."""
+    value = getattr(ti, ATTR_CONFIDENCE, None)
+    value = value.get() if value is not None and hasattr(value, "get") else None
+    return None if value is None else float(value)
 
 
 class ProtCryoTigerReconstruct(ProtCryoTigerBase):
@@ -96,12 +110,25 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                       display=params.EnumParam.DISPLAY_HLIST,
                       help="Experimental tilts only: leave out the tilts synthesised by "
                            "cryoTIGER interpolation (for subtomogram averaging).")
+        form.addParam("minConfidence", params.FloatParam, default=0,
+                      condition="tilts==%d" % TILTS_ALL,
+                      validators=[params.Range(0, 1, error="The confidence is a fraction from 0 "
+                                                            "to 1.")],
+                      label="Leave out synthetic tilts with confidence below",
+                      help="Fraction from 0 to 1 (no unit): the per-tilt confidence that FILM "
+                           "interpolation gives each synthetic tilt (attribute "
+                           "_cryotigerConfidence; acquired tilts are 1 and always kept). "
+                           "Synthetic tilts below this value are left out of the tomogram; "
+                           "synthetic tilts without a confidence (linear interpolation) are left "
+                           "out too. 0: keep all tilts. The views left out are listed in the log "
+                           "and in extra/<tsId>/<tsId>_reconstruct.json.")
         form.addParam("thickness", params.IntParam, default=300, validators=[params.GT(0)],
                       label="Thickness (px)",
                       help="Tomogram thickness in pixels of the INPUT tilt series (divided by "
                            "the binning).")
         form.addParam("binning", params.IntParam, default=1, validators=[params.GE(1)],
                       label="Binning", help="Bin the images by this factor before reconstruction.")
+        addAlignedSizeParam(form)
         group = form.addGroup("Filter", expertLevel=params.LEVEL_ADVANCED)
         group.addParam("radialCutoff", params.FloatParam, default=0.35, label="Radial cutoff",
                        help="Radial filter cutoff in cycles/pixel (0.5 = Nyquist), as IMOD's "
@@ -139,6 +166,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         with self._lock:
             ts = self.getTiltSeries(tsSet, tsId)
             synthetic = {ti.getObjId(): isSynthetic(ti) for ti in ts.iterItems()}
+            confidence = {ti.getObjId(): confidenceOf(ti) for ti in ts.iterItems()}
             acq = ts.getAcquisition()
             micro = {"voltage": acq.getVoltage() or 300.0,
                      "cs": acq.getSphericalAberration() or 2.7,
@@ -149,6 +177,14 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                 reasons[r.position] = "disabled in the tilt series"
             elif self.tilts.get() == TILTS_EXPERIMENTAL and synthetic.get(r.objId):
                 reasons[r.position] = "synthetic"
+            elif self.minConfidence.get() and synthetic.get(r.objId):
+                c = confidence.get(r.objId)
+                if c is None:
+                    reasons[r.position] = "synthetic without a confidence (minimum %g)" % (
+                        self.minConfidence.get())
+                elif c < self.minConfidence.get():
+                    reasons[r.position] = "synthetic, confidence %.4f below %g" % (
+                        c, self.minConfidence.get())
         settings = {"microscope": micro, "pixelSize": inputs.pixelSize}
         if self.usesCtf():      # kept in extra/<tsId>/ with the tomogram, for the record
             ctfJson = os.path.abspath(os.path.join(self.getTsFolder(tsId), tsId + "_ctf.json"))
@@ -158,7 +194,9 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         if len(inputs.records) - len(exclude) < 2:
             raise ValueError("%d tilt(s) left after leaving out the disabled%s tilts; a tomogram "
                              "needs at least 2" % (len(inputs.records) - len(exclude),
-                                                   " and synthetic" if self.tilts.get() else ""))
+                                                   " and synthetic" if self.tilts.get() else
+                                                   " and low-confidence" if self.minConfidence.get()
+                                                   else ""))
         settings["exclude"] = exclude
         settings["excludedWhy"] = {str(p): "%.2f deg: %s" % (inputs.records[p - 1].angle, why)
                                    for p, why in sorted(reasons.items())}
@@ -223,6 +261,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         args += " --pixel-size %s" % settings["pixelSize"]
         if inputs.xf:
             args += ' --xf "%s"' % inputs.xf
+        args += alignedSizeArgs(self.alignedSize.get(), inputs)
         if settings["exclude"]:
             args += " --exclude %s" % ",".join(str(p) for p in settings["exclude"])
         args += " --radial %s,%s" % (self.radialCutoff.get(), self.radialFalloff.get())
@@ -316,12 +355,21 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
             errors.append("Radial falloff must be >= 0.")
         if (self.defocusStep.get() or 0) < 0:
             errors.append("Defocus step must be >= 0 (0: automatic).")
+        if not 0 <= (self.minConfidence.get() or 0) <= 1:
+            errors.append("Leave out synthetic tilts with confidence below %s: give a fraction "
+                          "from 0 to 1 (0: keep all)." % self.minConfidence.get())
+        try:
+            parseAlignedSize(self.alignedSize.get())
+        except ValueError as e:
+            errors.append(str(e))
         return errors
 
     def _summary(self):
         summary = ["Back end: *%s*, CTF correction: *%s*, %s, thickness %d px, binning %d."
                    % (BACKEND_LABELS[self.backend.get()], CORRECTION_LABELS[self.ctfCorrection.get()],
                       "experimental tilts only" if self.tilts.get() == TILTS_EXPERIMENTAL
+                      else "synthetic tilts with confidence below %g left out"
+                      % self.minConfidence.get() if self.minConfidence.get()
                       else "all tilts", self.thickness.get(), self.binning.get())]
         out = getattr(self, OUT_TOMOGRAMS, None)
         if out is not None:
@@ -346,7 +394,9 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                 % (out.getSize(), how, backend, self.thickness.get(), self.binning.get(),
                    self.radialCutoff.get(),
                    ", from the experimental tilts only (synthetic tilts left out)"
-                   if self.tilts.get() == TILTS_EXPERIMENTAL else "")]
+                   if self.tilts.get() == TILTS_EXPERIMENTAL else
+                   ", leaving out synthetic tilts with a FILM confidence below %g"
+                   % self.minConfidence.get() if self.minConfidence.get() else "")]
 
     def _citations(self):
         cites = ["Majtner2025"]

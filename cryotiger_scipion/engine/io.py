@@ -554,19 +554,15 @@ class Mdoc:
     def accumulated_dose(self) -> np.ndarray:
         """Dose received before each image (e/A^2), in section order: SerialEM's
         PriorRecordDose when every section has it, else the sum of the
-        ExposureDose of the images acquired earlier."""
+        ExposureDose of the images acquired earlier (``plan.dose_before``)."""
         prior = [t.extra.get("PriorRecordDose") for t in self.tilts]
         if all(p is not None for p in prior):
             try:
                 return np.array([float(p.split()[0]) for p in prior])
             except ValueError:
                 pass
-        order = self.acquisition_order
-        doses = np.array([t.dose for t in self.tilts], dtype=float)
-        by_time = np.argsort(order)
-        accum = np.zeros(len(doses))
-        accum[by_time] = np.concatenate([[0.0], np.cumsum(doses[by_time])[:-1]])
-        return accum
+        from .plan import dose_before
+        return dose_before([t.dose for t in self.tilts], self.acquisition_order)
 
 
 def read_mdoc(path: str) -> Mdoc:

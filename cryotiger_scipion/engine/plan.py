@@ -78,6 +78,21 @@ class OutputTilt:
         return d
 
 
+def dose_before(doses: Sequence[float], orders: Sequence[int]) -> np.ndarray:
+    """Dose received before each image (e/A^2), in the order of ``doses``:
+    the sum of the doses (e/A^2, one per image) of the images acquired earlier
+    by ``orders`` (acquisition order, one per image, unique; ties keep the
+    given order).  The first image acquired gets 0.  This is the engine's and
+    OUT.json's ``accum_dose`` (Scipion's AccumDose is this plus the image's
+    own dose).  Returns a float64 array of len(doses)."""
+    doses = np.asarray(doses, dtype=float)
+    by_time = np.argsort(np.asarray(orders), kind="stable")
+    before = np.zeros(len(doses))
+    if len(doses):
+        before[by_time] = np.concatenate([[0.0], np.cumsum(doses[by_time])[:-1]])
+    return before
+
+
 def make_input_tilts(angles: Sequence[float], orders: Optional[Sequence[int]] = None,
                      doses: Optional[Sequence[float]] = None,
                      accum_doses: Optional[Sequence[float]] = None,
@@ -85,7 +100,7 @@ def make_input_tilts(angles: Sequence[float], orders: Optional[Sequence[int]] = 
     """Build the input description.  ``excluded`` holds 0-based stack indices.
 
     Without ``orders``, acquisition order is the stack order.  Without
-    ``accum_doses``, it is the cumulative sum of ``doses`` in acquisition order.
+    ``accum_doses``, it is :func:`dose_before` of ``doses`` in acquisition order.
     """
     n = len(angles)
     angles = np.asarray(angles, dtype=float)
@@ -100,9 +115,7 @@ def make_input_tilts(angles: Sequence[float], orders: Optional[Sequence[int]] = 
     if len(doses) != n:
         raise InputError(f"{len(doses)} doses for {n} tilts; give one per tilt")
     if accum_doses is None:
-        by_time = np.argsort(orders, kind="stable")
-        accum = np.zeros(n)
-        accum[by_time] = np.concatenate([[0.0], np.cumsum(doses[by_time])[:-1]])
+        accum = dose_before(doses, orders)
     else:
         accum = np.asarray(accum_doses, dtype=float)
     bad = [i for i in excluded if not 0 <= i < n]

@@ -336,6 +336,18 @@ def writeEngineFiles(records: List[TiltRecord], folder: str, tsId: str, pixelSiz
 # ---------------------------------------------------------------------------
 # Engine outputs -> Scipion objects
 # ---------------------------------------------------------------------------
+def recordDoses(entry: dict) -> tuple:
+    """(dose, dose before, dose after) in e/A^2 of one OUT.json entry: the
+    image's own dose, the dose received before it (OUT.json ``accum_dose`` /
+    ``dose_before``) and after it (``accumulated_dose_after``; Scipion's
+    AccumDose).  Records written before ``dose_before`` existed give the same
+    values from ``accum_dose`` + ``dose``."""
+    dose = float(entry["dose"])
+    before = float(entry.get("dose_before", entry["accum_dose"]))
+    after = float(entry.get("accumulated_dose_after", before + dose))
+    return dose, before, after
+
+
 def newOutputTs(inTs: TiltSeries, interpolated: Optional[bool] = None) -> TiltSeries:
     """An output TiltSeries with the input's info (tsId, acquisition, origin,
     CTF-corrected flag); ``interpolated`` overrides the resampled flag."""

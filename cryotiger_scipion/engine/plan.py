@@ -67,7 +67,17 @@ class OutputTilt:
     confidence: Optional[float] = None  # synthetic: mean confidence (0..1); real: 1.0
 
     def to_json(self) -> dict:
+        """The OUT.json entry of this tilt (README "What the output tilts are").
+
+        Doses in e/A^2.  ``accum_dose`` is the dose received BEFORE the image
+        (kept with this meaning: tools outside the repository read it); the
+        same value is also written as ``dose_before``, and
+        ``accumulated_dose_after`` = ``dose_before`` + ``dose`` is the dose
+        after the image, which is what Scipion's AccumDose and STOPGAP's
+        ``exposure`` mean."""
         d = asdict(self)
+        d["dose_before"] = float(self.accum_dose)
+        d["accumulated_dose_after"] = float(self.accum_dose) + float(self.dose)
         d["angle"] = round(float(self.angle), 4)
         d["weights"] = [round(float(w), 6) for w in self.weights]
         d["fraction"] = round(float(self.fraction), 6)

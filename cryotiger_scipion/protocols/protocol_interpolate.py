@@ -29,7 +29,7 @@ from tomo.objects import SetOfTiltSeries
 from .. import Plugin
 from ..constants import (ATTR_CONFIDENCE, IN_TILTSERIES, OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER,
                          MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
-from ..convert import EngineInputs
+from ..convert import EngineInputs, recordDoses
 from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, alignedSizeArgs,
                             parseAlignedSize, validateAlignedInput)
 from ..objects import CryoTigerModel
@@ -225,10 +225,11 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                     ti = self.newTiltImage(src, outStack, e["index"] + 1, synthetic=True,
                                            sources=sources, angle=e["angle"],
                                            acqOrder=e["acquisition_order"], enabled=True)
+                    dose, before, after = recordDoses(e)
                     acq = src.getAcquisition().clone()
-                    acq.setDosePerFrame(float(e["dose"]))
-                    acq.setDoseInitial(float(e["accum_dose"]))
-                    acq.setAccumDose(float(e["accum_dose"]) + float(e["dose"]))
+                    acq.setDosePerFrame(dose)
+                    acq.setDoseInitial(before)
+                    acq.setAccumDose(after)
                     ti.setAcquisition(acq)
                 else:
                     ti = self.newTiltImage(src, outStack, e["index"] + 1, synthetic=False,
@@ -238,7 +239,7 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                     setattr(ti, ATTR_CONFIDENCE, pwobj.Float(float(e["confidence"])))
                 outTs.append(ti)
                 angles.append(float(e["angle"]))
-                accumDoses.append(float(e["accum_dose"]) + float(e["dose"]))
+                accumDoses.append(recordDoses(e)[2])
             self.updateTsAcquisition(outTs, angles, accumDose=max(accumDoses))
             outTs.setAnglesCount(len(plan))
             if outSet.getSize() <= 1:

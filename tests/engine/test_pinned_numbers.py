@@ -55,6 +55,13 @@ def test_three_per_gap_cli_pixels_and_record(tmp_path):
     syn = [e for e in rec if e["synthetic"]]
     assert [e["dose"] for e in syn] == pytest.approx([2.25, 2.5, 2.75, 3.5, 4.0, 4.5])
     assert [e["accum_dose"] for e in syn] == pytest.approx([2.25, 1.5, 0.75, 1.25, 2.5, 3.75])
+    # the same dose before each image under a name that says so, and the dose after it
+    # (Scipion's AccumDose): before + own dose
+    assert [e["dose_before"] for e in syn] == pytest.approx([2.25, 1.5, 0.75, 1.25, 2.5, 3.75])
+    assert [e["accumulated_dose_after"] for e in syn] == pytest.approx(
+        [4.5, 4.0, 3.5, 4.75, 6.5, 8.25])
+    real = [e for e in rec if not e["synthetic"]]
+    assert [e["accumulated_dose_after"] for e in real] == pytest.approx([5.0, 3.0, 10.0])
 
 
 def test_acquisition_orders_with_gaps():

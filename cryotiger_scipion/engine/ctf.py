@@ -921,52 +921,8 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
 
 
 # ----------------------------------------------------------------------------
-# CTF.json
+# CTF.json entries (the file format, its reader and writer: ctf_json.py)
 # ----------------------------------------------------------------------------
-CTF_JSON_KEYS = ("angle", "defocus_u", "defocus_v", "astig_angle")
-
-
-def write_ctf_json(path: str, entries: List[dict]) -> None:
-    """Write CTF.json atomically: a list, one dict per tilt in stack order."""
-    from .io import atomic_path
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(entries, f, indent=1)
-
-
-def read_ctf_json(path: str, n_tilts: Optional[int] = None) -> List[dict]:
-    """Read and check a CTF.json (list of per-tilt dicts, stack order)."""
-    import os
-    if not os.path.exists(path):
-        raise InputError(f"{path}: CTF file not found; make it with 'cryotiger ctf'")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except ValueError as exc:
-        raise InputError(f"{path}: not a JSON file ({exc}); make it with 'cryotiger ctf'") from exc
-    if not isinstance(data, list) or not data:
-        raise InputError(f"{path}: expected a non-empty list of per-tilt entries")
-    for i, e in enumerate(data):
-        missing = [k for k in CTF_JSON_KEYS if k not in e]
-        if missing:
-            raise InputError(f"{path}: entry {i + 1} lacks {', '.join(missing)}; each entry needs "
-                             f"{', '.join(CTF_JSON_KEYS)}")
-    if n_tilts is not None and len(data) != n_tilts:
-        raise InputError(f"{path}: {len(data)} CTF entries but the stack has {n_tilts} images; "
-                         "estimate the CTF of this stack")
-    return data
-
-
-def plan_synthetic_flags(plan_path: str, n_tilts: int) -> List[bool]:
-    """Synthetic flag per output slice from an interpolation record (OUT.json)."""
-    from .interpolate import read_plan_json
-    plan = read_plan_json(plan_path)
-    if len(plan) != n_tilts:
-        raise InputError(f"{plan_path}: {len(plan)} entries but the stack has {n_tilts} images; "
-                         "give the .json written beside this stack by 'cryotiger interpolate'")
-    return [bool(p.get("synthetic", False)) for p in plan]
-
-
 def results_to_json(results: List[CtfResult], synthetic: Optional[List[bool]] = None,
                     backend: str = "builtin") -> List[dict]:
     return [r.to_json(None if synthetic is None else synthetic[i], backend=backend)
@@ -974,5 +930,5 @@ def results_to_json(results: List[CtfResult], synthetic: Optional[List[bool]] = 
 
 
 __all__ = ["Microscope", "FitOptions", "CtfResult", "estimate_image", "estimate_stack",
-           "tile_spectra", "write_ctf_json", "read_ctf_json", "results_to_json",
-           "plan_synthetic_flags", "normalise_astigmatism", "estimate_strips"]
+           "tile_spectra", "results_to_json",
+           "normalise_astigmatism", "estimate_strips"]

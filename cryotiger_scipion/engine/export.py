@@ -56,6 +56,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from . import InputError
+from .ctf_json import read_ctf_json
 
 IMOD = "imod"
 STOPGAP = "stopgap"
@@ -202,43 +203,8 @@ def read_record(path: str, n_images: int) -> List[ExportTilt]:
     return tilts
 
 
-def read_ctf_entries(path: str) -> List[dict]:
-    """Read a CTF.json (``cryotiger ctf``, or written by the Scipion export
-    protocol): a list of per-tilt objects with ``defocus_u`` (A, required),
-    ``defocus_v`` (A, default U), ``astig_angle`` (degrees, default 0) and
-    optionally ``angle`` (degrees) and ``acquisition_order`` (int); an entry
-    with ``"estimated": false`` (or defocus null) keeps None defocus.  Returns
-    plain dicts with those keys (U >= V, angle in [0, 180)).  InputError for a
-    missing file, a non-positive or non-finite defocus."""
-    fix = "give the CTF.json written by 'cryotiger ctf'"
-    data = _load_json_list(path, "CTF file", fix)
-    out = []
-    for i, e in enumerate(data):
-        if not isinstance(e, dict) or "defocus_u" not in e:
-            raise InputError(f"{path}: entry {i + 1} has no 'defocus_u' (Angstrom); {fix}")
-        if e.get("estimated") is False or e.get("defocus_u") is None:
-            # 'cryotiger ctf' marks tilts with nothing to fit (featureless) as not
-            # estimated: no defocus for that tilt (refused only where it is used).
-            out.append({"defocus_u": None, "defocus_v": None, "astig_angle": None,
-                        "angle": _number(e, "angle", path, i),
-                        "acquisition_order": _number(e, "acquisition_order", path, i, cast=int)})
-            continue
-        u = _number(e, "defocus_u", path, i)
-        v = _number(e, "defocus_v", path, i, default=u)
-        a = _number(e, "astig_angle", path, i, default=0.0)
-        if u <= 0 or v <= 0:
-            raise InputError(f"{path}: entry {i + 1} has defocus {u:g}/{v:g} A; defocus must be a "
-                             "positive underfocus in Angstrom")
-        if v > u:                       # keep U >= V (same convention as engine.ctf)
-            u, v, a = v, u, a + 90.0
-        out.append({"defocus_u": u, "defocus_v": v, "astig_angle": a % 180.0,
-                    "angle": _number(e, "angle", path, i),
-                    "acquisition_order": _number(e, "acquisition_order", path, i, cast=int)})
-    return out
-
-
 def match_ctf(tilts: List[ExportTilt], entries: List[dict], path: str = "CTF.json") -> str:
-    """Give each tilt its defocus from ``entries`` (see :func:`read_ctf_entries`), in place.
+    """Give each tilt its defocus from ``entries`` (``ctf_json.read_ctf_json``), in place.
 
     By ``acquisition_order`` when every entry has one (tilts whose order has no
     entry get none; gaps in the orders are fine), else by stack position when
@@ -337,7 +303,7 @@ def load_series(stack: str, record: Optional[str] = None, ctf: Optional[str] = N
     else:
         series.tomo_size = (shape[2], shape[1], max(1, shape[2] // 2))
     if ctf:
-        match_ctf(tilts, read_ctf_entries(ctf), ctf)
+        match_ctf(tilts, read_ctf_json(ctf), ctf)
         series.sources["--ctf"] = ctf
     return series
 
@@ -819,7 +785,7 @@ def export(series: ExportSeries, fmt: str, out_dir: str, experimental_only: bool
             "synthetic": sum(t.synthetic for t in kept), "notes": notes}
 
 
-__all__ = ["FORMATS", "ExportTilt", "ExportSeries", "read_record", "read_ctf_entries", "match_ctf",
+__all__ = ["FORMATS", "ExportTilt", "ExportSeries", "read_record", "match_ctf",
            "load_series", "export", "format_view_list", "read_imod_defocus",
            "read_stopgap_synthetic_rows", "relion_image_name", "relion_tables", "stopgap_table",
            "parse_tomo_size", "combine_stopgap_wedgelists", "combine_relion_tomograms"]

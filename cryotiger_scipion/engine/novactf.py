@@ -219,7 +219,7 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
     from .align import Aligner
     from .io import check_finite_views, open_stack, read_angles, write_volume
     from .progress import Progress
-    from .reconstruct import bin_image, kept_views, read_ctf_json, stack_data_checked
+    from .reconstruct import bin_image, kept_views, stack_data_checked, views_ctf
 
     if os.path.abspath(output_path) == os.path.abspath(input_path):
         raise InputError(f"{output_path}: the output would overwrite the input; choose another name")
@@ -234,12 +234,7 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
         keep = kept_views(n, exclude, exclude_synthetic, xf)
         data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size, keep)
         check_finite_views(data, keep, input_path)          # before any work
-        ctf = None
-        if correction != "none":
-            if not ctf_path:
-                raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json")
-            ctf = read_ctf_json(ctf_path, n, angles, voltage, cs, amp_contrast,
-                                keep=keep).subset(keep)
+        ctf = views_ctf(ctf_path, correction, n, angles, keep, voltage, cs, amp_contrast)
         b = int(binning)
         aligner = Aligner(xf, data.shape[1:], label=label, views=keep)
 

@@ -22,7 +22,6 @@ voltage kV, Cs mm.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
@@ -31,7 +30,9 @@ import numpy as np
 from scipy import fft as sfft
 
 from . import InputError
+from .ctf_json import read_ctf_json
 from .ctf_model import ctf_phase, electron_wavelength
+from .record import experimental_views  # noqa: F401 (re-exported)
 
 CORRECTIONS = ("none", "phaseflip", "3d")
 CTF_MODES = ("phaseflip", "multiply")
@@ -325,82 +326,49 @@ def _backproject(vol, planes, u, plane_of, weight, rows_per_slab):
 # ----------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------
-def read_ctf_json(path: str, n: int, angles: Optional[Sequence[float]] = None,
-                  voltage: float = 300.0, cs: float = 2.7, amp_contrast: float = 0.07,
-                  keep: Optional[Sequence[int]] = None) -> CtfSettings:
-    """Read CTF.json (written by ``cryotiger ctf``): a list, one entry per tilt
-    in stack order, with ``defocus_u``, ``defocus_v`` (Angstrom), ``astig_angle``
-    (degrees) and ``angle`` (checked against ``angles`` when both are there).
-    Entries of views not in ``keep`` (0-based; default all) are not used and
-    may be null or not estimated (excluded views); they get NaN defocus."""
-    if not os.path.exists(path):
-        raise InputError(f"{path}: CTF file not found; give the CTF.json written by 'cryotiger ctf'")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}); give the CTF.json of 'cryotiger ctf'") from exc
-    if isinstance(data, dict) and "tilts" in data:
-        data = data["tilts"]
-    if not isinstance(data, list):
-        raise InputError(f"{path}: expected a list with one entry per tilt")
-    if len(data) != n:
-        raise InputError(f"{path}: {len(data)} CTF entries but {n} images in the stack; give the CTF "
-                         "estimated on this stack (one entry per tilt, stack order)")
+def load_ctf_settings(path: str, n: int, angles: Optional[Sequence[float]] = None,
+                      voltage: float = 300.0, cs: float = 2.7, amp_contrast: float = 0.07,
+                      keep: Optional[Sequence[int]] = None) -> CtfSettings:
+    """The :class:`CtfSettings` of a stack of ``n`` images from its CTF.json
+    (read by ``ctf_json.read_ctf_json``: one entry per tilt, stack order;
+    defocus in Angstrom, astigmatism angle in degrees).  An entry's ``angle``
+    must match ``angles`` (degrees) within 0.5 degree.  Entries of views not in
+    ``keep`` (0-based; default all) are not used and may be null or not
+    estimated (excluded views); they, and tilts not estimated, get NaN defocus
+    (refused by :meth:`CtfSettings.subset` when used).  Raises InputError."""
+    entries = read_ctf_json(path, n_tilts=n, used=keep)
     du, dv, ang = [], [], []
-    used = set(range(n)) if keep is None else set(int(k) for k in keep)
-    for i, e in enumerate(data):
-        if i not in used or (isinstance(e, dict) and e.get("estimated") is False):
-            # Not used, or not estimated by 'cryotiger ctf' (featureless tilt, excluded
-            # view): NaN, usable only if excluded (CtfSettings.subset refuses it).
+    for i, e in enumerate(entries):
+        if e["defocus_u"] is None:
             du.append(float("nan"))
             dv.append(float("nan"))
             ang.append(0.0)
             continue
-        try:
-            u = float(e["defocus_u"])
-            v = float(e.get("defocus_v", u))
-            a = float(e.get("astig_angle", 0.0))
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"{path}: entry {i + 1} has no numeric 'defocus_u' (Angstrom)") from None
-        if angles is not None and e.get("angle") is not None and abs(float(e["angle"]) - angles[i]) > 0.5:
-            raise InputError(f"{path}: entry {i + 1} is for tilt {float(e['angle']):g} deg but image "
+        if angles is not None and e["angle"] is not None and abs(e["angle"] - angles[i]) > 0.5:
+            raise InputError(f"{path}: entry {i + 1} is for tilt {e['angle']:g} deg but image "
                              f"{i + 1} of the stack is at {angles[i]:g} deg; give the CTF of this stack")
-        if not (np.isfinite(u) and np.isfinite(v)) or u <= 0 or v <= 0:
-            raise InputError(f"{path}: entry {i + 1} has defocus {u:g}/{v:g} A; defocus must be a "
-                             "positive underfocus in Angstrom")
-        du.append(u)
-        dv.append(v)
-        ang.append(a)
+        du.append(e["defocus_u"])
+        dv.append(e["defocus_v"])
+        ang.append(e["astig_angle"])
     return CtfSettings(du, dv, ang, voltage, cs, amp_contrast)
 
 
-def experimental_views(plan_path: str, n: int) -> List[int]:
-    """0-based stack indices of the real (not synthetic, not excluded) tilts
-    listed in the interpolation record OUT.json."""
-    if not os.path.exists(plan_path):
-        raise InputError(f"{plan_path}: interpolation record not found; give the OUT.json written "
-                         "beside the interpolated stack by 'cryotiger interpolate'")
-    try:
-        with open(plan_path) as f:
-            plan = json.load(f)
-    except ValueError as exc:
-        raise InputError(f"{plan_path}: not valid JSON ({exc})") from exc
-    if not isinstance(plan, list) or not all(isinstance(e, dict) for e in plan):
-        raise InputError(f"{plan_path}: not an interpolation record (expected a list with one "
-                         "object per slice); give the OUT.json written by 'cryotiger interpolate'")
-    if len(plan) != n:
-        raise InputError(f"{plan_path}: {len(plan) if isinstance(plan, list) else 'no'} entries but "
-                         f"{n} images in the stack; give the .json of this interpolated stack")
-    keep = []
-    for i, e in enumerate(plan):
-        idx = int(e.get("index", i))
-        if idx != i:
-            raise InputError(f"{plan_path}: entry {i + 1} has index {idx}; the record is not in "
-                             "stack order")
-        if not e.get("synthetic", False) and not e.get("excluded", False):
-            keep.append(i)
-    return keep
+def views_ctf(ctf_path: Optional[str], correction: str, n: int, angles: Sequence[float],
+              keep: Sequence[int], voltage: float = 300.0, cs: float = 2.7,
+              amp_contrast: float = 0.07) -> Optional[CtfSettings]:
+    """The CTF of the views ``keep`` (0-based) of a stack of ``n`` images at
+    ``angles`` (degrees), for both reconstruction back ends (built-in and
+    novaCTF): read from ``ctf_path`` (:func:`load_ctf_settings`) when a
+    correction is asked for or a CTF.json is given (it is then checked against
+    the stack even if ``correction`` is 'none'); None when neither.  Raises
+    InputError when a correction has no CTF.json, or a used view has none."""
+    if correction == "none" and not ctf_path:
+        return None
+    if not ctf_path:
+        raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json "
+                         "(per-tilt defocus from 'cryotiger ctf')")
+    return load_ctf_settings(ctf_path, n, angles, voltage, cs, amp_contrast,
+                             keep=keep).subset(keep)
 
 
 def stack_data_checked(mrc, angles, input_path: str, angles_path: str,
@@ -467,13 +435,7 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
         keep = kept_views(n, exclude, exclude_synthetic, xf)
         data, px = stack_data_checked(m, angles, input_path, angles_path, pixel_size, keep)
         check_finite_views(data, keep, input_path)          # before any work
-        ctf = None
-        if correction != "none" or ctf_path:
-            if not ctf_path:
-                raise InputError(f"--ctf-correction {correction} needs --ctf CTF.json "
-                                 "(per-tilt defocus from 'cryotiger ctf')")
-            ctf = read_ctf_json(ctf_path, n, angles, voltage, cs, amp_contrast,
-                                keep=keep).subset(keep)
+        ctf = views_ctf(ctf_path, correction, n, angles, keep, voltage, cs, amp_contrast)
         aligner = Aligner(xf, data.shape[1:], label=label, views=keep)
         prog = Progress(len(keep), label, unit="view", enabled=progress)
         prog.log(f"{len(keep)} of {n} tilts, thickness {thickness}, binning {options.get('binning', 1)}, "

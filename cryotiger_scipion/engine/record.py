@@ -117,6 +117,20 @@ def find_record(stack_path: str, n: int, angles: Optional[Sequence[float]] = Non
     return record if _matches(record, n, angles) is None else None
 
 
+def experimental_views(path: str, n: int) -> List[int]:
+    """0-based stack indices of the real (not synthetic, not excluded) tilts of
+    the interpolation record at ``path`` (``reconstruct --exclude-synthetic``).
+    Raises InputError when the file is not a record (:func:`read_plan_json`)
+    or does not describe a stack of ``n`` images in stack order."""
+    record = read_plan_json(path)
+    problem = _matches(record, n, None)
+    if problem:
+        raise InputError(f"{path}: {problem}; give the .json written beside this stack by "
+                         "'cryotiger interpolate'")
+    return [i for i, e in enumerate(record)
+            if not e.get("synthetic", False) and not e.get("excluded", False)]
+
+
 def excluded_views(record: Optional[List[dict]]) -> List[int]:
     """0-based indices of the views a record flags ``excluded``."""
     return [i for i, e in enumerate(record or []) if e.get("excluded", False)]

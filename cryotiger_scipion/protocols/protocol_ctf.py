@@ -15,7 +15,6 @@ What the output is (docs/ctf.md):
 Microscope constants come from the input set's acquisition (voltage, Cs,
 amplitude contrast), the pixel size from its sampling rate.
 """
-import json
 import os
 
 import pyworkflow.protocol.params as params
@@ -131,8 +130,8 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
 
     # -------------------------- output --------------------------------------
     def _createOutputCtf(self, tsId):
-        with open(self._getCtfJson(tsId)) as f:
-            entries = json.load(f)
+        from ..engine.ctf_json import read_ctf_json     # the engine's reader of its own file
+        entries = read_ctf_json(self._getCtfJson(tsId))
         inputs = self._loadInputs(tsId)
         if len(entries) != len(inputs.records):
             raise ValueError("%s: %d CTF entries for %d tilt images" % (tsId, len(entries),
@@ -153,10 +152,9 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
             ctfTs = self.appendOutputItem(outSet, ctfTs)
             for rec, e in zip(inputs.records, entries):
                 ctf = CTFTomo()
-                estimated = e.get("estimated") is not False and e.get("defocus_u") is not None
+                estimated = e["defocus_u"] is not None
                 if estimated:
-                    ctf.setStandardDefocus(float(e["defocus_u"]), float(e["defocus_v"]),
-                                           float(e["astig_angle"]))
+                    ctf.setStandardDefocus(e["defocus_u"], e["defocus_v"], e["astig_angle"])
                 if e.get("fit_score") is not None:
                     ctf.setFitQuality(float(e["fit_score"]))
                 if e.get("resolution") is not None:

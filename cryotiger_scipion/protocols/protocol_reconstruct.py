@@ -331,8 +331,8 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         for i, o in enumerate(out):      # left-out tilts without CTF: any valid value
             if o is None:
                 out[i] = dict(known[0], angle=inputs.records[i].angle)
-        with open(path, "w") as f:
-            json.dump(out, f, indent=1)
+        from ..engine.ctf_json import write_ctf_json
+        write_ctf_json(path, out)
 
     # -------------------------- INFO functions -------------------------------
     def _validate(self):

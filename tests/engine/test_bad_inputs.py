@@ -319,7 +319,7 @@ rows("C17acqorder", ("holdout",), build_file("acq.json", b'{"order": [1, 2, 3.5,
 rows("C12plan", ("ctf",), build_file("plan.json", BINARY), ["--plan", "plan.json"],
      fragment="plan.json: not an interpolation record")
 rows("C12plan", ("reconstruct",), build_file("plan.json", BINARY), ["--exclude-synthetic", "plan.json"],
-     fragment="plan.json: not valid JSON")
+     fragment="plan.json: not an interpolation record")
 rows("C13plan", ("ctf",), build_file("plan.json", b'{"a": 1}'), ["--plan", "plan.json"],
      fragment="plan.json: not an interpolation record")
 rows("C12ctf", ("reconstruct",), build_file("c.json", BINARY), ["--ctf", "c.json"],

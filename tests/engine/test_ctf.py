@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine import ctf
+from cryotiger_scipion.engine.ctf_json import read_ctf_json, write_ctf_json
 from cryotiger_scipion.engine.io import write_angles, write_stack
 from cryotiger_scipion.engine.simulate import Acquisition, phantom_volume, simulate_tilt_series
 
@@ -187,9 +188,44 @@ def test_ctf_json_roundtrip(tmp_path):
     res = ctf.CtfResult(defocus_u=31000, defocus_v=29000, astig_angle=45, fit_score=0.3,
                         resolution=float("nan"), angle=12.0)
     path = str(tmp_path / "c.json")
-    ctf.write_ctf_json(path, ctf.results_to_json([res], [True]))
-    back = ctf.read_ctf_json(path, n_tilts=1)
+    write_ctf_json(path, ctf.results_to_json([res], [True]))
+    back = read_ctf_json(path, n_tilts=1)
     assert back[0]["defocus"] == 30000 and back[0]["resolution"] is None and back[0]["synthetic"]
     with pytest.raises(InputError, match="2 images"):
-        ctf.read_ctf_json(path, n_tilts=2)
+        read_ctf_json(path, n_tilts=2)
     assert ctf.normalise_astigmatism(100, 200, 170) == (200.0, 100.0, 80.0)
+
+
+def test_ctf_json_one_reader_for_every_consumer(tmp_path):
+    """CTF.json has one reader (engine/ctf_json.py): reconstruct and export get
+    the same per-tilt values from it.  V > U is the same CTF with U and V
+    swapped and the angle turned by 90 degrees; a tilt marked not estimated (or
+    a null entry) has no defocus; an unusable defocus of a used tilt is refused."""
+    from cryotiger_scipion.engine.reconstruct import load_ctf_settings
+    path = str(tmp_path / "c.json")
+    entries = [{"angle": -3.0, "defocus_u": 20000.0, "defocus_v": 21000.0, "astig_angle": 170.0},
+               {"angle": 0.0, "defocus_u": None, "defocus_v": None, "astig_angle": None,
+                "estimated": False},
+               None,
+               {"angle": 3.0, "defocus_u": 30000.0, "acquisition_order": 2}]
+    write_ctf_json(path, entries)
+    back = read_ctf_json(path, n_tilts=4)
+    assert (back[0]["defocus_u"], back[0]["defocus_v"], back[0]["astig_angle"]) == (21000.0, 20000.0,
+                                                                                   80.0)
+    assert back[1]["defocus_u"] is None and back[1]["estimated"] is False
+    assert back[2]["defocus_u"] is None and back[2]["angle"] is None
+    assert (back[3]["defocus_v"], back[3]["astig_angle"], back[3]["acquisition_order"]) == (
+        30000.0, 0.0, 2)
+    settings = load_ctf_settings(path, 4, angles=[-3.0, 0.0, 1.5, 3.0], keep=[0, 3])
+    assert list(settings.defocus_u)[::3] == [21000.0, 30000.0]
+    assert list(settings.astig_angle)[::3] == [80.0, 0.0]
+    assert np.isnan(settings.defocus_u[1]) and np.isnan(settings.defocus_u[2])
+    with pytest.raises(InputError, match="not estimated"):
+        settings.subset([0, 1])
+    entries[3]["defocus_u"] = float("nan")
+    with open(path, "w") as f:
+        json.dump(entries, f)
+    with pytest.raises(InputError, match="entry 4 has defocus_u"):
+        read_ctf_json(path)
+    assert read_ctf_json(path, used=[0])[3]["defocus_u"] is None   # tilt 4 not used: not checked
+

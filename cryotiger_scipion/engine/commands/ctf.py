@@ -89,7 +89,8 @@ def run(args) -> int:
 
 def _run(args) -> int:
     from .. import InputError
-    from ..ctf import FitOptions, Microscope, estimate_stack, results_to_json, write_ctf_json
+    from ..ctf import FitOptions, Microscope, estimate_stack, results_to_json
+    from ..ctf_json import write_ctf_json
     from ..interpolate import parse_view_list
     from ..io import (check_angles_match, check_finite_views, open_stack, read_angles,
                       resolve_pixel_size)

@@ -19,73 +19,16 @@ from .progress import Progress
 # The record OUT.json has one module (record.py); read_plan_json is its reader.
 from .record import read_plan_json, write_record  # noqa: F401 (read_plan_json re-exported)
 
-LINEAR = "linear"
-FILM = "film"
-
+# The interface every interpolator implements, the linear method and the method
+# names live in methods.py (film/interpolator.py subclasses the interface from
+# there, so the FILM package never imports this driver module).
+from .methods import FILM, LINEAR, Interpolator, LinearInterpolator  # noqa: F401 (re-exported)
 
 #: A synthetic tilt that a midpoint-only method makes at fraction k/(K+1) of its
 #: gap may be recorded at a planned fraction that differs by at most this much
 #: (uneven real tilt steps, rounding of angles); beyond it the record would
 #: claim an angle the image does not show, and the target is refused.
 FRACTION_TOLERANCE = 0.02
-
-
-class Interpolator:
-    """Makes the synthetic images of gaps.  Subclasses override ``interpolate_gaps``.
-
-    ``time_aware``: True when the method synthesises the image at any fraction t
-    of a gap it is asked for (linear); False when it only makes midpoints
-    (FILM's published models: t = 0.5, recursive midpoints for 3 or 7 per gap).
-    The driver refuses targets a midpoint-only method cannot make
-    (:func:`check_fractions`); a time-aware FILM model (issue 13) sets it True.
-    """
-    name = "base"
-    time_aware = True
-    #: True when ``interpolate_gaps_with_confidence`` returns confidence maps
-    #: (FILM: engine/film/confidence.py); the driver then writes OUT_confidence.mrc.
-    has_confidence = False
-    # How many gaps the driver hands over at once (FILM batches pairs).
-    gaps_per_call = 1
-
-    def fractions_made(self, fractions: Sequence[float]) -> List[float]:
-        """The fractions of the images this method returns when asked for
-        ``fractions`` (one gap): the same for a time-aware method, else the
-        recursive midpoints k/(K+1)."""
-        if self.time_aware:
-            return [float(t) for t in fractions]
-        k = len(fractions)
-        return [(j + 1) / (k + 1) for j in range(k)]
-
-    def interpolate_gaps(self, gaps: Sequence[tuple]) -> List[np.ndarray]:
-        """``gaps``: list of (image_a, image_b, fractions); returns one (K, y, x)
-        float32 array per gap, image k at fraction fractions[k] from a to b."""
-        raise NotImplementedError
-
-    def interpolate_gaps_with_confidence(self, gaps):
-        """(images, confidences): ``interpolate_gaps`` and, when ``has_confidence``,
-        one (K, y, x) float32 confidence map in [0, 1] per gap (else None)."""
-        return self.interpolate_gaps(gaps), None
-
-    def describe(self) -> dict:
-        return {"method": self.name}
-
-
-class LinearInterpolator(Interpolator):
-    """Pixel-wise weighted mean by angular distance: (1 - t) a + t b."""
-    name = LINEAR
-
-    def interpolate_gaps(self, gaps):
-        out = []
-        for a, b, fractions in gaps:
-            a = np.asarray(a, dtype=np.float32)
-            b = np.asarray(b, dtype=np.float32)
-            res = np.empty((len(fractions),) + a.shape, dtype=np.float32)
-            for k, t in enumerate(fractions):
-                t = np.float32(t)
-                np.multiply(a, np.float32(1.0) - t, out=res[k])
-                res[k] += t * b
-            out.append(res)
-        return out
 
 
 def check_fractions(plan: Sequence[OutputTilt], interpolator: Interpolator,

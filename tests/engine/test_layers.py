@@ -146,3 +146,55 @@ def test_the_check_sees_a_violation(tmp_path, monkeypatch):
     assert found["tensorflow"] == [f"{PACKAGE}.zz_a", f"{PACKAGE}.zz_b", f"{PACKAGE}.zz_c"]
     assert "torch" not in found  # lazy, inside a function of a module reached on the way
     assert "torch" in _closure(f"{PACKAGE}.zz_b")  # but counted in the module itself
+
+
+def _engine_graph() -> dict:
+    """{engine module: engine modules it imports}, lazy imports included (the
+    package ``engine/__init__`` itself, which only defines the errors, left out)."""
+    engine = f"{PACKAGE}.engine"
+    graph = {}
+    for module in ENGINE:
+        deps = set()
+        for name in _imports(module, lazy=True):
+            own = _own(name) if name.startswith(PACKAGE) else None
+            if own and own != module and own != engine and own.startswith(engine + "."):
+                deps.add(own)
+        graph[module] = deps
+    return graph
+
+
+def _cycle(graph: dict):
+    """One import cycle of ``graph`` as a list of modules, or None."""
+    state = {}
+
+    def visit(v, path):
+        state[v] = 1
+        for w in sorted(graph.get(v, ())):
+            if state.get(w) == 1:
+                return path[path.index(w):] + [w]
+            if w not in state:
+                found = visit(w, path + [w])
+                if found:
+                    return found
+        state[v] = 2
+        return None
+
+    for v in sorted(graph):
+        if v not in state:
+            found = visit(v, [v])
+            if found:
+                return found
+    return None
+
+
+def test_engine_has_no_import_cycle():
+    """No engine module imports, even lazily, a module that imports it back
+    (issue 16: interpolate.py <-> film/interpolator.py; the interface now lives in
+    methods.py)."""
+    cycle = _cycle(_engine_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_check_sees_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None

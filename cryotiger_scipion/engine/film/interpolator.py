@@ -37,7 +37,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import InputError
-from ..interpolate import FILM, Interpolator
+from ..methods import FILM, Interpolator
 from .config import PAD_MULTIPLE
 from .normalization import ROBUST_PERCENTILES, normalize_pair, pair_range  # noqa: F401
 from .precision import auto_precision

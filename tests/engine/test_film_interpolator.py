@@ -9,7 +9,8 @@ from cryotiger_scipion.engine import InputError  # noqa: E402
 from cryotiger_scipion.engine.film.config import FilmConfig  # noqa: E402
 from cryotiger_scipion.engine.film.interpolator import FilmInterpolator  # noqa: E402
 from cryotiger_scipion.engine.film.network import FilmNet  # noqa: E402
-from cryotiger_scipion.engine.film.tiling import TileGrid, tile_size_for_memory, tile_starts, window_1d  # noqa: E402
+from cryotiger_scipion.engine.film.tiling import (TileBlender, TileGrid, pad_amounts,  # noqa: E402
+                                                  tile_size_for_memory, tile_starts, window_1d)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,23 @@ def test_errors_along_tile_borders_no_larger_than_elsewhere(net, pair, untiled):
     # Control: hard cuts (no overlap) put the errors on the borders; the check sees that.
     border, elsewhere = _border_vs_elsewhere(net, pair, untiled, 128, 0)
     assert border > 2 * elsewhere
+
+
+def test_tile_blender_is_the_weighted_mean_of_the_tiles():
+    """The one blending implementation: tiles cut from an image and blended back
+    give the image (the windows are normalised by their sum); channels blend
+    the same way; the padding splits pad // 2 before, the rest after."""
+    grid = TileGrid(384, 512, 256, 128)
+    yy, xx = np.mgrid[0:384, 0:512].astype(np.float32)
+    image = np.stack([np.sin(yy / 17.0) + xx / 100.0, np.full_like(yy, -2.0)], axis=-1)
+    th, tw = grid.shape
+    one, two = TileBlender(grid), TileBlender(grid, TileBlender.weight_sum(grid), channels=2)
+    for y, x, w in grid.tiles():
+        one.add(y, x, w, image[y:y + th, x:x + tw, 0])
+        two.add(y, x, w, image[y:y + th, x:x + tw])
+    np.testing.assert_allclose(one.result(), image[..., 0], atol=1e-5)
+    np.testing.assert_allclose(two.result(), image, atol=1e-5)
+    assert len(grid) > 1 and pad_amounts(370) == (7, 7) and pad_amounts(65) == (31, 32)
 
 
 def test_tile_layout_and_window():

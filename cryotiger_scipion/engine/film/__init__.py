@@ -37,7 +37,7 @@ _LAZY = {
     "FilmNet": "network", "build_film": "network",
     "export_savedmodel": "savedmodel", "load_savedmodel": "savedmodel", "load_network": "savedmodel",
     "import_weights": "savedmodel", "find_saved_model_dir": "savedmodel", "count_parameters": "savedmodel",
-    "pad_to_multiple": "savedmodel", "crop": "savedmodel",
+    "pad_to_multiple": "tiling", "crop": "tiling",
     "FilmInterpolator": "interpolator",
 }
 

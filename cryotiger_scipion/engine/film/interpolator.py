@@ -38,10 +38,10 @@ import numpy as np
 
 from .. import InputError
 from ..methods import FILM, Interpolator
-from .config import PAD_MULTIPLE
 from .normalization import ROBUST_PERCENTILES, normalize_pair, pair_range  # noqa: F401
 from .precision import auto_precision
-from .tiling import TileGrid, check_tiling, default_overlap, network_context, tile_size_for_memory
+from .tiling import (TileBlender, TileGrid, check_tiling, default_overlap, network_context,
+                     pad_amounts, tile_size_for_memory)
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 PER_GAP_ALLOWED = (1, 3, 7)
@@ -312,32 +312,29 @@ class FilmInterpolator(Interpolator):
             return []
         times = [0.5] * len(pairs) if times is None else [float(t) for t in times]
         h, w = pairs[0][0].shape
-        ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
-        top, left = ph // 2, pw // 2
-        H, W = h + ph, w + pw
+        (top, bottom), (left, right) = pad_amounts(h), pad_amounts(w)
+        H, W = h + top + bottom, w + left + right
         grid = TileGrid(H, W, self.tile_size, self.tile_overlap)
         padded = []
         for a, b in pairs:
             if a.shape != (h, w) or b.shape != (h, w):
                 raise InputError(f"images of one call differ in size ({a.shape}, {b.shape} vs {(h, w)})")
-            pad = ((top, ph - top), (left, pw - left))
+            pad = ((top, bottom), (left, right))
             padded.append((np.pad(a.astype(np.float32, copy=False), pad),
                            np.pad(b.astype(np.float32, copy=False), pad)))
-        acc = [np.zeros((H, W, 2), np.float32) for _ in pairs]
-        wsum = np.zeros((H, W), np.float32)
+        wsum = TileBlender.weight_sum(grid)
+        blenders = [TileBlender(grid, wsum, channels=2) for _ in pairs]   # image, disagreement
         th, tw = grid.shape
         jobs = [(p, y, x, wt) for p in range(len(pairs)) for (y, x, wt) in grid.tiles()]
-        for y, x, wt in grid.tiles():
-            wsum[y:y + th, x:x + tw] += wt
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start:start + self.batch_size]
             g0 = np.stack([padded[p][0][y:y + th, x:x + tw] for p, y, x, _ in chunk])
             g1 = np.stack([padded[p][1][y:y + th, x:x + tw] for p, y, x, _ in chunk])
             out = self._run_batch(g0, g1, [times[p] for p, _, _, _ in chunk])
             for (p, y, x, wt), o in zip(chunk, out):
-                acc[p][y:y + th, x:x + tw] += wt[..., None] * o
-        return [((a[..., 0] / wsum)[top:top + h, left:left + w],
-                 (a[..., 1] / wsum)[top:top + h, left:left + w]) for a in acc]
+                blenders[p].add(y, x, wt, o)
+        out = [bl.result()[top:top + h, left:left + w] for bl in blenders]
+        return [(o[..., 0], o[..., 1]) for o in out]
 
     # -- the Interpolator API -----------------------------------------------------------
     def prepare_stack(self, data) -> None:

@@ -8,7 +8,7 @@ Interface (what we write and what we read)::
     out['image']  # (B,H,W,3) float32, values ~[0, 1]
 
 H and W must be multiples of 64 (``config.PAD_MULTIPLE``): the caller pads
-(pad//2 before, the rest after) and crops back (see ``pad_to_multiple``).
+(pad//2 before, the rest after) and crops back (``tiling.pad_to_multiple``).
 ``time`` is ignored (t = 0.5).  Our exports also return the auxiliary keys
 x0_warped, x1_warped, forward/backward_flow_pyramid and
 forward/backward_residual_flow_pyramid, have a 'serving_default' signature
@@ -44,25 +44,8 @@ _HELP = ("give a FILM SavedModel folder (it holds saved_model.pb and variables/)
          "'cryotiger model download cryotiger|vimeo --output DIR'")
 
 
-# -- padding ----------------------------------------------------------------------------
-def pad_amounts(size: int, multiple: int = PAD_MULTIPLE) -> Tuple[int, int]:
-    """(before, after) zero padding that makes ``size`` a multiple of ``multiple``."""
-    pad = (-size) % multiple
-    return pad // 2, pad - pad // 2
-
-
-def pad_to_multiple(images: np.ndarray, multiple: int = PAD_MULTIPLE):
-    """Zero-pad (B, H, W, C) images; returns (padded, (top, left, H, W)) for ``crop``."""
-    h, w = images.shape[1:3]
-    (t, b), (l, r) = pad_amounts(h, multiple), pad_amounts(w, multiple)
-    if t == b == l == r == 0:
-        return images, (0, 0, h, w)
-    return np.pad(images, ((0, 0), (t, b), (l, r), (0, 0))), (t, l, h, w)
-
-
-def crop(images, box):
-    t, l, h, w = box
-    return images[:, t:t + h, l:l + w]
+# -- padding: engine/film/tiling.py (numpy only); the names stay importable here ------
+from .tiling import crop, pad_amounts, pad_to_multiple  # noqa: E402,F401
 
 
 # -- export -----------------------------------------------------------------------------
@@ -396,14 +379,6 @@ def load_network(path: str) -> Tuple[FilmNet, dict]:
     import_weights(net, weights)
     del loaded
     return net, {"folder": folder, "config": cfg, "source": source}
-
-
-def savedmodel_call(loaded, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
-    """Run a loaded SavedModel on (B, H, W, 3) float32 inputs (H, W multiples of 64)."""
-    b = x0.shape[0]
-    out = loaded({"x0": tf.constant(x0, tf.float32), "x1": tf.constant(x1, tf.float32),
-                  "time": tf.fill([b, 1], 0.5)}, training=False)
-    return out["image"].numpy()
 
 
 def count_parameters(path: str) -> Tuple[int, Optional[FilmConfig]]:

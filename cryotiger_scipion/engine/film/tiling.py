@@ -187,13 +187,74 @@ def tile_size_for_memory(max_memory_gib: float, batch: int = 1, params: int = 34
     return edge
 
 
-def blend(grid: TileGrid, outputs: Sequence[Tuple[int, int, np.ndarray]], channels_last: bool = False):
-    """Blend (y, x, tile_output (th, tw)) into a (H, W) float32 image (helper for tests)."""
-    acc = np.zeros((grid.height, grid.width), np.float64)
-    wsum = np.zeros_like(acc)
-    weights = {(y, x): w for y, x, w in grid.tiles()}
-    for y, x, out in outputs:
-        w = weights[(y, x)]
-        acc[y:y + grid.tile_h, x:x + grid.tile_w] += w * out
-        wsum[y:y + grid.tile_h, x:x + grid.tile_w] += w
-    return (acc / wsum).astype(np.float32)
+# ----------------------------------------------------------------------------
+# Padding to the network's size multiple (the one implementation: SavedModel
+# callers and FilmInterpolator.midpoints)
+# ----------------------------------------------------------------------------
+def pad_amounts(size: int, multiple: int = PAD_MULTIPLE) -> Tuple[int, int]:
+    """(before, after) zero padding that makes ``size`` a multiple of ``multiple``."""
+    pad = (-size) % multiple
+    return pad // 2, pad - pad // 2
+
+
+def pad_to_multiple(images: np.ndarray, multiple: int = PAD_MULTIPLE):
+    """Zero-pad (B, H, W, C) images; returns (padded, (top, left, H, W)) for ``crop``."""
+    h, w = images.shape[1:3]
+    (t, b), (l, r) = pad_amounts(h, multiple), pad_amounts(w, multiple)
+    if t == b == l == r == 0:
+        return images, (0, 0, h, w)
+    return np.pad(images, ((0, 0), (t, b), (l, r), (0, 0))), (t, l, h, w)
+
+
+def crop(images, box):
+    """Undo :func:`pad_to_multiple`: (B, H, W, C) images cropped to ``box``
+    (top, left, h, w) -> (B, h, w, C)."""
+    t, l, h, w = box
+    return images[:, t:t + h, l:l + w]
+
+
+# ----------------------------------------------------------------------------
+# Blending (the one implementation of sum(w * tile) / sum(w))
+# ----------------------------------------------------------------------------
+class TileBlender:
+    """Blends the network outputs of the tiles of ``grid`` into one (H, W)
+    float32 image, or (H, W, channels) with ``channels``: sum(w * tile) /
+    sum(w), w the raised-cosine windows of :meth:`TileGrid.tiles` (float32
+    sums, in the order the tiles are added).
+
+    >>> b = TileBlender(grid)
+    >>> for y, x, w in grid.tiles():
+    ...     b.add(y, x, w, net_output_of_that_tile)     # (tile_h, tile_w)
+    >>> image = b.result()                              # (H, W) float32
+    """
+
+    def __init__(self, grid: TileGrid, weight_sum: Optional[np.ndarray] = None,
+                 channels: Optional[int] = None):
+        self.grid = grid
+        self.channels = channels
+        shape = (grid.height, grid.width) + ((int(channels),) if channels else ())
+        self.acc = np.zeros(shape, np.float32)
+        self._wsum = weight_sum
+
+    @staticmethod
+    def weight_sum(grid: TileGrid) -> np.ndarray:
+        """sum(w) over the tiles of ``grid``: (H, W) float32 (share it between
+        the blenders of one grid)."""
+        wsum = np.zeros((grid.height, grid.width), np.float32)
+        th, tw = grid.shape
+        for y, x, wt in grid.tiles():
+            wsum[y:y + th, x:x + tw] += wt
+        return wsum
+
+    def add(self, y: int, x: int, weight: np.ndarray, tile: np.ndarray) -> None:
+        """Add the output ``tile`` (tile_h, tile_w[, channels]) of the tile at
+        (y, x) with its window ``weight`` (tile_h, tile_w)."""
+        th, tw = self.grid.shape
+        self.acc[y:y + th, x:x + tw] += (weight[..., None] if self.channels else weight) * tile
+
+    def result(self) -> np.ndarray:
+        """The blended (H, W[, channels]) float32 image (every tile must have
+        been added)."""
+        if self._wsum is None:
+            self._wsum = self.weight_sum(self.grid)
+        return self.acc / (self._wsum[..., None] if self.channels else self._wsum)

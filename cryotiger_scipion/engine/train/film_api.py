@@ -64,16 +64,20 @@ def build(cfg, seed: int = 0):
     return build_film(cfg, seed=seed)
 
 
-def import_weights(net, model_dir: str) -> Tuple[int, int]:
-    """Copy the weights of a FILM SavedModel folder (published, ours, or an
-    earlier training) into ``net`` by variable name; returns (assigned, total)."""
-    from ..film.savedmodel import import_weights as film_import, load_network
+def init_from_model(net, model_dir: str) -> Tuple[int, int]:
+    """Start ``net`` from a FILM SavedModel folder (published, ours, or an
+    earlier training; ``train --init``): its weights are copied into ``net``
+    by ``film.savedmodel.import_weights`` (the one weight importer: features
+    and flows by name, fusion by creation order and shape).  Returns
+    (assigned, total) variable counts.  Raises InputError when the folder's
+    FILM configuration differs from ``net``'s."""
+    from ..film.savedmodel import import_weights, load_network
     src, info = load_network(model_dir)
     if src.config != net.config:
         raise InputError(f"--init {model_dir}: its FILM configuration ({src.config.describe()}) differs "
                          f"from the one to train ({net.config.describe()}); give the model's "
                          "configuration with --config (published for the published models)")
-    n = film_import(net, {k: v.numpy() for k, v in src.named_variables().items()})
+    n = import_weights(net, {k: v.numpy() for k, v in src.named_variables().items()})
     return n, len(net.named_variables())
 
 

@@ -242,7 +242,7 @@ class Trainer:
         with open(os.path.join(self.workdir, "state.json"), "w") as f:
             json.dump(self._state(), f, indent=1)
         if self.init:
-            n, total = film_api.import_weights(self.net, self.init)
+            n, total = film_api.init_from_model(self.net, self.init)
             return f"initialised {n}/{total} variables from {self.init}"
         return "new network (random initialisation)"
 

@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     from scipy.stats import spearmanr
 
     from cryotiger_scipion.engine.film.confidence import SMOOTH_SIGMA, confidence_map, noise_sigma
-    from cryotiger_scipion.engine.film.interpolator import LUMA, FilmInterpolator
+    from cryotiger_scipion.engine.film.inference import LUMA, FilmInterpolator
     from cryotiger_scipion.engine.fit import STARTER_DIR
 
     luma = np.asarray(LUMA, np.float32)

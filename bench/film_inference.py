@@ -100,7 +100,7 @@ def load_models(args):
 
 
 def precision_rows(args, models, peaks, device):
-    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.inference import FilmInterpolator
     from cryotiger_scipion.engine.film.precision import ERROR_BOUND, auto_precision
     reduced = "mixed" if device == "gpu" else "bfloat16"
     tilts, diff = reprojected_series()
@@ -146,7 +146,7 @@ def precision_rows(args, models, peaks, device):
 
 def context_rows(args, models, device):
     """How far the network's output moves when the input changes at one spot."""
-    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.inference import FilmInterpolator
     from cryotiger_scipion.engine.film.tiling import network_context
     size = 256
     a, _ = test_pair(size, seed=2)
@@ -175,7 +175,7 @@ def context_rows(args, models, device):
 
 
 def tiled_rows(args, models, device):
-    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.inference import FilmInterpolator
     from cryotiger_scipion.engine.film.tiling import TileGrid
     a, b = test_pair(args.tiled_size, seed=1)
     print(f"\nTiled vs whole at {args.tiled_size}x{args.tiled_size} (tiles of {args.tile}, default overlap "
@@ -226,7 +226,7 @@ def linear_rows():
 def gpu_mode(args):
     import tensorflow as tf
     from cryotiger_scipion.engine.film.config import FilmConfig
-    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.inference import FilmInterpolator
     from cryotiger_scipion.engine.film.network import FilmNet
     if not tf.config.list_physical_devices("GPU"):
         print("\n--gpu: TensorFlow sees no GPU on this machine; nothing measured.")

@@ -100,7 +100,7 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(a.threads)
-    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.inference import FilmInterpolator
     quiet = lambda msg: None  # noqa: E731
     ta = FilmInterpolator(model, tile_size=128, tile_overlap=64, log=quiet)
     assert ta.time_aware, "the trained model is not time-aware"

@@ -20,7 +20,7 @@ from .progress import Progress
 from .record import read_plan_json, write_record  # noqa: F401 (read_plan_json re-exported)
 
 # The interface every interpolator implements, the linear method and the method
-# names live in methods.py (film/interpolator.py subclasses the interface from
+# names live in methods.py (film/inference.py subclasses the interface from
 # there, so the FILM package never imports this driver module).
 from .methods import FILM, LINEAR, Interpolator, LinearInterpolator  # noqa: F401 (re-exported)
 
@@ -60,14 +60,14 @@ def get_interpolator(method: str, **options) -> Interpolator:
     """Build the interpolator for ``method`` ('linear' or 'film').
 
     FILM options (model, tile_size, ...) are passed to
-    :class:`cryotiger_scipion.engine.film.interpolator.FilmInterpolator`;
+    :class:`cryotiger_scipion.engine.film.inference.FilmInterpolator`;
     TensorFlow is imported only then.
     """
     if method == LINEAR:
         return LinearInterpolator()
     if method == FILM:
         try:
-            from .film.interpolator import FilmInterpolator
+            from .film.inference import FilmInterpolator
         except ImportError as exc:
             raise InputError(f"method 'film' needs TensorFlow, which is not importable here ({exc}); "
                              "run inside the managed environment (see README: 'Managed environment') "

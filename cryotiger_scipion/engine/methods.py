@@ -2,7 +2,7 @@
 
 ``Interpolator`` is what the driver (``interpolate.run_interpolation``) calls
 gap by gap; ``LinearInterpolator`` is the pixel-wise linear blend; the FILM
-inference driver (``film/interpolator.py`` ``FilmInterpolator``) subclasses
+inference driver (``film/inference.py`` ``FilmInterpolator``) subclasses
 ``Interpolator`` from here, so that the FILM package never imports the driver
 module (no import cycle).  Method names are those of ``constants.METHODS``.
 numpy only.

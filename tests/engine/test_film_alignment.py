@@ -142,7 +142,7 @@ def test_trained_model_leaves_identical_inputs_unshifted(trained_model):
     """Before the fix, a model of this recipe moved identical inputs by (-0.42, +0.10) px
     (C20's image) and by (-0.61, +0.23) px on average over 8 textures; the shift left
     now is image-dependent, not systematic (600 steps: C20's image (-0.01, +0.08))."""
-    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.inference import FilmInterpolator
     fi = FilmInterpolator(trained_model)
     assert fi.model_info["config"] == FilmConfig.small().aligned()
     shifts = []
@@ -157,7 +157,7 @@ def test_trained_model_leaves_identical_inputs_unshifted(trained_model):
 
 def test_trained_model_centres_inputs_shifted_by_plus_and_minus_d(trained_model):
     """Before the fix: output (-0.61, +1.01) px off the middle on average (it followed x1)."""
-    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.inference import FilmInterpolator
     fi = FilmInterpolator(trained_model)
     shifts = []
     for seed in (100, 101, 102):

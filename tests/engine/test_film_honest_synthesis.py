@@ -11,7 +11,7 @@ from scipy import ndimage  # noqa: E402
 
 from cryotiger_scipion.engine import InputError  # noqa: E402
 from cryotiger_scipion.engine.film.config import FilmConfig  # noqa: E402
-from cryotiger_scipion.engine.film.interpolator import FilmInterpolator  # noqa: E402
+from cryotiger_scipion.engine.film.inference import FilmInterpolator  # noqa: E402
 from cryotiger_scipion.engine.film.network import FilmNet  # noqa: E402
 from cryotiger_scipion.engine.holdout import MethodSpec, run_holdout  # noqa: E402
 from cryotiger_scipion.engine.interpolate import (LinearInterpolator, describe_input,  # noqa: E402

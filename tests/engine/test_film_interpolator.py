@@ -7,7 +7,7 @@ from scipy.ndimage import gaussian_filter  # noqa: E402
 
 from cryotiger_scipion.engine import InputError  # noqa: E402
 from cryotiger_scipion.engine.film.config import FilmConfig  # noqa: E402
-from cryotiger_scipion.engine.film.interpolator import FilmInterpolator  # noqa: E402
+from cryotiger_scipion.engine.film.inference import FilmInterpolator  # noqa: E402
 from cryotiger_scipion.engine.film.network import FilmNet  # noqa: E402
 from cryotiger_scipion.engine.film.tiling import (TileBlender, TileGrid, pad_amounts,  # noqa: E402
                                                   tile_size_for_memory, tile_starts, window_1d)

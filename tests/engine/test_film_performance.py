@@ -10,7 +10,7 @@ tf = pytest.importorskip("tensorflow")
 from scipy import ndimage  # noqa: E402
 
 from cryotiger_scipion.engine.film.config import FilmConfig  # noqa: E402
-from cryotiger_scipion.engine.film.interpolator import FilmInterpolator  # noqa: E402
+from cryotiger_scipion.engine.film.inference import FilmInterpolator  # noqa: E402
 from cryotiger_scipion.engine.film.network import FilmNet  # noqa: E402
 from cryotiger_scipion.engine.film.precision import ERROR_BOUND, auto_precision, cpu_has_bf16  # noqa: E402
 from cryotiger_scipion.engine.film.tiling import TileGrid, default_overlap, network_context  # noqa: E402

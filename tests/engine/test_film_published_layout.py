@@ -16,7 +16,7 @@ tf = pytest.importorskip("tensorflow")
 
 from cryotiger_scipion.engine.film import savedmodel as sm  # noqa: E402
 from cryotiger_scipion.engine.film.config import FilmConfig  # noqa: E402
-from cryotiger_scipion.engine.film.interpolator import FilmInterpolator  # noqa: E402
+from cryotiger_scipion.engine.film.inference import FilmInterpolator  # noqa: E402
 from cryotiger_scipion.engine.film.network import FilmNet  # noqa: E402
 from conftest import cryotiger_cmd  # noqa: E402
 from film_layout import savedmodel_image, write_published_layout  # noqa: E402

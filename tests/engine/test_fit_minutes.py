@@ -117,7 +117,7 @@ def test_fit_from_the_shipped_starter_keeps_the_aligned_network(series, capsys):
     pair by (0.01, 0.14) px.)"""
     from cryotiger_scipion.engine import fit
     from cryotiger_scipion.engine.film.config import FilmConfig
-    from cryotiger_scipion.engine.film.interpolator import FilmInterpolator
+    from cryotiger_scipion.engine.film.inference import FilmInterpolator
     from cryotiger_scipion.engine.film.savedmodel import read_config
     from test_film_alignment import _texture, subpixel_shift
     aligned = FilmConfig.from_json(fit.FIT_CONFIG).aligned()

@@ -133,10 +133,10 @@ def test_cli_user_errors_exit_2(ts, tmp_path):
 
 
 def _film_available():
-    return importlib.util.find_spec("cryotiger_scipion.engine.film.interpolator") is not None
+    return importlib.util.find_spec("cryotiger_scipion.engine.film.inference") is not None
 
 
-@pytest.mark.skipif(not _film_available(), reason="FILM interpolator (engine/film/interpolator.py) "
+@pytest.mark.skipif(not _film_available(), reason="FILM interpolator (engine/film/inference.py) "
                     "not in this checkout yet")
 def test_linear_and_random_film_side_by_side(ts, tmp_path):
     stack, tlt = ts

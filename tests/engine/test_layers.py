@@ -189,8 +189,8 @@ def _cycle(graph: dict):
 
 def test_engine_has_no_import_cycle():
     """No engine module imports, even lazily, a module that imports it back
-    (issue 16: interpolate.py <-> film/interpolator.py; the interface now lives in
-    methods.py)."""
+    (issue 16: interpolate.py <-> film/interpolator.py, now film/inference.py;
+    the interface lives in methods.py)."""
     cycle = _cycle(_engine_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 

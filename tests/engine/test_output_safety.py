@@ -517,7 +517,7 @@ def test_film_under_a_memory_limit_says_out_of_memory(tmp_path):
     r = run("model", "init", "--config", "small", "--output", "m", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     probe = subprocess.run(
-        [sys.executable, "-c", "import tensorflow, cryotiger_scipion.engine.film.interpolator;"
+        [sys.executable, "-c", "import tensorflow, cryotiger_scipion.engine.film.inference;"
                                "print(open('/proc/self/statm').read().split()[0])"],
         capture_output=True, text=True)
     size_kib = int(probe.stdout.split()[-1]) * os.sysconf("SC_PAGE_SIZE") // 1024

@@ -116,7 +116,7 @@ def test_aligned_model_confidence_comes_from_the_pass_spread():
 
     from cryotiger_scipion.engine.film.confidence import SMOOTH_SIGMA, noise_sigma
     from cryotiger_scipion.engine.film.config import FilmConfig
-    from cryotiger_scipion.engine.film.interpolator import LUMA, FilmInterpolator
+    from cryotiger_scipion.engine.film.inference import LUMA, FilmInterpolator
     from cryotiger_scipion.engine.film.network import FilmNet
     net = FilmNet(FilmConfig.small().aligned(), seed=3)
     fi = FilmInterpolator(net, tile_size=64, tile_overlap=0, log=lambda m: None)

@@ -130,8 +130,8 @@ class TestCryoTigerHoldout(BaseTest):
         engine = os.path.join(ROOT, ".venv-engine", "bin", "cryotiger")
         if not os.path.exists(engine):
             self.skipTest("managed environment (.venv-engine) not built")
-        if not os.path.exists(os.path.join(ROOT, "cryotiger_scipion", "engine", "film", "interpolator.py")):
-            self.skipTest("FILM interpolator (engine/film/interpolator.py) not in this checkout")
+        if not os.path.exists(os.path.join(ROOT, "cryotiger_scipion", "engine", "film", "inference.py")):
+            self.skipTest("FILM interpolator (engine/film/inference.py) not in this checkout")
         r = subprocess.run([engine, "model", "init", "--config", "small", "--output", model],
                            capture_output=True, text=True, timeout=300)
         if r.returncode != 0:

@@ -269,7 +269,7 @@ def fit_first(args, tilts) -> dict:
     """--fit-minutes: fit FILM to the series (engine/fit.py) before interpolating;
     returns the fit summary (its 'model' is the fitted SavedModel folder)."""
     from ..fit import FitOptions, fit_series, fitted_model_path
-    from ..film.interpolator import configure_devices
+    from ..film.inference import configure_devices
     from ..plan import make_plan
     gpu_ids = ",".join(str(args.gpu_ids).replace(",", " ").split()) if args.gpu_ids else None
     configure_devices(args.device, gpu_ids)

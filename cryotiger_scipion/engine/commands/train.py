@@ -154,7 +154,7 @@ def _run(args) -> int:
     from ..train.trainer import TrainConfig, train
 
     t0 = time.monotonic()
-    from ..film.interpolator import configure_devices
+    from ..film.inference import configure_devices
     if args.threads:
         from ..train.trainer import _set_threads
         _set_threads(args.threads)      # before TensorFlow starts

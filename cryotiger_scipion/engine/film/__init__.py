@@ -26,7 +26,8 @@ Keras' numbers may start at an offset in other exports: docs/film.md, "Import ru
 
 Modules: config (options), layers (named conv), feature_extractor, flow_estimator,
 warp, fusion, network (wiring), savedmodel (export/load/import), tiling
-(overlapping tiles, raised-cosine blending), interpolator (FilmInterpolator).
+(overlapping tiles, raised-cosine blending), inference (FilmInterpolator, the inference
+driver of ``--method film``; FILM's own "interpolator" is the network, network.py).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ _LAZY = {
     "export_savedmodel": "savedmodel", "load_savedmodel": "savedmodel", "load_network": "savedmodel",
     "import_weights": "savedmodel", "find_saved_model_dir": "savedmodel", "count_parameters": "savedmodel",
     "pad_to_multiple": "tiling", "crop": "tiling",
-    "FilmInterpolator": "interpolator",
+    "FilmInterpolator": "inference",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,4 +1,6 @@
-"""``FilmInterpolator``: the ``film`` method of ``cryotiger interpolate``.
+"""``FilmInterpolator``: the ``film`` method of ``cryotiger interpolate`` (the
+inference driver: normalisation, tiling, batching; the network itself, which
+FILM's code calls the interpolator, is ``network.py``).
 
 Grey float images in their original units go in and come out.  Per gap:
 

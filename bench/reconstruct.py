@@ -7,7 +7,7 @@ in ../shared/data (known truth), reconstructed with the built-in back end.
    with the true volume; the two cylindra microtubule tomograms (bin-4,
    10.52 A/px) and a crowd of ribosomes (cryocat average, 8.7 A/px).
 2. CTF at high defocus: series simulated with the defocus of every height
-   (engine.reconstruct.simulate_thick_ctf), reconstructed with no correction,
+   (engine.simulate.simulate_thick_ctf), reconstructed with no correction,
    2D phase flip and 3D correction: correlation with the truth (whole volume
    and a high-frequency band 0.25-0.5 cycles/voxel).  The data volumes, and a
    thick sample (dots) at 1.5 A/px where the height matters.
@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import copy_bandwidth, header  # noqa: E402
 from cryotiger_scipion.engine import reconstruct as R  # noqa: E402
 from cryotiger_scipion.engine.simulate import (Acquisition, load_volume,  # noqa: E402
-                                               simulate_tilt_series)
+                                               simulate_thick_ctf, simulate_tilt_series)
 
 
 def cc(a, b):
@@ -172,7 +172,7 @@ def section_ctf(vols, angles, quick):
     cases.append(("thick dots (128, 8, 192)", DOTS, 1.5, 10000.0))
     for name, vol, px, df in cases:
         ang = angles if "dots" not in name else np.arange(-60, 60.1, 2.0)
-        ts = R.simulate_thick_ctf(vol, ang, px, [df] * len(ang))
+        ts = simulate_thick_ctf(vol, ang, px, [df] * len(ang))
         ctf = R.CtfSettings([df] * len(ang), [df] * len(ang), [0.0] * len(ang))
         step = 50.0 if "dots" in name else None
         res = {}
@@ -252,7 +252,7 @@ def figure(path):
     vol = phantom_volume((32, 64, 64), seed=3)
     angles = np.arange(-60, 60.1, 3.0)
     px, df = 5.0, 30000.0
-    ts = R.simulate_thick_ctf(vol, angles, px, [df] * len(angles))
+    ts = simulate_thick_ctf(vol, angles, px, [df] * len(angles))
     ctf = R.CtfSettings([df] * len(angles), [df] * len(angles), [0.0] * len(angles))
     panels = [("truth (negated)", -vol),
               ("built-in, no correction", R.reconstruct(ts, angles, 32, px)[0]),

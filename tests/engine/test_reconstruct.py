@@ -12,7 +12,7 @@ from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine import reconstruct as R
 from cryotiger_scipion.engine.interpolate import LinearInterpolator, describe_input, run_interpolation
 from cryotiger_scipion.engine.io import write_angles, write_stack
-from cryotiger_scipion.engine.simulate import phantom_volume, simulate_tilt_series
+from cryotiger_scipion.engine.simulate import phantom_volume, simulate_thick_ctf, simulate_tilt_series
 from conftest import cryotiger_cmd
 
 
@@ -85,7 +85,7 @@ def test_filters_and_weights():
 def test_ctf_correction_beats_none_at_high_defocus():
     vol = phantom_volume((32, 32, 48), n_blobs=40, seed=2)
     px, df = 2.0, 50000.0
-    ts = R.simulate_thick_ctf(vol, ANGLES, px, [df] * len(ANGLES))
+    ts = simulate_thick_ctf(vol, ANGLES, px, [df] * len(ANGLES))
     ctf = R.CtfSettings([df] * len(ANGLES), [df] * len(ANGLES), [0.0] * len(ANGLES))
     res = {c: cc(R.reconstruct(ts, ANGLES, 32, px, ctf=ctf, correction=c, radial=(0.5, 0))[0], -vol)
            for c in ("none", "phaseflip", "3d")}
@@ -104,9 +104,9 @@ def test_3d_ctf_uses_each_height_with_the_right_sign():
     angles = np.arange(-60, 60.1, 2.0)
     vol = dots(shape, 800)
     ctf = R.CtfSettings([df] * len(angles), [df] * len(angles), [0.0] * len(angles))
-    right = R.simulate_thick_ctf(vol, angles, px, [df] * len(angles))
+    right = simulate_thick_ctf(vol, angles, px, [df] * len(angles))
     # vol[::-1] seen at -theta is vol at theta with every height negated.
-    wrong = R.simulate_thick_ctf(vol[::-1], -angles, px, [df] * len(angles))
+    wrong = simulate_thick_ctf(vol[::-1], -angles, px, [df] * len(angles))
     hi = band(-vol, 0.3, 0.5)
 
     def score(ts, correction):
@@ -254,7 +254,7 @@ def test_novactf_agrees_with_builtin(tmp_path):
     from cryotiger_scipion.engine import novactf as N
     vol = phantom_volume((32, 48, 48), seed=3)
     px, df = 5.0, 30000.0
-    ts = R.simulate_thick_ctf(vol, ANGLES, px, [df] * len(ANGLES))
+    ts = simulate_thick_ctf(vol, ANGLES, px, [df] * len(ANGLES))
     ctf = R.CtfSettings([df] * len(ANGLES), [df] * len(ANGLES), [0.0] * len(ANGLES))
     for corr in ("none", "3d"):
         work = tmp_path / corr

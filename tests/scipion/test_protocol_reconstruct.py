@@ -135,7 +135,7 @@ class TestCryoTigerReconstructCtf(BaseTest):
             raise unittest.SkipTest("ProtCryoTigerCtf is not available (%s)" % exc)
         from common import doseSymmetricOrder
         from cryotiger_scipion.engine.io import write_stack
-        from cryotiger_scipion.engine.reconstruct import simulate_thick_ctf
+        from cryotiger_scipion.engine.simulate import simulate_thick_ctf
         setupTestProject(cls)
         cls.data = cls.getOutputPath("data")
         os.makedirs(cls.data, exist_ok=True)

@@ -40,7 +40,7 @@ import numpy as np
 
 from .. import InputError
 from ..methods import FILM, Interpolator
-from .normalization import ROBUST_PERCENTILES, normalize_pair, pair_range  # noqa: F401
+from .normalization import normalize_pair
 from .precision import auto_precision
 from .tiling import (TileBlender, TileGrid, check_tiling, default_overlap, network_context,
                      pad_amounts, tile_size_for_memory)
@@ -129,11 +129,6 @@ def _available_memory_gib() -> float:
     except (OSError, ValueError, ImportError):
         pass
     return min(limits) / 2 ** 30 if limits else 8.0
-
-
-def robust_range(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
-    """(low, high) percentiles of a pair (see ``normalization.pair_range``)."""
-    return pair_range(a, b)
 
 
 class FilmInterpolator(Interpolator):

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -47,20 +46,10 @@ from scipy import ndimage
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
+from machine import cpu_model  # noqa: E402
 
 SIGMAS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 VOXEL = 10.52
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def simulate(folder, k, dose, seed=0, tomo="13pf_MT", base=5000, prefix="ts"):
@@ -185,7 +174,7 @@ def main(argv=None) -> int:
     lines = [f"FILM fitted to each series (restore mode, --fit-minutes {a.fit_minutes:g}) vs linear and "
              f"linear + best Gaussian blur; {a.series} held-out simulated series (13pf_MT + ribosomes, "
              f"-60..60 every 2 deg, {a.dose:g} e/A^2 per tilt, Poisson), {len(rows['film'])} restored tilts",
-             f"machine: {cpu_name()}, {os.cpu_count()} cores visible, TensorFlow {a.threads} threads "
+             f"machine: {cpu_model()}, {os.cpu_count()} cores visible, TensorFlow {a.threads} threads "
              f"(shared with other jobs); fit steps {fit_steps}, starting from "
              f"{fits[0]['init_text']}; total {(time.time() - t_all) / 60:.1f} min",
              "",

@@ -38,15 +38,10 @@ def cpu_model() -> str:
 
 
 def cpu_flags() -> set:
-    """The CPU feature flags of /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    """The CPU feature flags of /proc/cpuinfo (empty where there is none): the
+    engine's reader, the one ``--precision auto`` decides on."""
+    from cryotiger_scipion.engine.film.precision import cpu_flags as engine_cpu_flags
+    return engine_cpu_flags()
 
 
 def usable_threads() -> int:

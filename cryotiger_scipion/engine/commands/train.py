@@ -125,8 +125,6 @@ def output_set(args):
     --database, --config file, --vgg-weights)."""
     from ..outputs import OutputSet
     out = os.path.abspath(args.output)
-    from ..film.savedmodel import check_export_folder
-    check_export_folder(out, create_parent=False)   # before the database and the training, not after
     workdir = os.path.abspath(args.workdir or out.rstrip("/") + ".work")
     inputs = [(p, "--input") for p in args.input] + [(p, "--angles") for p in args.angles]
     inputs += [(p, "--xf") for p in (args.xf or []) if p]

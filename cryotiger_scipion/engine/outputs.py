@@ -413,14 +413,7 @@ class OutputSet:
     def adopt(self, final: str, source: str) -> None:
         """Make the file ``source`` the content of member ``final`` (moved, or
         copied across file systems)."""
-        tmp = self.temp(final)
-        try:
-            os.replace(source, tmp)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            shutil.copyfile(source, tmp)
-            os.remove(source)
+        move_file(source, self.temp(final))
 
     def allows(self, path: str) -> bool:
         """True when ``path`` may be written directly while this set is open:
@@ -501,12 +494,18 @@ def place(final: str, source: str) -> None:
             return
     if os.environ.get(STRICT) and _ACTIVE:
         active_temp(final)          # raises for an undeclared output
+    move_file(source, final)
+
+
+def move_file(source: str, dest: str) -> None:
+    """Move the file ``source`` to ``dest`` (a rename; copied then removed across
+    file systems, where a rename is not possible)."""
     try:
-        os.replace(source, final)
+        os.replace(source, dest)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        shutil.copyfile(source, final)
+        shutil.copyfile(source, dest)
         os.remove(source)
 
 

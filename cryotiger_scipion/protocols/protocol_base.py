@@ -336,14 +336,7 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
                                                  finalStep)
         deps = []
         for tsId in self.getTsIds(tsSet):
-            last = self._insertFunctionStep(self.convertInputStep, tsId, prerequisites=[],
-                                            needsGPU=False)
-            last = self._insertFunctionStep(processStep, tsId, prerequisites=[last],
-                                            needsGPU=processNeedsGPU)
-            if outputStep is not None:
-                last = self._insertFunctionStep(outputStep, tsId, prerequisites=[last],
-                                                needsGPU=False)
-            deps.append(last)
+            deps.append(self._insertTsChain(tsId, processStep, processNeedsGPU, outputStep))
         self._insertFunctionStep(finalStep or self.closeOutputSetsStep, prerequisites=deps,
                                  needsGPU=False)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import time
 
+from . import add_angles, add_exclude, add_input, add_microscope, add_output, add_quiet
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -24,14 +26,10 @@ def register(subparsers):
         description="Estimate the defocus of every tilt of a tilt series (synthetic tilts "
                     "included) with the built-in CPU estimator or the Gctf binary. Writes "
                     "CTF.json: one entry per tilt in stack order.")
-    p.add_argument("--input", required=True, help="tilt-series stack (.mrc/.mrcs/.st/.ali)")
-    p.add_argument("--angles", required=True, help="tilt angles, one per image in stack order (.tlt)")
-    p.add_argument("--output", required=True, help="CTF.json to write")
-    p.add_argument("--pixel-size", type=float, default=None,
-                   help="pixel size in Angstrom (default: from the input header)")
-    p.add_argument("--voltage", type=float, default=300.0, help="acceleration voltage, kV (300)")
-    p.add_argument("--cs", type=float, default=2.7, help="spherical aberration, mm (2.7)")
-    p.add_argument("--amp-contrast", type=float, default=0.07, help="amplitude contrast fraction (0.07)")
+    add_input(p, "tilt-series stack (.mrc/.mrcs/.st/.ali)")
+    add_angles(p, required=True)
+    add_output(p, "CTF.json to write")
+    add_microscope(p)
     p.add_argument("--backend", default="builtin", choices=["builtin", "gctf"],
                    help="builtin: CPU estimator in the engine; gctf: the Gctf binary (GPU)")
     p.add_argument("--gctf", default=None, help="Gctf binary (backend gctf; default: $CRYOTIGER_GCTF_BIN, "
@@ -64,12 +62,11 @@ def register(subparsers):
                         "the synthetic flag of each tilt into CTF.json and skips the views it "
                         "flags excluded (default: STEM.json beside the stack when it is that "
                         "record)")
-    p.add_argument("--exclude", default="",
-                   help="views not to estimate, numbered from 1 (e.g. '1,40-41'); their CTF.json "
-                        "entries say excluded, with null values")
+    add_exclude(p, "views not to estimate, numbered from 1 (e.g. '1,40-41'); their CTF.json "
+                   "entries say excluded, with null values")
     p.add_argument("--work-dir", default=None, help="gctf: folder for per-tilt MRCs and logs "
                                                     "(default: OUTPUT stem + '_gctf')")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
+from . import add_input, add_microscope, add_output, add_quiet
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -24,19 +26,15 @@ def register(subparsers):
                     "'cryotiger ctf'. Formats: imod (.tlt, .xf, .defocus, _exclude.txt), "
                     "stopgap (STOPGAP/cryoCAT wedge list), relion5 (tilt-series star and "
                     "tomograms.star of RELION 5's tomography pipeline).")
-    p.add_argument("--input", required=True, help="the stack (OUT.mrc of 'cryotiger interpolate')")
+    add_input(p, "the stack (OUT.mrc of 'cryotiger interpolate')")
     p.add_argument("--format", required=True, choices=["imod", "stopgap", "relion5"])
-    p.add_argument("--output", required=True, help="folder to write into (created if needed)")
+    add_output(p, "folder to write into (created if needed)")
     p.add_argument("--record", default=None,
                    help="interpolation record (default: the .json beside --input with its stem)")
     p.add_argument("--ctf", default=None,
                    help="CTF.json of 'cryotiger ctf' (matched by acquisition_order when its entries "
                         "carry one, else by stack position)")
-    p.add_argument("--pixel-size", type=float, default=None,
-                   help="pixel size in Angstrom (default: from the input header)")
-    p.add_argument("--voltage", type=float, default=300.0, help="acceleration voltage, kV (300)")
-    p.add_argument("--cs", type=float, default=2.7, help="spherical aberration, mm (2.7)")
-    p.add_argument("--amp-contrast", type=float, default=0.07, help="amplitude contrast fraction (0.07)")
+    add_microscope(p)
     p.add_argument("--tomo-size", default=None, metavar="X,Y,Z",
                    help="tomogram size in pixels of the stack (stopgap tomo_x/y/z, relion5 "
                         "rlnTomoSizeX/Y/Z; default: x, y of the stack and z = x/2, with a note)")
@@ -51,7 +49,7 @@ def register(subparsers):
                    help="relion5: rlnTomoHand, -1 or 1 (-1, RELION's import default)")
     p.add_argument("--original-pixel-size", type=float, default=None,
                    help="relion5: rlnMicrographOriginalPixelSize, A (default: the pixel size)")
-    p.add_argument("--quiet", action="store_true", help="no summary line")
+    add_quiet(p, "no summary line")
     p.set_defaults(func=run)
 
 

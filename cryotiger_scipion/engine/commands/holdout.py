@@ -17,6 +17,8 @@ import sys
 
 import argparse
 
+from . import add_angles, add_exclude, add_input, add_microscope, add_quiet, add_xf
+
 
 class _Ordered(argparse.Action):
     """Collects --method/--model/--name in command-line order."""
@@ -33,8 +35,8 @@ def register(subparsers):
         description="Restore-mode evaluation: drop every second tilt of an ALIGNED tilt series, "
                     "synthesise it back from its neighbours with each method and compare it "
                     "with the real tilt (PSNR, RMSE, SSIM per tilt, medians, paired tests).")
-    p.add_argument("--input", required=True, help="aligned tilt-series stack (.mrc/.st/.ali)")
-    p.add_argument("--angles", help="tilt angles, one per image in stack order (.tlt)")
+    add_input(p, "aligned tilt-series stack (.mrc/.st/.ali)")
+    add_angles(p)
     p.add_argument("--mdoc", help="SerialEM .mdoc (optional; angles when --angles is absent)")
     p.add_argument("--method", action=_Ordered, dest="method", choices=["linear", "film"],
                    help="method to evaluate; repeat for several (e.g. --method linear "
@@ -52,22 +54,18 @@ def register(subparsers):
                         "the whole input) or a number")
     p.add_argument("--per-gap", type=int, default=1,
                    help="tilts dropped between two kept ones (1: every second tilt)")
-    p.add_argument("--exclude", default="", help="views to exclude, numbered from 1 (e.g. '1,40-41')")
+    add_exclude(p)
     p.add_argument("--acquisition-json", help="per-image acquisition order and dose (as for "
                    "'cryotiger interpolate'); optional")
-    p.add_argument("--xf", help="IMOD .xf transforms to apply first (real tilts are aligned the "
-                   "same way before the comparison)")
-    from .interpolate import add_aligned_size
-    add_aligned_size(p)
+    add_xf(p, "IMOD .xf transforms to apply first (real tilts are aligned the same way before "
+              "the comparison)")
     p.add_argument("--keep", help="folder to keep the restored stacks in (NN_<name>.mrc/.tlt/.json)")
     ctf = p.add_argument_group("defocus difference (optional; built-in CTF estimator)")
     ctf.add_argument("--defocus", action="store_true",
                      help="also estimate the defocus of every real and synthetic held-out tilt and "
                           "report |difference| (defocus_diff, Angstrom), as the paper's Fig. 2")
-    ctf.add_argument("--pixel-size", type=float, default=None, help="Angstrom (default: header)")
-    ctf.add_argument("--voltage", type=float, default=300.0, help="kV")
-    ctf.add_argument("--cs", type=float, default=2.7, help="spherical aberration, mm")
-    ctf.add_argument("--amp-contrast", type=float, default=0.07, help="amplitude contrast fraction")
+    add_microscope(ctf, "Angstrom (default: header)", voltage="kV", cs="spherical aberration, mm",
+                   amp_contrast="amplitude contrast fraction")
     ctf.add_argument("--defocus-min", type=float, default=None, help="search range, Angstrom")
     ctf.add_argument("--defocus-max", type=float, default=None, help="search range, Angstrom")
     ctf.add_argument("--res-min", type=float, default=None, help="fitting band, low resolution (A)")
@@ -81,7 +79,7 @@ def register(subparsers):
     film.add_argument("--batch-size", type=int, default=None)
     film.add_argument("--normalization", default=None, choices=["robust", "notebook"])
     film.add_argument("--precision", default=None, choices=["auto", "float32", "mixed", "bfloat16"])
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     p.set_defaults(func=run, method_tokens=None)
 
 

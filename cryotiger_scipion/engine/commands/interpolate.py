@@ -23,16 +23,19 @@ import os
 import sys
 import time
 
+from . import (add_angles, add_exclude, add_input, add_output, add_pixel_size, add_quiet,
+               add_xf)
+
 
 def register(subparsers):
     p = subparsers.add_parser(
         "interpolate", help="synthesise tilts between acquired ones (linear or FILM)",
         description="Synthesise new tilts between the acquired tilts of an ALIGNED tilt series. "
                     "Writes OUT.mrc (sorted by angle, pixel size kept), OUT.tlt and OUT.json.")
-    p.add_argument("--input", required=True, help="aligned tilt-series stack (.mrc/.mrcs/.st/.ali)")
-    p.add_argument("--angles", help="tilt angles, one per image in stack order (.tlt/.rawtlt)")
+    add_input(p)
+    add_angles(p, help="tilt angles, one per image in stack order (.tlt/.rawtlt)")
     p.add_argument("--mdoc", help="SerialEM .mdoc: acquisition order and dose per tilt (optional)")
-    p.add_argument("--output", required=True, help="output stack; .tlt and .json are written beside it")
+    add_output(p, "output stack; .tlt and .json are written beside it")
     p.add_argument("--method", default="linear", choices=["linear", "film"])
     p.add_argument("--per-gap", type=int, default=1,
                    help="new tilts per gap (FILM: any K >= 1 with a time-aware model; 1, 3 or 7 "
@@ -43,16 +46,14 @@ def register(subparsers):
     p.add_argument("--mode", default="add", choices=["add", "restore"],
                    help="add: between all acquired tilts; restore: drop every second tilt and "
                         "synthesise it back (for comparison with the real one)")
-    p.add_argument("--exclude", default="", help="views to exclude, numbered from 1 (e.g. '1,40-41')")
+    add_exclude(p)
     p.add_argument("--acquisition-json", default=None,
                    help="JSON object with per-image lists in stack order: 'order' (1-based "
                         "acquisition order), 'dose' (e/A^2 of each image) and 'accum_dose' (e/A^2 "
                         "received before each image); any may be left out. Alternative to --mdoc "
                         "(written by the Scipion protocols from the tilt images' metadata)")
-    p.add_argument("--xf", help="IMOD .xf transforms to apply first (if the stack is not aligned)")
-    add_aligned_size(p)
-    p.add_argument("--pixel-size", type=float, default=None,
-                   help="pixel size in Angstrom (default: from the input header)")
+    add_xf(p)
+    add_pixel_size(p)
     film = p.add_argument_group("FILM options")
     film.add_argument("--model", help="FILM SavedModel folder (published, trained, or 'cryotiger model init')")
     film.add_argument("--fit-minutes", type=float, default=None,
@@ -73,16 +74,8 @@ def register(subparsers):
                       help="compute precision (auto: the fastest one measured accurate on the device: "
                            "float16 + XLA on GPU, bfloat16 for the published network on CPUs with "
                            "AVX512-BF16/AMX, else float32)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     p.set_defaults(func=run)
-
-
-def add_aligned_size(p) -> None:
-    """--aligned-size NX,NY (with --xf): the aligned frame, as IMOD newstack -size."""
-    p.add_argument("--aligned-size", default=None, metavar="NX,NY",
-                   help="with --xf: size of the aligned images in pixels (as IMOD newstack "
-                        "-size; default: the raw size, x and y swapped when the transforms "
-                        "rotate by about 90 degrees)")
 
 
 def film_options(args) -> dict:

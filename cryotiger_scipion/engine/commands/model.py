@@ -15,6 +15,8 @@ Contract (kept stable, used by checks outside the repository):
 """
 from __future__ import annotations
 
+from . import add_output, add_quiet
+
 
 def register(subparsers):
     p = subparsers.add_parser("model", help="make (random) or inspect FILM SavedModel folders",
@@ -25,7 +27,7 @@ def register(subparsers):
     init.add_argument("--config", default="published", choices=["published", "small"],
                       help="published: the FILM/cryoTIGER network (34,436,667 parameters); "
                            "small: a tiny network for tests")
-    init.add_argument("--output", required=True, help="output SavedModel folder (new or empty)")
+    add_output(init, "output SavedModel folder (new or empty)")
     init.add_argument("--seed", type=int, default=0, help="random seed of the initial weights")
     init.add_argument("--time-aware", action="store_true",
                       help="a time-conditioned network (issue 13; untrained: for tests and benchmarks)")
@@ -52,7 +54,7 @@ def register(subparsers):
     dl.add_argument("--expect-config", default="published", choices=["published", "small"],
                     help="FILM configuration the model must have (default published; 'small' is "
                          "for tests of the install path with a tiny model)")
-    dl.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(dl)
     dl.set_defaults(func=run_download)
     p.set_defaults(func=_usage, parser=p)
 

@@ -18,6 +18,8 @@ import json
 import os
 import shlex
 
+from . import add_quiet
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -34,7 +36,7 @@ def register(subparsers):
                                                    "(default: TASKS_logs beside TASKS)")
     p.add_argument("--report", default=None,
                    help="JSON file: per task its GPU, slot, pid, start/end time and exit code")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 

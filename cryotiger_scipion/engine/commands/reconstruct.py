@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 
+from . import add_angles, add_exclude, add_input, add_microscope, add_output, add_quiet, add_xf
+
 
 def _pair(text: str, name: str) -> tuple:
     from .. import InputError
@@ -30,9 +32,9 @@ def register(subparsers):
                     "weighted back-projection, optionally CTF-corrected: 2D phase flip, or 3D "
                     "(each height back-projected from images corrected with its own defocus, as "
                     "novaCTF). Back ends: built-in (CPU, numpy) or the novaCTF binary.")
-    p.add_argument("--input", required=True, help="aligned tilt-series stack (.mrc/.mrcs/.st/.ali)")
-    p.add_argument("--angles", required=True, help="tilt angles, one per image in stack order (.tlt)")
-    p.add_argument("--output", required=True, help="output tomogram (.mrc), written z, y, x")
+    add_input(p)
+    add_angles(p, required=True)
+    add_output(p, "output tomogram (.mrc), written z, y, x")
     p.add_argument("--thickness", required=True, type=int,
                    help="tomogram thickness in pixels of the input stack (divided by --binning)")
     p.add_argument("--ctf", help="CTF.json from 'cryotiger ctf' (one entry per tilt, stack order)")
@@ -44,14 +46,12 @@ def register(subparsers):
     p.add_argument("--exclude-synthetic", metavar="OUT.json",
                    help="the interpolation record (OUT.json): leave out its synthetic tilts (and the "
                         "views it marks excluded), i.e. reconstruct from experimental tilts only")
-    p.add_argument("--exclude", default="", help="views to leave out, numbered from 1 (e.g. '1,40-41')")
+    add_exclude(p, "views to leave out, numbered from 1 (e.g. '1,40-41')")
     p.add_argument("--min-confidence", type=float, default=None, metavar="C",
                    help="leave out synthetic tilts whose confidence (OUT.json beside --input, "
                         "written by 'cryotiger interpolate --method film'; 0..1) is below C; "
                         "synthetic tilts without a confidence are left out too")
-    p.add_argument("--xf", help="IMOD .xf transforms to apply first (if the stack is not aligned)")
-    from .interpolate import add_aligned_size
-    add_aligned_size(p)
+    add_xf(p)
     p.add_argument("--backend", default="builtin", choices=["builtin", "novactf"],
                    help="builtin: numpy WBP (CPU); novactf: the novaCTF binary")
     p.add_argument("--novactf", help="path of the novaCTF binary (default: $CRYOTIGER_NOVACTF_BIN, "
@@ -65,11 +65,8 @@ def register(subparsers):
     p.add_argument("--sirt-like", type=int, default=0, metavar="K",
                    help="SIRT-like weighting equivalent to K iterations (less noise, lower "
                         "resolution; 0: off). novactf: its -FakeSIRTiterations")
-    p.add_argument("--pixel-size", type=float, default=None,
-                   help="pixel size in Angstrom (default: from the input header)")
-    p.add_argument("--voltage", type=float, default=300.0, help="kV")
-    p.add_argument("--cs", type=float, default=2.7, help="spherical aberration, mm")
-    p.add_argument("--amp-contrast", type=float, default=0.07, help="amplitude contrast (fraction)")
+    add_microscope(p, voltage="kV", cs="spherical aberration, mm",
+                   amp_contrast="amplitude contrast (fraction)")
     p.add_argument("--defocus-step", type=float, default=None,
                    help="3d: spacing of the defocus planes in Angstrom (default: the step where "
                         "the CTF phase changes by pi/4 at the radial cutoff, at least one pixel)")
@@ -77,7 +74,7 @@ def register(subparsers):
                    help="novactf: correct astigmatism (builtin always uses defocus U, V and angle)")
     p.add_argument("--max-memory", type=float, default=1.0, help="GiB for temporaries (builtin)")
     p.add_argument("--keep-work", action="store_true", help="novactf: keep its working folder")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 

@@ -6,16 +6,18 @@ import os
 
 import numpy as np
 
+from . import add_output, add_pixel_size
+
 
 def register(subparsers):
     p = subparsers.add_parser("simulate", help="project a volume into a tilt series (test data)")
     p.add_argument("--volume", help="MRC/EM/TIFF volume (z, y, x); default: a random phantom")
     p.add_argument("--phantom-shape", default="32,64,64", help="phantom size z,y,x")
-    p.add_argument("--output", required=True, help="output stack (.mrc); .tlt written beside it")
+    add_output(p, "output stack (.mrc); .tlt written beside it")
     p.add_argument("--min-angle", type=float, default=-60)
     p.add_argument("--max-angle", type=float, default=60)
     p.add_argument("--step", type=float, default=3)
-    p.add_argument("--pixel-size", type=float, default=None, help="Angstrom (default: volume's or 10)")
+    add_pixel_size(p, "Angstrom (default: volume's or 10)")
     p.add_argument("--defocus", type=float, default=None, help="defocus in Angstrom (underfocus > 0)")
     p.add_argument("--dose", type=float, default=None, help="dose per tilt, e/A^2 (adds noise)")
     p.add_argument("--dose-symmetric", action="store_true", help="dose-symmetric acquisition order")

@@ -16,6 +16,8 @@ import os
 import shutil
 import time
 
+from . import add_output, add_quiet
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -36,7 +38,7 @@ def register(subparsers):
     p.add_argument("--xf", action="append", default=None,
                    help="IMOD .xf transforms per --input (applied first, for unaligned stacks; "
                         "'' for an aligned one); once per --input or not at all")
-    p.add_argument("--output", required=True, help="model folder to write (SavedModel)")
+    add_output(p, "model folder to write (SavedModel)")
     p.add_argument("--config", default="small",
                    help="FILM configuration: small, published, or a FilmConfig .json (default small)")
     p.add_argument("--steps", type=int, default=2000, help="total training steps (default 2000)")
@@ -85,7 +87,7 @@ def register(subparsers):
     t.add_argument("--restart", action="store_true", help="discard checkpoints in the work folder")
     t.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     t.add_argument("--gpu-ids", default=None, help="GPU ids to use, e.g. '0' (one GPU is used)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 

@@ -95,6 +95,11 @@ class FilmConfig:
 
     @classmethod
     def named(cls, name: str) -> "FilmConfig":
+        """The configuration called ``name``: 'published' or 'small'.
+
+        Raises:
+            InputError: for any other name.
+        """
         if name == "published":
             return cls.published()
         if name == "small":
@@ -112,6 +117,18 @@ class FilmConfig:
         return 2 * (3 + self.feature_channels(level)) + 4 + (1 if self.time_conditioning else 0)
 
     def validate(self) -> "FilmConfig":
+        """Check that the options describe a network that can be built.
+
+        Checks the level counts against each other, one ``flow_convs`` /
+        ``flow_filters`` entry per specialised level plus the shared one, the
+        image-size multiple 2**(pyramid_levels-1) <= ``PAD_MULTIPLE`` and the
+        ``fusion_upsampling`` name.
+
+        Returns:
+            self, so that ``FilmConfig(...).validate()`` can be chained.
+        Raises:
+            InputError: naming every problem found, in one message.
+        """
         problems = []
         if self.pyramid_levels < 2:
             problems.append(f"pyramid_levels={self.pyramid_levels} (need >= 2)")
@@ -137,23 +154,45 @@ class FilmConfig:
         return self
 
     def to_json(self) -> dict:
+        """The options as a JSON-ready dict (field name -> value)."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> "FilmConfig":
+        """A validated configuration from a ``to_json`` dict.
+
+        Unknown keys are ignored and missing ones take the published defaults,
+        so files written by older or newer versions still load.
+
+        Raises:
+            InputError: from ``validate`` when the values do not describe a network.
+            TypeError: when ``validate`` meets a value of the wrong type (types
+                are not checked otherwise, e.g. '7' for pyramid_levels).
+        """
         known = {k: data[k] for k in cls().to_json() if k in data}
         return cls(**known).validate()
 
     def save(self, path: str) -> None:
+        """Write ``to_json()`` to the JSON file ``path`` (overwritten; OSError passes through)."""
         with open(path, "w") as f:
             json.dump(self.to_json(), f, indent=1)
 
     @classmethod
     def load(cls, path: str) -> "FilmConfig":
+        """Read a configuration saved by ``save`` (see ``from_json``).
+
+        Raises:
+            OSError: when ``path`` cannot be read.
+            json.JSONDecodeError: when it is not JSON.
+            InputError: when the values do not describe a network (``validate``).
+        """
         with open(path) as f:
             return cls.from_json(json.load(f))
 
     def describe(self) -> str:
+        """One line for logs and reports: 'published', 'small' or 'custom', then
+        ' (aligned)' and/or ' (time-aware)' where those options are on, then the
+        options as JSON."""
         from dataclasses import replace
         plain = replace(self, fusion_upsampling="nearest", symmetric_flow=False, average_symmetries=False,
                         time_conditioning=False)

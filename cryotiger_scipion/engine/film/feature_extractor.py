@@ -16,6 +16,13 @@ from .layers import Conv2D, avg_pool2
 
 
 class FeatureExtractor(tf.Module):
+    """FILM's scale-agnostic cascaded feature extractor (Reda et al., ECCV 2022),
+    variable prefix ``feat_net``.
+
+    Built from ``config`` (``sub_levels``, ``filters``) with weights drawn from
+    ``rng``; the same weights serve every pyramid level and both images.
+    """
+
     def __init__(self, config: FilmConfig, rng: np.random.Generator):
         super().__init__(name="feat_net")
         self.config = config
@@ -27,8 +34,11 @@ class FeatureExtractor(tf.Module):
             cin = cout
 
     def __call__(self, pyramid: list) -> list:
-        """``pyramid``: list of (B, h_i, w_i, 3) images, finest first; returns one
-        feature map per level, (B, h_i, w_i, feature_channels(i))."""
+        """Features of one image pyramid.
+
+        ``pyramid``: list of (B, h_i, w_i, 3) images, finest first (h_i = H / 2**i,
+        from ``layers.image_pyramid``).  Returns one feature map per level,
+        (B, h_i, w_i, config.feature_channels(i)), in the images' dtype."""
         levels = len(pyramid)
         subs = []
         for i, image in enumerate(pyramid):

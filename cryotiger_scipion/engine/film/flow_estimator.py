@@ -19,6 +19,15 @@ from .warp import warp
 
 
 class FlowPredictor(tf.Module):
+    """One flow estimator E_i: residual flow at one pyramid level (see module doc).
+
+    ``path``: variable prefix ('predict_flow/flow_predictor_0', ...); ``cin``:
+    channels of concat(feat_a, feat_b_warped) (2 x feature channels);
+    ``num_convs`` 3x3 leaky convs of ``filters``, then a 1x1 leaky conv of
+    ``filters // 2`` and a 1x1 linear conv of 2.  Called with two (B, h, w, C)
+    features -> (B, h, w, 2) float32 flow in pixels (channel 0 = dx).
+    """
+
     def __init__(self, path: str, cin: int, num_convs: int, filters: int, rng: np.random.Generator):
         super().__init__(name=None)
         self.convs = []
@@ -37,6 +46,13 @@ class FlowPredictor(tf.Module):
 
 
 class PyramidFlowEstimator(tf.Module):
+    """FILM's coarse-to-fine pyramid flow estimator (Reda et al., ECCV 2022),
+    variable prefix ``predict_flow``.
+
+    One ``FlowPredictor`` for each of the ``config.specialized_levels`` finest
+    levels and one shared by the coarser levels, weights drawn from ``rng``.
+    """
+
     def __init__(self, config: FilmConfig, rng: np.random.Generator):
         super().__init__(name="predict_flow")
         self.config = config
@@ -48,10 +64,18 @@ class PyramidFlowEstimator(tf.Module):
                                     config.flow_convs[s], config.flow_filters[s], rng)
 
     def predictor(self, level: int) -> FlowPredictor:
+        """The estimator of pyramid ``level`` (0 = finest): its own below
+        ``specialized_levels``, the shared one above."""
         return self.predictors[level] if level < len(self.predictors) else self.shared
 
     def __call__(self, feats_a: list, feats_b: list):
-        """Returns (flows, residuals): lists finest first, each (B, h_i, w_i, 2) float32."""
+        """Flow that warps image b onto image a, at every level.
+
+        ``feats_a``, ``feats_b``: feature pyramids from ``FeatureExtractor``,
+        finest first, level i (B, h_i, w_i, C_i).
+        Returns (flows, residuals): lists finest first, each (B, h_i, w_i, 2)
+        float32 in pixels of level i (channel 0 = dx); flows[i] is the
+        accumulated flow, residuals[i] what E_i added at that level."""
         top = len(feats_a) - 1
         v = self.predictor(top)(feats_a[top], feats_b[top])
         flows = [v]

@@ -42,6 +42,13 @@ def centred_up_conv(conv, x: tf.Tensor) -> tf.Tensor:
 
 
 class Fusion(tf.Module):
+    """FILM's fusion decoder (Reda et al., ECCV 2022), variable prefix ``fusion``.
+
+    Built from ``config`` (``fusion_pyramid_levels``, ``filters``,
+    ``fusion_upsampling``: 'centred' uses ``centred_up_conv``), weights drawn
+    from ``rng`` in the published creation order (module doc).
+    """
+
     def __init__(self, config: FilmConfig, rng: np.random.Generator):
         super().__init__(name="fusion")
         self.centred = config.fusion_upsampling == "centred"
@@ -59,7 +66,12 @@ class Fusion(tf.Module):
         self.output_conv = Conv2D(_keras_name(k), 1, fusion_filters(config, 0), 3, False, rng)
 
     def __call__(self, pyramid: list) -> tf.Tensor:
-        """``pyramid``: fusion inputs finest first; returns (B, H, W, 3)."""
+        """Decode the fusion pyramid into the output image.
+
+        ``pyramid``: fusion inputs finest first, level i (B, h_i, w_i,
+        config.fusion_channels(i)) (warped images+features, flows, optional t).
+        Returns (B, H, W, 3) of the finest level, in its dtype, linear (not
+        clipped to [0, 1])."""
         net = pyramid[-1]
         for i in range(len(pyramid) - 2, -1, -1):
             up, c1, c2 = self.levels[i]

@@ -55,7 +55,12 @@ def configure_devices(device: str, gpu_ids=None) -> None:
     """Restrict TensorFlow to the CPU or to ``gpu_ids`` ('0,1' or [0, 1]).
 
     Sets CUDA_VISIBLE_DEVICES when TensorFlow is not imported yet; otherwise uses
-    tf.config.set_visible_devices (which must happen before TensorFlow starts).
+    tf.config.set_visible_devices (which must happen before TensorFlow starts;
+    if it has started, its devices are kept).  On 'gpu', turns on memory growth.
+
+    Raises:
+        InputError: when ``device`` is neither 'cpu' nor 'gpu', ``gpu_ids`` are
+            not integers, or ``device`` is 'gpu' and TensorFlow sees no GPU.
     """
     if device not in ("cpu", "gpu"):
         raise InputError(f"--device {device}: use 'cpu' or 'gpu'")
@@ -153,6 +158,22 @@ class FilmInterpolator(Interpolator):
         (``tiling.network_context``: 128 pixels for the configurations trained
         by ``cryotiger train``), else a quarter of the tile (published).
     jit_compile: XLA; default on GPU only (slower on CPU, measured).
+    log: callable taking one message line (default: stderr, prefixed 'film: ').
+
+    The network is FILM (Reda et al., "FILM: Frame Interpolation for Large
+    Motion", ECCV 2022); grey images go through it as three equal channels and
+    come back as luma (ITU-R BT.601 weights ``LUMA``).
+
+    Raises:
+        InputError: for an unknown ``normalization`` or ``precision``, a
+            ``batch_size`` below 1, a bad ``device`` / ``gpu_ids``
+            (``configure_devices``), a model folder that cannot be loaded
+            (``savedmodel.load_for_inference``), 'mixed' precision on CPU, bad
+            ``tile_size`` / ``tile_overlap`` (``tiling.check_tiling``), or a
+            given ``max_memory`` too small for a tile
+            (``tiling.tile_size_for_memory``).
+        CryoTigerError: when no ``max_memory`` was given and the memory
+            available to the process is too small for a tile.
     """
     name = FILM
     #: The published models (and ours) ignore ``time``: midpoints only.  The
@@ -288,6 +309,7 @@ class FilmInterpolator(Interpolator):
         return out.numpy()[:n]
 
     def parameters(self) -> int:
+        """Number of weight values of the model (native network or SavedModel)."""
         if self.net is not None:
             return self.net.count_params()
         from .savedmodel import collect_variables
@@ -296,7 +318,11 @@ class FilmInterpolator(Interpolator):
     # -- midpoints of normalised grey pairs ------------------------------------------
     def midpoints(self, pairs: Sequence[Tuple[np.ndarray, np.ndarray]]) -> List[np.ndarray]:
         """Mid-frames of normalised grey (y, x) pairs (same shape), via padded,
-        tiled, batched network calls; returns grey (y, x) float32 images."""
+        tiled, batched network calls; returns grey (y, x) float32 images.
+
+        Raises:
+            InputError: when the images of the pairs differ in size (``frames``).
+        """
         return [img for img, _ in self.frames(pairs)]
 
     def frames(self, pairs: Sequence[Tuple[np.ndarray, np.ndarray]], times=None) -> List[tuple]:
@@ -304,7 +330,11 @@ class FilmInterpolator(Interpolator):
         fraction per pair; default 0.5; used by time-aware models only), via
         padded, tiled, batched network calls.  Returns [(image, uncertainty)],
         both (y, x) float32 (uncertainty: the spread of the symmetric passes or
-        |x0_warped - x1_warped|, see ``uncertainty_kind``)."""
+        |x0_warped - x1_warped|, see ``uncertainty_kind``).
+
+        Raises:
+            InputError: when the images of the pairs differ in size.
+        """
         if not pairs:
             return []
         times = [0.5] * len(pairs) if times is None else [float(t) for t in times]
@@ -335,8 +365,10 @@ class FilmInterpolator(Interpolator):
 
     # -- the Interpolator API -----------------------------------------------------------
     def prepare_stack(self, data) -> None:
-        """Called by the driver with the whole (n, y, x) stack: records its min/max
-        for normalization='notebook' (streamed image by image)."""
+        """Called by the driver with the whole (n, y, x) stack (array or memory
+        map, original units): records its min/max for normalization='notebook'
+        (streamed image by image) unless ``stack_range`` was given; does nothing
+        for 'robust'."""
         if self.normalization == "notebook" and self.stack_range is None:
             lo, hi = np.inf, -np.inf
             for i in range(data.shape[0]):
@@ -358,6 +390,15 @@ class FilmInterpolator(Interpolator):
         return u8(a), u8(b), lo, s
 
     def interpolate_gaps(self, gaps):
+        """The images of ``interpolate_gaps_with_confidence`` without the confidences.
+
+        ``gaps``: list of (image_a, image_b, fractions), images (y, x) in their
+        original units; returns one (K, y, x) float32 array per gap, K =
+        len(fractions), in the same units.
+
+        Raises:
+            InputError: as ``interpolate_gaps_with_confidence``.
+        """
         return self.interpolate_gaps_with_confidence(gaps)[0]
 
     def interpolate_gaps_with_confidence(self, gaps):
@@ -365,8 +406,19 @@ class FilmInterpolator(Interpolator):
         ``Interpolator.interpolate_gaps``); confidences in (0, 1], film/confidence.py.
 
         Time-aware models make each image at its own fraction in one network
-        call; midpoint-only models make recursive midpoints (1, 3 or 7 per gap)
-        and a frame's confidence is multiplied by the smaller of its parents'."""
+        call; midpoint-only models make recursive midpoints (1, 3 or 7 per gap:
+        the images sit at k/(K+1) whatever fractions are given) and a frame's
+        confidence is multiplied by the smaller of its parents'.
+
+        ``gaps``: list of (image_a, image_b, fractions), images (y, x) in their
+        original units (any float), fractions in (0, 1) from a to b.
+        Images are returned in the inputs' units.
+
+        Raises:
+            InputError: when a midpoint-only model is asked for a number of tilts
+                per gap other than 1, 3 or 7; when a time-aware model is given a
+                fraction outside (0, 1); when the images of the gaps differ in size.
+        """
         from functools import partial
 
         from .confidence import confidence_map
@@ -437,6 +489,11 @@ class FilmInterpolator(Interpolator):
                 [np.stack(c).astype(np.float32) for c in confs])
 
     def describe(self) -> dict:
+        """The settings for logs and the record: method, model folder and source,
+        configuration (JSON, None for an opaque SavedModel), parameters, tiling,
+        memory budget (GiB), device, batch size, normalization, precision (run
+        and requested), XLA, native or SavedModel, time-aware, and the fallback
+        warning (or None)."""
         cfg = self.model_info.get("config")
         return {"method": self.name, "model": self.model_path, "model_source": self.model_info.get("source"),
                 "config": cfg.to_json() if cfg is not None else None,

@@ -23,6 +23,17 @@ from .warp import warp
 
 
 class FilmNet(tf.Module):
+    """The FILM network (Reda et al., "FILM: Frame Interpolation for Large
+    Motion", ECCV 2022) as a ``tf.Module`` (no Keras), variable prefixes
+    ``feat_net``, ``predict_flow``, ``fusion`` as in the published models.
+
+    ``config``: the options (default ``FilmConfig.published()``), validated;
+    ``seed``: seed of the numpy generator that draws the initial weights.
+
+    Raises:
+        InputError: from ``FilmConfig.validate`` for an invalid ``config``.
+    """
+
     def __init__(self, config: Optional[FilmConfig] = None, seed: int = 0):
         super().__init__(name="film_net")
         self.config = (config or FilmConfig.published()).validate()
@@ -33,10 +44,12 @@ class FilmNet(tf.Module):
 
     # -- variables -----------------------------------------------------------------
     def named_variables(self) -> Dict[str, tf.Variable]:
-        """{'feat_net/cfeat_conv_0/kernel': var, ...} (names without ':0')."""
+        """{'feat_net/sub_extractor/cfeat_conv_0/kernel': var, ...}: every variable by
+        its name without the ':0' suffix (the published models' names)."""
         return {v.name.split(":")[0]: v for v in self.variables}
 
     def count_params(self) -> int:
+        """Number of weight values (34,436,667 for the published configuration)."""
         return int(sum(np.prod(v.shape) for v in self.variables))
 
     # -- forward -------------------------------------------------------------------
@@ -86,7 +99,17 @@ class FilmNet(tf.Module):
                      time=None):
         """One pass of the network (what ``__call__`` averages over symmetries
         when ``config.average_symmetries``); the trainer's loss uses this, so
-        training costs one pass per pair."""
+        training costs one pass per pair.
+
+        Arguments as for ``__call__``: ``x0``, ``x1`` (B, H, W, 3) in [0, 1],
+        H and W multiples of 2**(pyramid_levels-1); ``dtype`` the compute dtype;
+        ``time`` (B,) or (B, 1) fractions, used only when time-conditioned.
+        Returns the (B, H, W, 3) float32 image, or with ``aux`` a dict:
+        'image', 'x0_warped' and 'x1_warped' (B, H, W, 3) (the inputs warped
+        to t at full resolution), 'forward_flow_pyramid' / 'backward_flow_pyramid'
+        (fusion levels, finest first, (B, h_i, w_i, 2) float32 pixels: F(0->1)
+        and F(1->0), not yet scaled by t), the residual flow pyramids
+        (all levels) and 'time' (B, 1)."""
         cfg = self.config
         n = tf.shape(x0)[0]
         t = tf.reshape(self._time(time, n), [-1, 1, 1, 1])
@@ -129,5 +152,11 @@ class FilmNet(tf.Module):
 
 
 def build_film(config: Optional[FilmConfig] = None, seed: int = 0) -> FilmNet:
-    """A FILM network with freshly initialised weights (Glorot uniform, zero bias)."""
+    """A FILM network with freshly initialised weights (Glorot uniform, zero bias).
+
+    ``config``: default ``FilmConfig.published()``; ``seed``: weight seed.
+
+    Raises:
+        InputError: for an invalid ``config`` (``FilmConfig.validate``).
+    """
     return FilmNet(config, seed=seed)

@@ -73,8 +73,14 @@ def _specs():
 
 def check_export_folder(output_dir: str, create_parent: bool = True) -> str:
     """Absolute ``output_dir`` if a model may be written there (new, empty, or an
-    earlier SavedModel to replace); with ``create_parent`` its parent is created.
-    InputError otherwise (also usable as a check before any work, without side effects)."""
+    earlier SavedModel to replace); with ``create_parent`` its parent is created
+    (without it: a check before any work, with no side effect).
+
+    Raises:
+        InputError: when ``output_dir`` is a file, or a non-empty folder without
+            saved_model.pb (never overwritten).
+        OSError: when the parent folder cannot be created.
+    """
     output_dir = os.path.abspath(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise InputError(f"{output_dir}: exists and is not a folder; choose another --output")
@@ -89,7 +95,16 @@ def check_export_folder(output_dir: str, create_parent: bool = True) -> str:
 
 def export_savedmodel(net: FilmNet, output_dir: str) -> str:
     """Write ``net`` as a SavedModel with the published interface to ``output_dir``
-    (atomically: a temporary folder beside it is renamed into place).  Returns the path."""
+    (atomically: a temporary folder beside it is renamed into place; an earlier
+    SavedModel there is replaced).  The folder also gets ``CONFIG_FILE`` with
+    ``net.config``.  Returns the absolute path.
+
+    Raises:
+        InputError: when ``output_dir`` may not be written (``check_export_folder``).
+        Exception: whatever TensorFlow or the file system raise while saving
+            passes through; the temporary folder is removed and an earlier model
+            at ``output_dir`` is left as it was.
+    """
     output_dir = check_export_folder(output_dir)
     parent = os.path.dirname(output_dir)
     module = _Exported(net)
@@ -119,7 +134,14 @@ def export_savedmodel(net: FilmNet, output_dir: str) -> str:
 
 # -- loading ----------------------------------------------------------------------------
 def find_saved_model_dir(path: str) -> str:
-    """The folder holding saved_model.pb for a user-given model folder; InputError if none."""
+    """The folder holding saved_model.pb for a user-given model folder: ``path``
+    itself or one of the nested layouts (FILM's film_net/<Style|L1|VGG>/saved_model,
+    Style first).
+
+    Raises:
+        InputError: when ``path`` is empty, missing or a file, when no
+            saved_model.pb is found, or when the one found has no variables/ folder.
+    """
     if not path:
         raise InputError(f"no FILM model folder given; {_HELP}")
     if not os.path.exists(path):
@@ -139,7 +161,13 @@ def find_saved_model_dir(path: str) -> str:
 
 def load_savedmodel(path: str):
     """``tf.saved_model.load`` of a FILM model folder (any accepted layout).
-    Returns (loaded object, the SavedModel folder)."""
+    Returns (loaded object, the SavedModel folder).
+
+    Raises:
+        InputError: when no SavedModel is found (``find_saved_model_dir``), when
+            TensorFlow cannot load it (the cause is named), or when the loaded
+            object is not callable (not a FILM model).
+    """
     folder = find_saved_model_dir(path)
     try:
         loaded = tf.saved_model.load(folder)
@@ -246,7 +274,16 @@ def fusion_order(names) -> List[str]:
 
 def infer_config(weights: Dict[str, np.ndarray], pyramid_levels: int = 7) -> FilmConfig:
     """Network options from variable names and shapes.  ``pyramid_levels`` cannot be
-    seen in the weights (coarse levels share one estimator): 7 as published."""
+    seen in the weights (coarse levels share one estimator): 7 as published.
+
+    ``weights``: {canonical name (``canonical_name``): array}.  The fusion
+    options (upsampling, symmetric flows, symmetries, time) are not visible in
+    the weights either: the published defaults are returned.
+
+    Raises:
+        InputError: when the variables do not describe a FILM network (names
+            missing, or options that fail ``FilmConfig.validate``).
+    """
     try:
         feat = [k for k in weights if k.startswith("feat_net/") and k.endswith("/kernel")]
         filters = int(weights["feat_net/sub_extractor/cfeat_conv_0/kernel"].shape[-1])
@@ -310,8 +347,11 @@ def import_weights(net: FilmNet, weights) -> int:
     convolutions are Keras' automatic 'conv2d[_N]' layers, whose numbers depend
     on what the exporting process built before (an offset), so they are
     matched by creation order (:func:`fusion_order`) and shape, never by number.
-    Raises InputError naming what is missing or mismatched.
-    Returns the number of variables assigned.
+    Returns the number of variables assigned (all of the network's, or none).
+
+    Raises:
+        InputError: naming what is mismatched (shapes) or missing; ``net`` is
+            left unchanged then.
     """
     if not isinstance(weights, dict):
         weights = _weights_by_name(weights)
@@ -342,6 +382,13 @@ def import_weights(net: FilmNet, weights) -> int:
 
 
 def read_config(folder: str) -> Optional[FilmConfig]:
+    """The ``FilmConfig`` recorded in ``folder``/cryotiger_film.json (our exports),
+    or None when the file is absent (published and foreign models).
+
+    Raises:
+        InputError: when the recorded options are invalid (``FilmConfig.load``).
+        OSError, json.JSONDecodeError: when the file cannot be read or parsed.
+    """
     path = os.path.join(folder, CONFIG_FILE)
     return FilmConfig.load(path) if os.path.isfile(path) else None
 
@@ -349,7 +396,15 @@ def read_config(folder: str) -> Optional[FilmConfig]:
 def load_for_inference(path: str):
     """(net, loaded, info): the native network with imported weights when the
     variables allow it (net not None), else the loaded SavedModel to call as is
-    (loaded not None; float32 only), for FILM-interface models with other naming."""
+    (loaded not None; float32 only), for FILM-interface models with other naming.
+
+    info: as ``load_network``'s, or {'folder', 'config': None, 'source':
+    'savedmodel', 'import_error': why the native import failed}.
+
+    Raises:
+        InputError: when ``path`` holds no loadable, callable SavedModel
+            (``load_savedmodel``).
+    """
     try:
         net, info = load_network(path)
         return net, None, info
@@ -365,6 +420,12 @@ def load_network(path: str) -> Tuple[FilmNet, dict]:
     Returns (net, info) with info = {'folder', 'config', 'source': 'cryotiger'|'foreign'}.
     The configuration comes from cryotiger_film.json when present, else from the
     variables (published pyramid depth 7 assumed).
+
+    Raises:
+        InputError: when the folder holds no loadable SavedModel
+            (``load_savedmodel``), has no FILM variables, its configuration
+            cannot be read or inferred (``infer_config``), or its weights do not
+            fit that configuration (``import_weights``).
     """
     loaded, folder = load_savedmodel(path)
     weights = _weights_by_name(collect_variables(loaded))
@@ -382,7 +443,16 @@ def load_network(path: str) -> Tuple[FilmNet, dict]:
 
 
 def count_parameters(path: str) -> Tuple[int, Optional[FilmConfig]]:
-    """(number of FILM parameters, config if known) of a model folder."""
+    """(number of FILM parameters, config if known) of a model folder.
+
+    Without FILM-named variables: the count of all its variables and None.
+    The config comes from cryotiger_film.json or, failing that, from the
+    variables (None when they do not describe a FILM network).
+
+    Raises:
+        InputError: when the folder holds no loadable SavedModel
+            (``load_savedmodel``) or its cryotiger_film.json is invalid.
+    """
     loaded, folder = load_savedmodel(path)
     weights = _weights_by_name(collect_variables(loaded))
     if not weights:

@@ -61,7 +61,11 @@ def plan_axis(size: int, tile: int, overlap: int, align: int = PAD_MULTIPLE) -> 
 
 
 def window_1d(start: int, tile: int, size: int, overlap: int) -> np.ndarray:
-    """Blending weight along one axis for a tile at ``start`` in an image of ``size``."""
+    """Blending weight along one axis for a tile at ``start`` in an image of ``size``.
+
+    ``tile``, ``size``, ``overlap`` in pixels.  Returns (tile,) float32: 0 over
+    the outer quarter of ``overlap`` at an interior tile edge, a raised cosine
+    over the middle half, 1 elsewhere and at the image's own borders."""
     w = np.ones(tile, np.float64)
     margin = overlap // 4
     ramp_len = max(1, overlap - 2 * margin)
@@ -76,7 +80,16 @@ def window_1d(start: int, tile: int, size: int, overlap: int) -> np.ndarray:
 
 
 class TileGrid:
-    """The tiles of a (H, W) image (H, W multiples of ``align``)."""
+    """The tiles of a (H, W) image (H, W multiples of ``align``).
+
+    ``height``, ``width``, ``tile`` (requested edge), ``overlap`` (minimum
+    overlap) in pixels; the tile edges actually used (``plan_axis``) are
+    ``tile_h`` x ``tile_w`` <= ``tile``, starts ``ys`` and ``xs``.
+
+    Raises:
+        ValueError: when ``height`` or ``width`` is not a multiple of ``align``
+            (a programming error: callers pad first with ``pad_to_multiple``).
+    """
 
     def __init__(self, height: int, width: int, tile: int, overlap: int, align: int = PAD_MULTIPLE):
         if height % align or width % align:
@@ -90,6 +103,7 @@ class TileGrid:
 
     @property
     def shape(self) -> Tuple[int, int]:
+        """(tile_h, tile_w): the edge of every tile in pixels."""
         return self.tile_h, self.tile_w
 
     def __len__(self) -> int:
@@ -159,6 +173,13 @@ def default_overlap(tile: int, align: int = PAD_MULTIPLE, context: Optional[int]
 
 
 def check_tiling(tile: int, overlap: int, align: int = PAD_MULTIPLE) -> None:
+    """Check ``--tile-size`` and ``--tile-overlap`` (pixels) before a run.
+
+    Raises:
+        InputError: when ``tile`` is not a positive multiple of ``align``, or
+            ``overlap`` is negative, more than half the tile, or leaves a step
+            of less than ``align`` pixels between tiles.
+    """
     if tile < align or tile % align:
         raise InputError(f"--tile-size {tile}: must be a multiple of {align} and at least {align} "
                          f"(e.g. 512); or leave it out to derive it from --max-memory")
@@ -172,7 +193,17 @@ def tile_size_for_memory(max_memory_gib: float, batch: int = 1, params: int = 34
                          align: int = PAD_MULTIPLE, bytes_per_pixel: float = None) -> int:
     """Largest tile edge (multiple of ``align``) whose estimated peak memory for
     ``batch`` pairs fits ``max_memory_gib`` GiB.  The per-pixel cost scales with
-    the network size relative to the published one (a rough but safe model)."""
+    the network size relative to the published one (a rough but safe model).
+
+    ``params``: the network's parameter count; ``bytes_per_pixel``: a measured
+    peak cost per tile pixel instead of the model.
+    Returns the tile edge in pixels (>= ``MIN_TILE``).
+
+    Raises:
+        InputError: when ``max_memory_gib`` is missing or not positive, is
+            below the fixed cost (TensorFlow and the weights), or leaves tiles
+            smaller than ``MIN_TILE`` pixels.
+    """
     if max_memory_gib is None or max_memory_gib <= 0:
         raise InputError(f"--max-memory {max_memory_gib}: give a positive number of GiB (e.g. 6)")
     bpp = bytes_per_pixel or BYTES_PER_PIXEL_PUBLISHED * max(0.05, min(1.0, params / 34_436_667) ** 0.5)
@@ -198,7 +229,10 @@ def pad_amounts(size: int, multiple: int = PAD_MULTIPLE) -> Tuple[int, int]:
 
 
 def pad_to_multiple(images: np.ndarray, multiple: int = PAD_MULTIPLE):
-    """Zero-pad (B, H, W, C) images; returns (padded, (top, left, H, W)) for ``crop``."""
+    """Zero-pad (B, H, W, C) images to multiples of ``multiple`` (pad//2 before,
+    the rest after, as the published models expect); returns
+    (padded (B, H', W', C), (top, left, H, W)) for ``crop``.  The input array is
+    returned as it is when no padding is needed."""
     h, w = images.shape[1:3]
     (t, b), (l, r) = pad_amounts(h, multiple), pad_amounts(w, multiple)
     if t == b == l == r == 0:

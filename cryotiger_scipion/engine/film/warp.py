@@ -10,7 +10,11 @@ import tensorflow as tf
 
 
 def warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:
-    """``image`` (B, H, W, C), ``flow`` (B, H, W, 2) -> (B, H, W, C) in image's dtype."""
+    """Backward bilinear warp of ``image`` by ``flow`` (module doc).
+
+    ``image`` (B, H, W, C) any float dtype; ``flow`` (B, H, W, 2) in pixels,
+    channel 0 = dx, channel 1 = dy.  Returns (B, H, W, C) in image's dtype:
+    out(y, x) = image(y + dy, x + dx), sample positions clamped to the border."""
     shape = tf.shape(image)
     b, h, w, c = shape[0], shape[1], shape[2], shape[3]
     flow = tf.cast(flow, tf.float32)

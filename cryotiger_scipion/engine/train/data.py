@@ -55,7 +55,13 @@ LOW_PERCENTILE, HIGH_PERCENTILE = ROBUST_PERCENTILES
 
 @dataclass
 class SeriesSpec:
-    """One aligned tilt series given for training."""
+    """One aligned tilt series given for training (``--input`` of ``cryotiger train``).
+
+    ``stack``: MRC stack (n, y, x); ``angles``: .tlt file (degrees, stack order)
+    or ``angle_values``; ``exclude``: 0-based stack indices never used;
+    ``name``: label in record paths (default: the stack's file name);
+    ``xf``: IMOD .xf applied to each view first ('' = already aligned).
+    """
     stack: str                          # MRC stack (n, y, x)
     angles: str = ""                    # .tlt file (degrees, stack order); or give angle_values
     exclude: List[int] = field(default_factory=list)   # 0-based stack indices of excluded views
@@ -64,6 +70,13 @@ class SeriesSpec:
     xf: str = ""                        # IMOD .xf (one transform per view) applied first; '' = aligned
 
     def load_angles(self) -> np.ndarray:
+        """Tilt angles (n,) float64 in degrees, stack order: ``angle_values`` or
+        the ``angles`` file.
+
+        Raises:
+            InputError: when neither is given, or the file cannot be read
+                (``io.read_angles``).
+        """
         if self.angle_values is not None:
             return np.asarray(self.angle_values, dtype=float)
         if not self.angles:
@@ -71,6 +84,7 @@ class SeriesSpec:
         return read_angles(self.angles)
 
     def label(self) -> str:
+        """``name``, or the stack's file name without its extension."""
         return self.name or os.path.splitext(os.path.basename(self.stack))[0]
 
 
@@ -92,6 +106,12 @@ def select_triplets(angles: Sequence[float], exclude: Sequence[int] = (),
     gives a triplet, whatever its fraction t = (angle_m - angle_a) /
     (angle_b - angle_a) (s = 3 gives t near 1/3 and 2/3, s = 4 near 1/4, 1/2,
     3/4); no asymmetry filter.  The record's angles give t to the trainer.
+
+    ``angles``: (n,) degrees in stack order.
+
+    Raises:
+        InputError: when an excluded index is outside the stack, or a spacing
+            is below 1.
     """
     angles = np.asarray(angles, dtype=float)
     n = len(angles)
@@ -136,8 +156,13 @@ def pair_range(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
 def patch_origins(shape_yx: Sequence[int], patch: int, stride: Optional[int] = None
                   ) -> List[Tuple[int, int]]:
     """Top-left corners (y0, x0) of a regular grid of ``patch`` x ``patch``
-    patches covering an image of ``shape_yx``; the last row/column is moved
-    in so that it ends at the border (patches may overlap there)."""
+    patches covering an image of ``shape_yx`` (y, x) pixels, ``stride`` pixels
+    apart (default ``patch``: no overlap); the last row/column is moved in so
+    that it ends at the border (patches may overlap there).
+
+    Raises:
+        InputError: when the patch is larger than the image or the stride is below 1.
+    """
     ny, nx = int(shape_yx[0]), int(shape_yx[1])
     stride = int(stride or patch)
     if patch > ny or patch > nx:
@@ -160,7 +185,15 @@ def patch_origins(shape_yx: Sequence[int], patch: int, stride: Optional[int] = N
 def encode_example(frames: Sequence[np.ndarray], path: str, lo: float, hi: float,
                    angles: Sequence[float] = (0.0, 0.0, 0.0), series: int = 0) -> bytes:
     """Serialise one triplet patch (frame_0, frame_1 = middle, frame_2), each
-    (h, w) float32, as a tf.train.Example in FILM's layout (format raw_float32)."""
+    (h, w) float32, as a tf.train.Example in FILM's layout (format raw_float32).
+
+    ``path``: record label (module doc); ``lo``, ``hi``: the normalisation range
+    of the two inputs (image units); ``angles``: the three tilt angles
+    (degrees); ``series``: index into the manifest's series.
+
+    Raises:
+        ValueError: when a frame is not 2-D.
+    """
     import tensorflow as tf
 
     def b(v):
@@ -234,6 +267,12 @@ def parse_example(serialized, normalize: bool = True, channels: int = 3):
 # ----------------------------------------------------------------------------
 @dataclass
 class DatabaseParams:
+    """How a training database is cut: patch size and stride (pixels), triplet
+    spacings, seed, fraction of series held out for validation, TFRecord shards,
+    at most ``max_patches_per_triplet`` patches per triplet (0: all), the
+    midpoint-asymmetry limit and ``time_aware`` triplets (``select_triplets``),
+    and the std (fraction of the pair's range) below which a patch is flat and
+    skipped.  Checked by ``build_database``."""
     patch_size: int = 256
     patch_stride: int = 0               # 0 = patch_size (no overlap)
     spacings: Tuple[int, ...] = (1,)
@@ -246,6 +285,7 @@ class DatabaseParams:
     min_patch_std: float = 1e-6         # skip flat patches (padding, empty borders)
 
     def key(self) -> dict:
+        """The parameters as a JSON-ready dict (part of the database's cache key)."""
         d = asdict(self)
         d["spacings"] = [int(s) for s in self.spacings]
         return d
@@ -294,6 +334,18 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
     the series to be interpolated) every 10th triplet (by middle angle) is held
     out instead; those share views with training triplets, so that validation
     measures fit, not generalisation (the manifest says which split was used).
+
+    Returns the manifest (also written as ``folder``/database.json): the
+    request (cache key), format, patch size, spacings, series, split, record
+    counts, shard names and normalisation.
+
+    Raises:
+        InputError: when no series is given, ``params.shards`` < 1, a stack is
+            missing or unreadable, angles are missing or do not match the stack,
+            an .xf has the wrong number of transforms, a used view holds NaN or
+            infinite values, the patch does not fit the images, no triplet can
+            be made, every triplet went to validation, or every patch is flat.
+        OSError: from the file system (the half-written folder is removed).
     """
     import tensorflow as tf
     from ..progress import Progress
@@ -460,6 +512,12 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
 
 
 def read_manifest(folder: str) -> dict:
+    """The manifest (database.json) of a training database folder (see ``build_database``).
+
+    Raises:
+        InputError: when the folder has no database.json.
+        json.JSONDecodeError: when it is not JSON.
+    """
     path = os.path.join(folder, MANIFEST)
     if not os.path.exists(path):
         raise InputError(f"{folder}: not a training database (no {MANIFEST}); build one with "
@@ -469,6 +527,12 @@ def read_manifest(folder: str) -> dict:
 
 
 def shard_paths(folder: str, split: str = "train") -> List[str]:
+    """Paths of the TFRecord shards of ``split`` ('train' or 'val'); [] when the
+    split has no record.
+
+    Raises:
+        InputError: when ``folder`` is not a training database (``read_manifest``).
+    """
     man = read_manifest(folder)
     return [os.path.join(folder, n) for n in man["shards"][split]] if man["counts"].get(split) else []
 
@@ -486,6 +550,12 @@ def make_dataset(folder: str, split: str = "train", batch_size: int = 8, shuffle
     frames together; ``crop`` > 0 takes a random crop of that size.  Random
     numbers are stateless functions of (seed, record number), so the stream is
     reproducible and an iterator restored from a checkpoint continues it.
+
+    Returns None when the split has no record.  With ``repeat`` the last
+    partial batch is dropped.
+
+    Raises:
+        InputError: when ``folder`` is not a training database (``read_manifest``).
     """
     import tensorflow as tf
 

@@ -14,7 +14,15 @@ TRAIN_INFO = "cryotiger_train.json"
 
 
 def resolve_config(config):
-    """'small' | 'published' | path of a FilmConfig .json | FilmConfig -> FilmConfig."""
+    """'small' | 'published' | path of a FilmConfig .json | dict | FilmConfig -> FilmConfig.
+
+    The result is validated (``FilmConfig.validate``).
+
+    Raises:
+        InputError: when a .json path does not exist, a name is not 'small' or
+            'published', or the options are invalid.
+        OSError, json.JSONDecodeError: when an existing .json cannot be read.
+    """
     from ..film.config import FilmConfig
     if isinstance(config, FilmConfig):
         return config.validate()
@@ -35,8 +43,15 @@ def training_config(config, init=None):
     """The configuration a training builds: ``resolve_config(config)``, with the
     alignment fixes (``FilmConfig.aligned``: centred fusion upsampling,
     symmetric flows; issue 10 item 2) for a network trained from scratch.
-    Fine-tuning (``init``) keeps the configuration of the model it starts from;
-    a .json or dict that sets the alignment keys is taken as it is."""
+    Fine-tuning (``init``: a model folder) keeps the alignment options of the
+    model it starts from (the published ones for a foreign model); a .json or
+    dict that sets the alignment keys is taken as it is.
+
+    Raises:
+        InputError: as ``resolve_config``, or when ``init`` holds no SavedModel
+            (``film.savedmodel.find_saved_model_dir``) or an invalid
+            cryotiger_film.json.
+    """
     cfg = resolve_config(config)
     if init:
         from dataclasses import replace
@@ -60,6 +75,11 @@ def size_multiple(cfg) -> int:
 
 
 def build(cfg, seed: int = 0):
+    """A fresh ``FilmNet`` of ``cfg`` (a FilmConfig) with weights drawn from ``seed``.
+
+    Raises:
+        InputError: for an invalid ``cfg`` (``FilmConfig.validate``).
+    """
     from ..film.network import build_film
     return build_film(cfg, seed=seed)
 
@@ -69,8 +89,13 @@ def init_from_model(net, model_dir: str) -> Tuple[int, int]:
     earlier training; ``train --init``): its weights are copied into ``net``
     by ``film.savedmodel.import_weights`` (the one weight importer: features
     and flows by name, fusion by creation order and shape).  Returns
-    (assigned, total) variable counts.  Raises InputError when the folder's
-    FILM configuration differs from ``net``'s."""
+    (assigned, total) variable counts.
+
+    Raises:
+        InputError: when the folder cannot be loaded as a native FILM network
+            (``film.savedmodel.load_network``), or its FILM configuration
+            differs from ``net``'s.
+    """
     from ..film.savedmodel import import_weights, load_network
     src, info = load_network(model_dir)
     if src.config != net.config:
@@ -83,7 +108,14 @@ def init_from_model(net, model_dir: str) -> Tuple[int, int]:
 
 def export(net, output: str, info: dict) -> str:
     """SavedModel with the published FILM interface (engine/film export) plus
-    ``cryotiger_train.json``, placed at ``output`` atomically."""
+    ``cryotiger_train.json`` (``info``, JSON-ready), placed at ``output``
+    atomically (an earlier model there is replaced).  Returns the absolute path.
+
+    Raises:
+        InputError: when ``output`` may not be written
+            (``film.savedmodel.check_export_folder``).
+        OSError: from the file system; the temporary folder is removed.
+    """
     from ..film.savedmodel import check_export_folder, export_savedmodel
     output = check_export_folder(output)
     parent = os.path.dirname(output)
@@ -102,6 +134,12 @@ def export(net, output: str, info: dict) -> str:
 
 
 def read_train_info(model_dir: str) -> dict:
+    """The training summary ``cryotiger_train.json`` of a model folder written by
+    ``export``, or {} when there is none (published models).
+
+    Raises:
+        OSError, json.JSONDecodeError: when the file exists but cannot be read.
+    """
     path = os.path.join(model_dir, TRAIN_INFO)
     if not os.path.exists(path):
         return {}

@@ -1,7 +1,10 @@
 """Training losses: L1 (default), VGG-19 perceptual and Gram ("style") losses.
 
 The VGG losses need a weights file given by the user (ImageNet VGG-19 weights
-cannot be downloaded on every machine), so they are optional:
+cannot be downloaded on every machine), so they are optional.  The three
+losses are those FILM trains with (Reda et al., ECCV 2022): L1, the VGG
+perceptual loss (Johnson et al., ECCV 2016; VGG-19: Simonyan & Zisserman,
+ICLR 2015) and the Gram-matrix style loss (Gatys et al., CVPR 2016):
 
 * ``.h5`` / ``.weights.h5``: weights for ``keras.applications.VGG19``
   without its top (e.g. Keras' ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``);
@@ -26,13 +29,20 @@ _BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 def l1_loss(pred, target):
+    """Mean absolute difference of two tensors of one shape (e.g. (B, H, W, 3)):
+    a scalar tensor in the images' units."""
     import tensorflow as tf
     return tf.reduce_mean(tf.abs(pred - target))
 
 
 def load_feature_network(path: str, layers: Sequence[str] = VGG_LAYERS):
     """A Keras model mapping (B, H, W, 3) (preprocessed) to the list of the
-    named layers' activations, read from ``path`` (see module doc)."""
+    named layers' activations, read from ``path`` (see module doc); frozen.
+
+    Raises:
+        InputError: when ``path`` is empty or missing, Keras cannot read it, or
+            the network lacks one of ``layers``.
+    """
     import keras
 
     if not path or not os.path.exists(path):
@@ -74,7 +84,17 @@ class Losses:
     """Weighted sum of L1, perceptual (L1 of VGG features, mean over layers)
     and style (mean squared difference of the features' Gram matrices).
 
-    ``__call__(pred, target)`` returns (total, {name: value}).
+    ``l1_weight``, ``vgg_weight``, ``style_weight``: weights of the three
+    terms; ``vgg_weights``: path of the feature network (module doc; '' turns
+    the VGG and style terms off whatever their weights); ``layers``: the
+    feature layers.
+
+    ``__call__(pred, target)``, both (B, H, W, 3) float32 in about [0, 1],
+    returns (total, {name: value}) as scalar tensors (names: ``names()``).
+
+    Raises:
+        InputError: when ``style_weight`` is set without ``vgg_weights``, or
+            the feature network cannot be loaded (``load_feature_network``).
     """
 
     def __init__(self, l1_weight: float = 1.0, vgg_weights: str = "", vgg_weight: float = 1.0,
@@ -87,6 +107,7 @@ class Losses:
         self.features = load_feature_network(vgg_weights, layers) if vgg_weights else None
 
     def names(self) -> List[str]:
+        """The loss terms reported: ['l1'], plus 'vgg' and 'style' with a feature network."""
         out = ["l1"]
         if self.features is not None:
             out += ["vgg", "style"]

@@ -28,6 +28,15 @@ from ..progress import Progress
 
 @dataclass
 class TrainConfig:
+    """Options of one training (``cryotiger train``); the defaults follow FILM's
+    published recipe (Adam, learning rate 1e-4 decayed by 0.464158 every 750k
+    steps, batch 8) except the step count.
+
+    Steps and intervals count optimiser steps; ``minutes`` is wall-clock time
+    of this run; ``crop`` pixels (a multiple of the network's size multiple);
+    loss weights as in ``losses.Losses``.  Checked by ``Trainer`` (steps and
+    batch size >= 1).
+    """
     steps: int = 10000                  # total optimiser steps (over all resumed runs)
     minutes: float = 0.0                # wall-clock budget of THIS run (0 = none); stops and exports
     batch_size: int = 8
@@ -53,13 +62,21 @@ class TrainConfig:
 
 
 def learning_rate_at(cfg: TrainConfig, step: int) -> float:
-    """Staircase exponential decay of the learning rate at optimiser ``step``."""
+    """Staircase exponential decay of the learning rate at optimiser ``step``:
+    learning_rate * decay_rate ** floor(step / decay_steps) (FILM's schedule)."""
     return cfg.learning_rate * cfg.decay_rate ** math.floor(step / max(1, cfg.decay_steps))
 
 
 class Adam:
     """Adam on tf.Variables (slots are tf.Variables, so tf.train.Checkpoint
-    saves them), with the staircase exponential learning-rate decay."""
+    saves them), with the staircase exponential learning-rate decay.
+
+    Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+    Algorithm 1 with the bias correction folded into the step size (their
+    Section 2: lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t), epsilon added to
+    sqrt(v) uncorrected).  ``variables``: the trainable variables; ``cfg``:
+    learning rate, decay, beta1, beta2, epsilon.
+    """
 
     def __init__(self, variables, cfg: TrainConfig):
         import tensorflow as tf
@@ -70,12 +87,17 @@ class Adam:
         self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.vars]
 
     def learning_rate(self):
+        """The learning rate at the current iteration (float32 scalar tensor;
+        the same rule as ``learning_rate_at``)."""
         import tensorflow as tf
         c = self.cfg
         k = tf.floor(tf.cast(self.iterations, tf.float32) / float(max(1, c.decay_steps)))
         return c.learning_rate * tf.pow(tf.constant(c.decay_rate, tf.float32), k)
 
     def apply(self, grads):
+        """One Adam update of every variable with ``grads`` (one per variable, in
+        order; None skips a variable).  Increments ``iterations``; returns the
+        learning rate used (scalar tensor)."""
         import tensorflow as tf
         c = self.cfg
         lr = self.learning_rate()
@@ -91,6 +113,8 @@ class Adam:
         return lr
 
     def checkpoint_items(self) -> dict:
+        """The optimiser state for tf.train.Checkpoint: iterations, first and
+        second moments."""
         return {"iterations": self.iterations, "m": self.m, "v": self.v}
 
 
@@ -106,8 +130,13 @@ def _set_threads(threads: int) -> None:
 
 def evaluate(net, dataset, max_batches: int = 0) -> dict:
     """Mean PSNR and SSIM (max value 1, normalised units, 3 channels) of the
-    network and of linear interpolation (the mean of x0 and x1) against the
-    middle frame over ``dataset`` (batches from data.make_dataset)."""
+    network and of linear interpolation ((1 - t) x0 + t x1) against the
+    middle frame over ``dataset`` (batches from data.make_dataset, images
+    (B, h, w, 3) float32 in [0, 1]), at most ``max_batches`` batches (0: all).
+
+    Returns {'psnr' (dB), 'ssim', 'linear_psnr', 'linear_ssim', 'l1', 'patches'}
+    as means per patch ({} for an empty dataset); SSIM is left at 0 for
+    patches smaller than 11 pixels (its window)."""
     import numpy as np
     import tensorflow as tf
 
@@ -139,6 +168,18 @@ class Trainer:
     ``config``: a ``FilmConfig`` (or 'small' / 'published' / a .json path).
     ``init``: a FILM SavedModel folder whose weights (matched by name) start
     a NEW training (fine-tuning); ignored when resuming from a checkpoint.
+    ``database``: folder made by ``data.build_database``; ``workdir``: folder of
+    the checkpoints and state.json; ``train``: a ``TrainConfig``;
+    ``progress``: progress lines; ``threads``: TensorFlow CPU threads (0: its
+    default); ``log``: callable taking each message line.
+
+    Raises:
+        InputError: when steps or batch size are below 1, the database cannot
+            be read (``data.read_manifest``), the configuration or ``init``
+            model is invalid (``film_api.training_config``), the patch or crop
+            size is not a multiple of the network's size multiple, the VGG
+            weights cannot be loaded (``losses.Losses``), or ``workdir`` holds
+            checkpoints of a different training.
     """
 
     def __init__(self, database: str, workdir: str, config="small", train: Optional[TrainConfig] = None,
@@ -231,7 +272,14 @@ class Trainer:
         return total, parts, lr
 
     def restore_or_init(self) -> str:
-        """Restore the last checkpoint, or load ``init`` weights; returns what happened."""
+        """Restore the last checkpoint, or load ``init`` weights; returns what happened
+        (one line).  A new training writes ``workdir``/state.json first.
+
+        Raises:
+            InputError: when ``init`` cannot be imported (``film_api.init_from_model``).
+            AssertionError: when the checkpoint does not match the network
+                (tf.train's ``assert_existing_objects_matched``).
+        """
         from . import film_api
         latest = self.manager.latest_checkpoint
         if latest:
@@ -248,6 +296,8 @@ class Trainer:
 
     # -- training --------------------------------------------------------------
     def validate(self) -> dict:
+        """``evaluate`` on the validation split (at most ``val_batches``
+        batches); {} without a validation split."""
         if self.val_ds is None:
             return {}
         return evaluate(self.net, self.val_ds, self.cfg.val_batches)
@@ -255,7 +305,18 @@ class Trainer:
     def run(self, stop_after: Optional[int] = None) -> dict:
         """Train until ``cfg.steps`` (or the time budget, or ``stop_after`` steps in
         this run, which behaves like an interruption: checkpoint, no export).
-        Returns a summary dict."""
+
+        Returns a summary dict: 'step', 'start_step', 'stopped' ('steps',
+        'time' or 'interrupted'), 'seconds', 'mean_loss_first' and
+        'mean_loss_last' (means of the first / last 10 losses of this run),
+        'losses' (per step), 'validation' (``evaluate``'s dict), 'history'
+        (validations during the run) and 'what' (``restore_or_init``).
+
+        Raises:
+            CryoTigerError: when the loss becomes non-finite (a checkpoint is
+                written first).
+            InputError: from ``restore_or_init``.
+        """
         import numpy as np
 
         t0 = time.monotonic()
@@ -331,7 +392,13 @@ class Trainer:
 
     def export(self, output: str, summary: Optional[dict] = None) -> str:
         """Write the SavedModel (FILM interface) to ``output`` atomically, with
-        ``cryotiger_train.json`` (training record) inside."""
+        ``cryotiger_train.json`` (training record: configurations, database,
+        step, and from ``summary`` (``run``'s) the stop reason, validation,
+        history, seconds and losses) inside.  Returns ``output``.
+
+        Raises:
+            InputError: when ``output`` may not be written (``film_api.export``).
+        """
         from . import film_api
         info = {"film_config": self.film_config.to_json(), "train": asdict(self.cfg),
                 "database": {k: self.manifest[k] for k in ("series", "counts", "patch_size", "spacings",
@@ -352,7 +419,15 @@ class Trainer:
 def train(database: str, workdir: str, output: Optional[str], config="small",
           train_config: Optional[TrainConfig] = None, init: Optional[str] = None,
           progress: bool = True, threads: int = 0, stop_after: Optional[int] = None) -> dict:
-    """Train (or resume) and export to ``output`` unless interrupted (``stop_after``)."""
+    """Train (or resume) and export to ``output`` unless interrupted (``stop_after``).
+
+    Arguments as for ``Trainer`` and ``Trainer.run``; ``output`` None: no export.
+    Returns ``Trainer.run``'s summary, with 'output' when the model was exported.
+
+    Raises:
+        InputError: as ``Trainer``, ``Trainer.run`` and ``Trainer.export``.
+        CryoTigerError: when the training diverges (``Trainer.run``).
+    """
     tr = Trainer(database, workdir, config, train_config, init=init, progress=progress, threads=threads)
     summary = tr.run(stop_after=stop_after)
     if output and summary["stopped"] != "interrupted":

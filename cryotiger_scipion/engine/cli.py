@@ -46,6 +46,14 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``cryotiger`` argument parser: ``--version`` and one sub-parser per
+    name of ``COMMANDS`` (registered by ``engine/commands/<name>.py``), each with
+    ``--verbose``.
+
+    Returns:
+      An ``argparse.ArgumentParser``; its parsed namespace has ``command`` and
+      the sub-command's ``func``.
+    """
     from ..constants import VERSION
     parser = argparse.ArgumentParser(
         prog="cryotiger",
@@ -61,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def needs_tensorflow(args) -> bool:
-    """True for the commands (and options) that run FILM: TensorFlow is imported first."""
+    """True for the commands (and options) that run FILM, so TensorFlow is
+    imported (quietly) before the command starts: ``train``, ``model
+    init|info|download``, ``interpolate --method film``, ``holdout`` with a
+    ``--method film``.
+    """
     if args.command in ("train",):
         return True
     if args.command == "model":
@@ -74,6 +86,9 @@ def needs_tensorflow(args) -> bool:
 
 
 def environment_help() -> str:
+    """The hint appended to a TensorFlow import error: run cryotiger in its
+    managed environment (naming this one, ``sys.prefix``) and how to rebuild it.
+    """
     prefix = sys.prefix
     return (f"run cryotiger in its managed environment (this one is {prefix}) and rebuild it if "
             f"needed: 'scipion3 installb cryotiger' in Scipion, or 'python -m "
@@ -81,7 +96,16 @@ def environment_help() -> str:
 
 
 def import_tensorflow(verbose: bool = False):
-    """Import TensorFlow once, quietly; CryoTigerError (one line) when it cannot be imported."""
+    """Import TensorFlow once, quietly (unless ``verbose``: its C++ and Python
+    log lines stay on).
+
+    Returns:
+      The ``tensorflow`` module.
+
+    Raises:
+      CryoTigerError: (one line, with :func:`environment_help`) when it cannot
+        be imported: ImportError, missing shared libraries, version clashes.
+    """
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
@@ -100,8 +124,11 @@ def import_tensorflow(verbose: bool = False):
 
 
 def out_of_memory_cause(exc: BaseException):
-    """The exception in ``exc``'s chain that says memory ran out (MemoryError,
-    TensorFlow's ResourceExhaustedError, std::bad_alloc), or None."""
+    """The exception in ``exc``'s chain (``__cause__``, ``__context__``) that
+    says memory ran out (MemoryError, TensorFlow's ResourceExhaustedError,
+    std::bad_alloc, "OOM when allocating"), or None; a full disk, which
+    TensorFlow also reports as ResourceExhaustedError, is None.
+    """
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -145,6 +172,24 @@ class _NativeStderr:
 
 
 def main(argv=None) -> int:
+    """Run ``cryotiger`` with ``argv`` (default: ``sys.argv[1:]``).
+
+    Parses, runs the shared pre-flight checks (engine/inputs.py), imports
+    TensorFlow when the command needs it, then the sub-command.  Every error
+    ends in one line ``cryotiger SUB: error: ...`` on stderr (see the module
+    docstring); TensorFlow's native start-up lines are kept off the terminal
+    for the console script unless ``--verbose``.
+
+    Returns:
+      The exit code: 0 success, 1 a known problem (CryoTigerError, OSError,
+      out of memory, full disk, a failed ``parallel`` task), 2 bad input
+      (InputError) or no sub-command, 130 interrupted.
+
+    Raises:
+      SystemExit: from argparse (bad options, --help, --version).
+      Exception: any other (unexpected) error is re-raised (a traceback), after
+        the captured native stderr lines are printed.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -32,8 +32,15 @@ WORKER_ENV = "CRYOTIGER_WORKER"     # "slot/device", set for every task process
 
 
 def parse_gpu_ids(text) -> List[int]:
-    """GPU ids from '0,1', '0 1' or a list; each a non-negative integer.
-    Raises InputError on anything else (or an empty list)."""
+    """GPU ids from '0,1', '0 1' (Scipion's %(GPU)s) or a list.
+
+    Returns:
+      The ids as ints, in the order given.
+
+    Raises:
+      InputError: when a word is not an integer, the list is empty, an id is
+        negative or listed twice.
+    """
     if isinstance(text, (list, tuple)):
         words = [str(w) for w in text]
     else:
@@ -52,7 +59,11 @@ def parse_gpu_ids(text) -> List[int]:
 
 def device_slots(gpu_ids: Sequence[int], procs_per_gpu: int = 1) -> List[int]:
     """The device of every slot: ``gpu_ids`` repeated ``procs_per_gpu`` times,
-    round-robin ([0, 1, 0, 1] for ids [0, 1] and 2 per GPU)."""
+    round-robin ([0, 1, 0, 1] for ids [0, 1] and 2 per GPU).
+
+    Raises:
+      InputError: when ``procs_per_gpu`` < 1.
+    """
     if procs_per_gpu < 1:
         raise InputError(f"--procs-per-gpu {procs_per_gpu}: must be at least 1")
     return [g for _ in range(procs_per_gpu) for g in gpu_ids]
@@ -75,19 +86,38 @@ class TaskResult:
 
 
 def engine_argv(args: Sequence[str]) -> List[str]:
-    """The command that runs ``cryotiger <args>`` with this interpreter."""
+    """The command that runs ``cryotiger <args>`` with this interpreter
+    (``python -m cryotiger_scipion.engine.cli ARGS``), as a list for Popen.
+    """
     return [sys.executable, "-m", "cryotiger_scipion.engine.cli", *args]
 
 
 def run_on_devices(tasks: Sequence[Tuple[str, Sequence[str]]], gpu_ids: Sequence[int],
                    procs_per_gpu: int = 1, log_dir: str = ".", progress: bool = True,
                    env: Optional[dict] = None) -> List[TaskResult]:
-    """Run ``tasks`` ((name, argv) pairs; argv a full command line) over the
-    device slots of ``gpu_ids`` x ``procs_per_gpu``, at most one process per
-    slot at a time, each with CUDA_VISIBLE_DEVICES=<its device> and
-    CRYOTIGER_WORKER=<slot>/<device> in its environment; stdout+stderr of each
-    go to ``log_dir/<name>.log``.  Returns one TaskResult per task, in task
-    order (a task that failed has returncode != 0; the others still run)."""
+    """Run ``tasks`` over the device slots of ``gpu_ids`` x ``procs_per_gpu``.
+
+    At most one process per slot at a time, each with
+    CUDA_VISIBLE_DEVICES=<its device> and CRYOTIGER_WORKER=<slot>/<device> in
+    its environment; a slot takes the next task when its process ends.
+
+    Args:
+      tasks: (name, argv) pairs; argv a full command line (see :func:`engine_argv`).
+      gpu_ids: GPU ids (see :func:`parse_gpu_ids`).
+      procs_per_gpu: processes per GPU at the same time (>= 1).
+      log_dir: folder for ``<name>.log`` (stdout and stderr of each task), made
+        when missing.
+      progress: print one line when a task starts and when it ends.
+      env: base environment of the tasks (default: this process's).
+
+    Returns:
+      One TaskResult per task that was started, in task order (a task that
+      failed has returncode != 0; the others still run).
+
+    Raises:
+      InputError: when ``procs_per_gpu`` < 1.
+      OSError: when ``log_dir`` cannot be made.
+    """
     slots = device_slots(gpu_ids, procs_per_gpu)
     os.makedirs(log_dir, exist_ok=True)
     todo: "queue.Queue[int]" = queue.Queue()

@@ -46,13 +46,27 @@ class Interpolator:
         return [(j + 1) / (k + 1) for j in range(k)]
 
     def interpolate_gaps(self, gaps: Sequence[tuple]) -> List[np.ndarray]:
-        """``gaps``: list of (image_a, image_b, fractions); returns one (K, y, x)
-        float32 array per gap, image k at fraction fractions[k] from a to b."""
+        """Synthesise the images of ``gaps``.
+
+        Args:
+          gaps: a list of (image_a, image_b, fractions): the two real images of a
+            gap, each (y, x) float32 in the stack's intensity units, and the K
+            fractions t in (0, 1) of the images wanted (0: a, 1: b; the angular
+            position between the two tilts).
+
+        Returns:
+          One (K, y, x) float32 array per gap, image k at fractions[k] from a to b.
+
+        Raises:
+          NotImplementedError: always here; subclasses override it.
+        """
         raise NotImplementedError
 
     def interpolate_gaps_with_confidence(self, gaps):
-        """(images, confidences): ``interpolate_gaps`` and, when ``has_confidence``,
-        one (K, y, x) float32 confidence map in [0, 1] per gap (else None)."""
+        """(images, confidences): the result of :meth:`interpolate_gaps` and, when
+        ``has_confidence``, one (K, y, x) float32 confidence map in [0, 1] per gap
+        (else None).  Raises what :meth:`interpolate_gaps` raises.
+        """
         return self.interpolate_gaps(gaps), None
 
     def describe(self) -> dict:
@@ -68,6 +82,15 @@ class LinearInterpolator(Interpolator):
     name = LINEAR
 
     def interpolate_gaps(self, gaps):
+        """The linear blend (1 - t) a + t b of each gap, pixel by pixel.
+
+        Args:
+          gaps: (image_a, image_b, fractions) per gap; images (y, x), any real
+            dtype (computed in float32), fractions t in [0, 1].
+
+        Returns:
+          One (K, y, x) float32 array per gap, K = len(fractions).
+        """
         out = []
         for a, b, fractions in gaps:
             a = np.asarray(a, dtype=np.float32)

@@ -74,12 +74,24 @@ class OutputError(CryoTigerError):
 # names
 # ----------------------------------------------------------------------------
 def temp_name(final: str, kind: str = "part") -> str:
-    """Hidden temporary path beside ``final``: ``.<name>.<token>.<kind>``."""
+    """Hidden temporary path beside ``final``: ``.<name>.<pid>-<token>.<kind>``.
+
+    Args:
+      final: the final path of an output (file or folder).
+      kind: one of ``TEMP_KINDS`` ("part", "work", "old", "export"); the suffix
+        by which :func:`is_temporary` and :func:`clean_stale_temporaries` know it.
+
+    Returns:
+      An absolute path in the folder of ``final`` (not created).
+    """
     folder, base = os.path.split(os.path.abspath(final))
     return os.path.join(folder, f".{base}.{os.getpid()}-{secrets.token_hex(4)}.{kind}")
 
 
 def lock_name(final: str) -> str:
+    """Absolute path of the lock file ``.NAME.lock`` beside the output ``final``
+    (rule 4 of this module: one writer per output).
+    """
     folder, base = os.path.split(os.path.abspath(final))
     return os.path.join(folder, f".{base}.lock")
 
@@ -89,13 +101,21 @@ def _temp_re(base: str):
 
 
 def is_temporary(path: str) -> bool:
-    """True for names made by :func:`temp_name` (any final name)."""
+    """True for names made by :func:`temp_name` (any final name, any kind);
+    only the base name of ``path`` is looked at.
+    """
     return re.match(r"^\..+\.[A-Za-z0-9_-]+\.(%s)$" % "|".join(TEMP_KINDS),
                     os.path.basename(path)) is not None
 
 
 def remove_path(path: str) -> None:
-    """Remove a file, link or folder tree; missing is fine."""
+    """Remove a file, link or folder tree; a missing path is fine.
+
+    Folder trees are removed with errors ignored.
+
+    Raises:
+      OSError: when a file or link cannot be removed (no permission).
+    """
     with contextlib.suppress(FileNotFoundError):
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
@@ -104,7 +124,14 @@ def remove_path(path: str) -> None:
 
 
 def clean_stale_temporaries(final: str) -> List[str]:
-    """Remove temporaries of ``final`` left by a killed run (call while holding its lock)."""
+    """Remove the temporaries of ``final`` left by a killed run.
+
+    Call it while holding the lock of ``final`` (:class:`OutputSet` does), so
+    they cannot belong to a running command.
+
+    Returns:
+      The paths removed (empty when the folder cannot be listed).
+    """
     folder, base = os.path.split(os.path.abspath(final))
     pattern = _temp_re(base)
     removed = []
@@ -120,6 +147,7 @@ def clean_stale_temporaries(final: str) -> List[str]:
 
 
 def human_bytes(n: float) -> str:
+    """``n`` bytes as text with a decimal unit: "512 bytes", "1.5 MB", "2.0 TB"."""
     for unit in ("bytes", "kB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -221,7 +249,15 @@ class OutputSet:
 
     # -- checks --------------------------------------------------------------
     def check(self) -> None:
-        """All collision and path checks; no side effects."""
+        """All collision and path checks of this module's rule 1; no side effects.
+
+        Raises:
+          InputError: when an output names a folder ('out/'), is (or is inside) an
+            input, is written twice by this command, when a folder written into or
+            replaced is or holds an input, exists as a file or has no parent
+            folder, or when an output file's folder is missing or it is not a
+            regular file.
+        """
         inputs = [_Input(p, r) for p, r in self.inputs] + \
                  [_Input(p, r, folder=True) for p, r in self.input_folders]
         outputs = list(self.files) + [(lock_name(p), f"lock file of {r}") for p, r in self.files]
@@ -387,10 +423,16 @@ class OutputSet:
 
     # -- members -------------------------------------------------------------
     def is_member(self, final: str) -> bool:
+        """True when ``final`` (any spelling of the path) is one of the set's files."""
         return os.path.abspath(final) in {p for p, _ in self.files}
 
     def temp(self, final: str) -> str:
-        """The temporary path where member ``final`` is written (made on first call)."""
+        """The temporary path where member ``final`` is written (made on first call,
+        then the same path; renamed to ``final`` by :meth:`commit`).
+
+        Raises:
+          RuntimeError: when ``final`` is not a declared member (a programming error).
+        """
         final = os.path.abspath(final)
         if not self.is_member(final):
             raise RuntimeError(f"{final} is not an output declared by cryotiger {self.command}")
@@ -400,7 +442,15 @@ class OutputSet:
 
     def temp_folder(self, keep: bool = False) -> str:
         """A new hidden folder beside the main file, removed when the set closes
-        (unless ``keep``) and by the next run after a kill."""
+        (unless ``keep``) and by the next run after a kill.
+
+        Returns:
+          The folder's absolute path.
+
+        Raises:
+          OutputError: when it cannot be made (full disk, read-only folder, no
+            permission; InputError when its folder is missing): see :func:`write_error`.
+        """
         main = self.files[0][0] if self.files else self.folders[0][0]
         path = temp_name(main, "work")
         try:
@@ -411,28 +461,48 @@ class OutputSet:
         return path
 
     def adopt(self, final: str, source: str) -> None:
-        """Make the file ``source`` the content of member ``final`` (moved, or
-        copied across file systems)."""
+        """Make the file ``source`` the content of member ``final`` (moved to its
+        temporary name, or copied across file systems; renamed into place at the commit).
+
+        Raises:
+          RuntimeError: when ``final`` is not a member.
+          OSError: when the move fails.
+        """
         move_file(source, self.temp(final))
 
     def allows(self, path: str) -> bool:
         """True when ``path`` may be written directly while this set is open:
-        inside a scratch folder or a temporary folder of the set."""
+        inside a scratch folder or a temporary folder of the set.
+        """
         for folder, _, kind in self.folders:
             if kind == "scratch" and (_inside(path, folder)):
                 return True
         return any(_inside(path, d) for d, _ in self._temp_dirs)
 
     def need_space(self, nbytes: float, what: str = "") -> None:
-        """OutputError when the main file's file system has less than ``nbytes``
-        (plus 1 MB) free."""
+        """Check before the work that the output's file system holds ``nbytes``.
+
+        Args:
+          nbytes: bytes the command will write.
+          what: what needs them, for the message (default: the main file's name).
+
+        Raises:
+          OutputError: when the folder of the main file (or of the first folder)
+            has less than ``nbytes`` plus 1 MiB (``SPACE_MARGIN``) free.
+        """
         folder = os.path.dirname(self.files[0][0]) if self.files else self.folders[0][0]
         check_space(folder, nbytes, what or os.path.basename(self.files[0][0]))
 
     # -- commit --------------------------------------------------------------
     def commit(self) -> None:
         """Put the members in place: old main file removed first, the others
-        renamed, the main file renamed last."""
+        renamed, the main file renamed last (this module's rule 2).  Called by
+        ``__exit__`` when the block ends without error.
+
+        Raises:
+          RuntimeError: when the main file was never written (nothing committed).
+          OSError: when a rename fails.
+        """
         if not self.files:
             self.committed = True
             return
@@ -461,9 +531,13 @@ class OutputSet:
 # helpers used by writers (engine.io) and the command line
 # ----------------------------------------------------------------------------
 def active_temp(final: str) -> Optional[str]:
-    """The temporary path of ``final`` when an open OutputSet declares it, else None.
-    With CRYOTIGER_STRICT_OUTPUTS=1 (tests), writing an undeclared path while a
-    set is open is an error."""
+    """The temporary path of ``final`` when an open OutputSet declares it, else None
+    (the writer then writes ``final`` itself).
+
+    Raises:
+      RuntimeError: with CRYOTIGER_STRICT_OUTPUTS=1 (tests), when a set is open
+        and ``final`` is neither declared nor inside a scratch or temporary folder.
+    """
     for s in reversed(_ACTIVE):
         if s.is_member(final):
             return s.temp(final)
@@ -476,7 +550,13 @@ def active_temp(final: str) -> Optional[str]:
 
 def active_temp_folder(final: str, keep: bool = False) -> str:
     """A temporary work folder for the output ``final``: the open set's (removed
-    with it), else a new hidden folder beside ``final`` that the caller removes."""
+    with it unless ``keep``), else a new hidden folder beside ``final`` that the
+    caller removes.
+
+    Raises:
+      OutputError: see :meth:`OutputSet.temp_folder` (within a set).
+      OSError: when the folder cannot be made (no set open).
+    """
     for s in reversed(_ACTIVE):
         if s.is_member(final):
             return s.temp_folder(keep=keep)
@@ -487,7 +567,13 @@ def active_temp_folder(final: str, keep: bool = False) -> str:
 
 def place(final: str, source: str) -> None:
     """Move the finished file ``source`` to ``final``: through the open set that
-    declares ``final`` (renamed when the set commits), else at once."""
+    declares ``final`` (renamed when the set commits), else at once.
+
+    Raises:
+      RuntimeError: with CRYOTIGER_STRICT_OUTPUTS=1, for an undeclared output
+        while a set is open.
+      OSError: when the move fails.
+    """
     for s in reversed(_ACTIVE):
         if s.is_member(final):
             s.adopt(final, source)
@@ -499,7 +585,12 @@ def place(final: str, source: str) -> None:
 
 def move_file(source: str, dest: str) -> None:
     """Move the file ``source`` to ``dest`` (a rename; copied then removed across
-    file systems, where a rename is not possible)."""
+    file systems, where a rename is not possible).
+
+    Raises:
+      OSError: when the rename fails for another reason than crossing file
+        systems, or the copy fails.
+    """
     try:
         os.replace(source, dest)
     except OSError as exc:
@@ -510,6 +601,16 @@ def move_file(source: str, dest: str) -> None:
 
 
 def check_space(folder: str, nbytes: float, what: str) -> None:
+    """Refuse to start when ``folder``'s file system cannot hold ``nbytes``.
+
+    Args:
+      folder: a folder on the file system to check (unreadable: no check).
+      nbytes: bytes to be written.
+      what: what is written, for the message.
+
+    Raises:
+      OutputError: when less than ``nbytes`` + ``SPACE_MARGIN`` (1 MiB) is free.
+    """
     try:
         st = os.statvfs(folder)
     except OSError:
@@ -523,8 +624,17 @@ def check_space(folder: str, nbytes: float, what: str) -> None:
 
 def preallocate(fd: int, size: int, path: str) -> None:
     """Reserve ``size`` bytes of the open file ``fd`` (so a memory map never
-    hits a full disk: SIGBUS).  OutputError when the disk is full; a file system
-    without preallocation is left as is."""
+    hits a full disk: SIGBUS).  A file system without preallocation is left as is.
+
+    Args:
+      fd: an open file descriptor.
+      size: bytes to reserve from offset 0.
+      path: the file's (final) path, for the message.
+
+    Raises:
+      OutputError: when the disk is full or the quota exceeded.
+      OSError: for any other failure of ``posix_fallocate``.
+    """
     try:
         os.posix_fallocate(fd, 0, int(size))
     except OSError as exc:
@@ -538,7 +648,17 @@ def preallocate(fd: int, size: int, path: str) -> None:
 
 
 def write_error(exc: OSError, path: str, role: str = "output") -> CryoTigerError:
-    """One-line error for an OSError met while writing ``path``."""
+    """One-line error for an OSError met while writing ``path`` (returned, not raised).
+
+    Args:
+      exc: the OSError.
+      path: the path being written.
+      role: what it is, for the message ("output", "--output").
+
+    Returns:
+      OutputError for a full disk, quota, read-only file system, no permission
+      or anything else; InputError for a missing folder or a path that is a folder.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return OutputError(f"no space left on device at {folder}: cannot write {path}; free some "
@@ -557,7 +677,10 @@ def write_error(exc: OSError, path: str, role: str = "output") -> CryoTigerError
 
 
 def os_error_line(exc: OSError) -> str:
-    """The CLI's one line for an OSError that reached it."""
+    """The CLI's one line for an OSError that reached it: the final file named
+    (never its temporary name), full disk / read-only / permission worded as
+    :func:`write_error`, else "PATH: strerror".
+    """
     path = exc.filename or ""
     if path and is_temporary(path):
         # name the final file, not the temporary one

@@ -40,7 +40,11 @@ RESTORE = "restore"
 
 @dataclass
 class InputTilt:
-    """One image of the input stack."""
+    """One image of the input stack: ``index`` (0-based stack position),
+    ``angle`` (degrees), ``order`` (1-based acquisition order), ``dose`` (its
+    exposure, e/A^2), ``accum_dose`` (dose received BEFORE it, e/A^2) and
+    ``excluded`` (never used as an anchor).
+    """
     index: int                  # 0-based position in the input stack
     angle: float                # degrees
     order: int                  # 1-based acquisition order
@@ -51,7 +55,18 @@ class InputTilt:
 
 @dataclass
 class OutputTilt:
-    """One image of the output stack."""
+    """One image of the output stack (one entry of OUT.json, see :meth:`to_json`).
+
+    ``angle`` in degrees; ``synthetic``; ``sources`` (0-based input indices:
+    one for a real tilt, the two anchors for a synthetic one) with their linear
+    ``weights`` (1 - t, t); ``acquisition_order`` (1-based; synthetic tilts after
+    every real one); ``dose`` (exposure of the image) and ``accum_dose`` (dose
+    before it), e/A^2, weighted like the pixels for synthetic tilts; ``excluded``;
+    ``input_index`` (real tilts); ``fraction`` t in (0, 1) (synthetic);
+    ``replaces`` (restore mode: input index of the real tilt it stands for);
+    ``index`` (0-based output position); ``confidence`` (synthetic: mean of the
+    confidence map in [0, 1], None without one; real: 1.0).
+    """
     angle: float
     synthetic: bool
     sources: List[int]                  # 0-based input stack indices
@@ -107,10 +122,22 @@ def make_input_tilts(angles: Sequence[float], orders: Optional[Sequence[int]] = 
                      doses: Optional[Sequence[float]] = None,
                      accum_doses: Optional[Sequence[float]] = None,
                      excluded: Sequence[int] = ()) -> List[InputTilt]:
-    """Build the input description.  ``excluded`` holds 0-based stack indices.
+    """Build the input description of a stack from its per-image metadata.
 
-    Without ``orders``, acquisition order is the stack order.  Without
-    ``accum_doses``, it is :func:`dose_before` of ``doses`` in acquisition order.
+    Args:
+      angles: tilt angles in degrees, one per image in stack order.
+      orders: 1-based acquisition orders, unique (default: the stack order).
+      doses: exposure of each image, e/A^2 (default: 0).
+      accum_doses: dose received before each image, e/A^2 (default:
+        :func:`dose_before` of ``doses`` in acquisition order).
+      excluded: 0-based stack indices of the excluded views.
+
+    Returns:
+      One :class:`InputTilt` per image, in stack order.
+
+    Raises:
+      InputError: when ``orders`` or ``doses`` do not have one value per
+        image, orders repeat, or an excluded index is outside the stack.
     """
     n = len(angles)
     angles = np.asarray(angles, dtype=float)
@@ -154,10 +181,25 @@ def _real(t: InputTilt) -> OutputTilt:
 
 def make_plan(tilts: Sequence[InputTilt], per_gap: int = 1, mode: str = ADD,
               at: Optional[Sequence[float]] = None) -> List[OutputTilt]:
-    """Return the output tilts sorted by angle (see the module doc for the rules).
+    """The output tilts, sorted by angle (see the module docstring for the rules).
 
-    ``at``: angles (degrees) of the new tilts (add mode only) instead of
-    ``per_gap`` evenly spaced ones per gap.  InputError for bad targets.
+    Args:
+      tilts: the input tilts (:func:`make_input_tilts`).
+      per_gap: K new tilts per gap (add), or tilts dropped between two kept
+        ones (restore); at least 1.
+      mode: ``"add"`` or ``"restore"``.
+      at: angles in degrees of the new tilts (add mode only), instead of
+        ``per_gap`` evenly spaced ones per gap.
+
+    Returns:
+      The :class:`OutputTilt` list with ``index`` set (0-based output
+      position) and unique acquisition orders for the synthetic tilts.
+
+    Raises:
+      InputError: for ``at`` with restore mode, ``per_gap`` < 1, an unknown
+        mode, two usable tilts at the same angle, too few usable tilts
+        (add: 2; restore: per_gap + 2), or bad ``at`` angles (none, not
+        finite, repeated, outside the usable range, on a real tilt).
     """
     if at is not None and mode != ADD:
         raise InputError("--at ANGLES adds tilts at the given angles (add mode); leave out "
@@ -226,8 +268,13 @@ def _targets(anchors: Sequence[InputTilt], at: Sequence[float]) -> List[OutputTi
 
 
 def gaps_of(plan: Sequence[OutputTilt]) -> List[dict]:
-    """Group synthetic tilts by their source pair: one entry per gap with the
-    two source indices, the fractions and the output positions (in order)."""
+    """Group the synthetic tilts of ``plan`` by their source pair.
+
+    Returns:
+      One dict per gap, in plan order: ``a``, ``b`` (0-based input indices of
+      the two anchors), ``fractions`` (t of each synthetic tilt, in order) and
+      ``outputs`` (their 0-based output positions).
+    """
     groups: dict = {}
     for o in plan:
         if o.synthetic:

@@ -36,7 +36,17 @@ def check_fractions(plan: Sequence[OutputTilt], interpolator: Interpolator,
     """Refuse a plan whose synthetic tilts ``interpolator`` cannot make where the
     plan puts them (a record never claims an angle its image does not show).
 
-    Raises InputError naming the first target, its fraction t and its gap.
+    A midpoint-only method makes fraction k/(K+1) in a gap
+    (:meth:`Interpolator.fractions_made`); a planned fraction further than
+    ``FRACTION_TOLERANCE`` from it is refused.
+
+    Args:
+      plan: the output tilts (:func:`plan.make_plan`).
+      interpolator: the method that will synthesise them.
+      tilts: the input tilts the plan was made from (angles, degrees).
+
+    Raises:
+      InputError: naming the first such target, its fraction t and its gap.
     """
     by_index = {t.index: t for t in tilts}
     bad = []
@@ -59,9 +69,19 @@ def check_fractions(plan: Sequence[OutputTilt], interpolator: Interpolator,
 def get_interpolator(method: str, **options) -> Interpolator:
     """Build the interpolator for ``method`` ('linear' or 'film').
 
-    FILM options (model, tile_size, ...) are passed to
+    FILM options (model, tile_size, tile_overlap, max_memory, device, gpu_ids,
+    batch_size, normalization, precision) are passed to
     :class:`cryotiger_scipion.engine.film.inference.FilmInterpolator`;
     TensorFlow is imported only then.
+
+    Returns:
+      An :class:`Interpolator`.
+
+    Raises:
+      InputError: for an unknown method, or 'film' when TensorFlow (or the
+        FILM package) cannot be imported.
+      CryoTigerError: what FilmInterpolator raises for bad options or an
+        unusable model folder (InputError for a user mistake).
     """
     if method == LINEAR:
         return LinearInterpolator()
@@ -86,6 +106,16 @@ def parse_view_list(text: Optional[str]) -> List[int]:
     count once; 0 and negative numbers are refused (views start at 1).  Views
     beyond the stack are refused where the stack size is known
     (``plan.make_input_tilts``, ``reconstruct.kept_views``, training).
+
+    Args:
+      text: the --exclude value; None or blank means no view.
+
+    Returns:
+      Sorted unique 0-based view indices.
+
+    Raises:
+      InputError: for an entry that is not a number or range, a negative
+        number, view 0, or a view number above 100000.
     """
     if text is None:
         return []
@@ -123,8 +153,28 @@ def describe_input(stack_path: str, angles_path: Optional[str] = None,
     """Check the stack against its metadata and return the input tilts.
 
     Angles come from ``angles`` or ``angles_path``; order and dose from the
-    .mdoc when given (its sections must match the stack's angles), else from
-    ``orders``/``doses`` or the stack order with no dose.
+    .mdoc when given (its sections must match the stack's angles within 0.5
+    degree, matched by angle when the stack is sorted differently), else from
+    ``orders``/``doses``/``accum_doses`` or the stack order with no dose.
+
+    Args:
+      stack_path: the MRC stack, (n, y, x) (a single (y, x) image counts as n = 1).
+      angles_path: tilt-angle file (.tlt, degrees), read when ``angles`` is None.
+      angles: tilt angles in degrees, one per image in stack order.
+      mdoc_path: SerialEM .mdoc with one section per image.
+      exclude: 0-based indices of the excluded views.
+      orders: 1-based acquisition orders, one per image.
+      doses: exposure of each image, e/A^2.
+      accum_doses: dose received before each image, e/A^2.
+
+    Returns:
+      One :class:`plan.InputTilt` per image, in stack order.
+
+    Raises:
+      InputError: when there are no angles, their number does not match the
+        stack, the .mdoc has another number of sections or other angles, or
+        :func:`plan.make_input_tilts` refuses the metadata; the readers'
+        errors (missing or unreadable files) as they raise them.
     """
     with open_stack(stack_path) as m:
         n = 1 if m.data.ndim == 2 else m.data.shape[0]
@@ -170,8 +220,16 @@ def confidence_path(output: str) -> str:
 
 
 def read_at_angles(text: str) -> List[float]:
-    """--at ANGLES: a comma/space separated list of degrees, or a file of angles
-    (.tlt: one per line).  InputError (one line) for anything else."""
+    """Parse --at ANGLES: a comma/space separated list of degrees, or the path
+    of an angle file (.tlt: one per line).
+
+    Returns:
+      The angles in degrees, in the order given (checked by ``plan.make_plan``).
+
+    Raises:
+      InputError: (one line) when ``text`` is neither a list of numbers nor an
+        existing file; the angle reader's errors for a bad file.
+    """
     text = str(text).strip()
     if os.path.isfile(text):
         return [float(a) for a in read_angles(text)]
@@ -189,15 +247,41 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
                       progress: bool = True, pixel_size: Optional[float] = None,
                       extra_metadata: Optional[dict] = None,
                       at: Optional[Sequence[float]] = None) -> List[OutputTilt]:
-    """Interpolate one tilt series.
+    """Interpolate one tilt series, gap by gap (memory does not grow with the
+    number of tilts).
 
-    Writes ``output_path`` (MRC stack sorted by angle, pixel size kept), the
-    .tlt and the .json beside it (same stem).  ``xf`` (n, 2, 3): per-view
-    transforms applied to the input first (see align.py).  ``at``: angles of
-    the new tilts instead of ``per_gap`` per gap (plan.make_plan).  Methods
-    with confidence maps (FILM) also write OUT_confidence.mrc: one (y, x)
-    float32 map in [0, 1] per output slice, real tilts 1.0; the record's
-    synthetic entries get the map's mean as ``confidence``.  Returns the plan.
+    Writes ``output_path`` (MRC stack, (n_out, y, x) float32, sorted by angle,
+    pixel size kept), the .tlt and the .json record beside it (same stem;
+    engine/record.py).  Methods with confidence maps (FILM) also write
+    OUT_confidence.mrc: one (y, x) float32 map in [0, 1] per output slice, real
+    tilts 1.0; the record's synthetic entries get the map's mean as
+    ``confidence``.  Excluded views holding NaN/inf are left out of the output.
+
+    Args:
+      input_path: the input MRC stack, (n, y, x), any real dtype.
+      output_path: the output stack (must not be the input).
+      tilts: the input tilts (:func:`describe_input`).
+      interpolator: the method (:func:`get_interpolator`).
+      per_gap: new tilts per gap (add) or dropped tilts per gap (restore).
+      mode: "add" or "restore" (see engine/plan.py).
+      xf: (n, 2, 3) per-view transforms applied to the input first (see
+        align.py), or None for an aligned stack.
+      label: name in log lines and messages (default: the input's file name).
+      progress: print progress.
+      pixel_size: Angstrom per pixel (default: the input header's; 0 when unknown).
+      extra_metadata: not used.
+      at: angles in degrees of the new tilts instead of ``per_gap`` per gap.
+
+    Returns:
+      The plan: the :class:`plan.OutputTilt` list, confidences filled in.
+
+    Raises:
+      InputError: for a non-finite view that is not excluded, a plan that
+        :func:`plan.make_plan` or :func:`check_fractions` refuses, an output
+        that is the input, a bad pixel size, or a number of transforms other
+        than the number of images.
+      RuntimeError: when the interpolator returns NaN or infinite values.
+      OutputError: from the stack writer (full disk, see engine/outputs.py).
     """
     from .align import Aligner
 

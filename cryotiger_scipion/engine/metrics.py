@@ -204,9 +204,20 @@ def central_slab(volume, thickness: int = 1) -> np.ndarray:
 
 def tomogram_contrast(volume, thickness: int = 1) -> Dict[str, float]:
     """Contrast of a tomogram's central slab: the mean over its slices of the
-    std contrast and of the gradient contrast.  ``volume`` is (z, y, x),
-    ``thickness`` in slices.  Returns {"std", "gradient" (intensity units),
-    "slices" (count)}; errors as :func:`central_slab`."""
+    std contrast and of the gradient contrast (the measures of the cryoTIGER
+    paper's tomogram comparison, Majtner et al. 2025).
+
+    Args:
+      volume: (z, y, x) array, any real dtype (a (y, x) slice counts as one).
+      thickness: central slices used (see :func:`central_slab`).
+
+    Returns:
+      {"std", "gradient" (intensity units, per pixel for the gradient),
+      "slices" (count)}.
+
+    Raises:
+      InputError: as :func:`central_slab` (not 2D/3D, thickness < 1).
+    """
     slab = np.asarray(central_slab(volume, thickness), dtype=np.float64)
     return {"std": float(np.mean([std_contrast(s) for s in slab])),
             "gradient": gradient_contrast(slab),
@@ -215,7 +226,12 @@ def tomogram_contrast(volume, thickness: int = 1) -> Dict[str, float]:
 
 def defocus_difference(defocus_a, defocus_b) -> np.ndarray:
     """Absolute per-tilt defocus differences |a - b| (same unit as the inputs,
-    Angstrom in this project).  Take ``np.median`` for the paper's summary."""
+    Angstrom in this project), as a float64 1D array; take ``np.median`` for
+    the paper's summary (Majtner et al. 2025, Fig. 2).
+
+    Raises:
+      InputError: when the two inputs hold different numbers of values.
+    """
     a = np.asarray(defocus_a, dtype=np.float64).ravel()
     b = np.asarray(defocus_b, dtype=np.float64).ravel()
     if a.shape != b.shape:
@@ -243,8 +259,21 @@ def match_points(pred, true, tolerance: float):
     Optimal assignment: the largest possible number of pairs closer than or at
     ``tolerance``, and among those the smallest summed distance.  Candidate
     pairs come from a KD-tree; each connected group of candidates is solved
-    with ``scipy.optimize.linear_sum_assignment``, so large sets stay cheap.
-    Returns (pred_idx, true_idx, distances), arrays sorted by pred index.
+    with ``scipy.optimize.linear_sum_assignment`` (the linear assignment
+    problem; Kuhn 1955, Crouse 2016), so large sets stay cheap.
+
+    Args:
+      pred: (n, d) predicted positions (pixels or Angstrom).
+      true: (m, d) true positions, same unit and d.
+      tolerance: largest matching distance, same unit, >= 0.
+
+    Returns:
+      (pred_idx, true_idx, distances): int, int and float arrays of the
+      matched pairs, sorted by pred index.
+
+    Raises:
+      InputError: for positions that are not (n, d) or not finite, a negative
+        or non-finite tolerance, or two sets of different dimension.
     """
     from scipy.optimize import linear_sum_assignment
     from scipy.sparse import coo_matrix
@@ -307,11 +336,16 @@ def _prf(tp: int, n_pred: int, n_true: int) -> tuple:
 
 
 def detection_scores(pred, true, tolerance: float) -> Dict[str, float]:
-    """Precision, recall and F1 of one set of predictions (no score threshold).
+    """Precision, recall and F1 of one set of predictions (no score threshold),
+    matched by :func:`match_points`.
 
-    Returns a dict with tp, fp, fn, precision, recall, f1 and the mean matched
-    distance.  With no predictions precision is 0 (1 when there is no truth
-    either); with no truth recall is 1.
+    Returns a dict with tp, fp, fn, n_pred, n_true, precision = TP / n_pred,
+    recall = TP / n_true, f1 (their harmonic mean) and the mean matched
+    distance (NaN without a match).  With no predictions precision is 0 (1
+    when there is no truth either); with no truth recall is 1.
+
+    Raises:
+      InputError: as :func:`match_points`.
     """
     p_idx, t_idx, d = match_points(pred, true, tolerance)
     n_p, n_t = len(_points(pred, "predicted positions")), len(_points(true, "true positions"))
@@ -329,6 +363,16 @@ def pr_auc(recall: Sequence[float], precision: Sequence[float], method: str = "s
     from recall 0 (scikit-learn's ``average_precision_score`` definition; no
     interpolation, not optimistic).  ``trapezoid``: trapezoidal rule over the
     recall-sorted points, with the curve started at (recall 0, first precision).
+
+    Args:
+      recall, precision: 1D sequences of the same length (fractions 0..1).
+      method: "step" or "trapezoid".
+
+    Returns:
+      The area (0..1); NaN for empty curves.
+
+    Raises:
+      InputError: for sequences that are not 1D of one length, or an unknown method.
     """
     r = np.asarray(recall, dtype=np.float64)
     p = np.asarray(precision, dtype=np.float64)
@@ -359,9 +403,20 @@ def detection_curve(pred, true, tolerance: float, scores: Optional[Sequence[floa
     returned in decreasing order (recall increasing).  Without scores every
     prediction counts (one point; ``pr_auc`` is then NaN).
 
+    Args:
+      pred: (n, d) predicted positions; true: (m, d) true positions (one unit).
+      tolerance: matching distance in that unit.
+      scores: one score per prediction (higher: more confident), or None.
+      thresholds: score thresholds to evaluate (default: see above).
+      max_thresholds: most thresholds taken from the scores.
+
     Returns a dict: thresholds, precision, recall, f1, tp (lists), pr_auc
     (step), pr_auc_trapezoid, best_f1, best_threshold, n_pred, n_true and the
     scores at the full set (``all``: the :func:`detection_scores` dict).
+
+    Raises:
+      InputError: as :func:`match_points`; for a number of scores other than
+        of predictions, or non-finite scores.
     """
     P = _points(pred, "predicted positions")
     T = _points(true, "true positions")
@@ -412,14 +467,24 @@ def _masks(a, b):
 
 
 def dice(a, b) -> float:
-    """Dice coefficient 2|A and B| / (|A| + |B|) of two masks (1 if both empty)."""
+    """Dice coefficient 2|A and B| / (|A| + |B|) of two masks of one shape (any
+    dtype, nonzero = foreground; Dice 1945); 1 if both are empty.
+
+    Raises:
+      InputError: when the masks have different shapes.
+    """
     A, B = _masks(a, b)
     s = int(A.sum()) + int(B.sum())
     return 1.0 if s == 0 else 2.0 * int(np.logical_and(A, B).sum()) / s
 
 
 def jaccard(a, b) -> float:
-    """Jaccard index |A and B| / |A or B| of two masks (1 if both empty)."""
+    """Jaccard index |A and B| / |A or B| of two masks of one shape (Jaccard
+    1912); 1 if both are empty.
+
+    Raises:
+      InputError: when the masks have different shapes.
+    """
     A, B = _masks(a, b)
     u = int(np.logical_or(A, B).sum())
     return 1.0 if u == 0 else int(np.logical_and(A, B).sum()) / u
@@ -427,9 +492,21 @@ def jaccard(a, b) -> float:
 
 def hausdorff(a, b, spacing: Union[Number, Sequence[Number]] = 1.0) -> float:
     """Symmetric Hausdorff distance between the foreground voxel sets of two
-    masks: max over voxels of either mask of the distance to the nearest voxel
-    of the other.  ``spacing``: voxel size per axis (1 -> pixels; the pixel size
-    in Angstrom -> Angstrom).  0 if both masks are empty, inf if only one is."""
+    masks: max over voxels of either mask of the (Euclidean) distance to the
+    nearest voxel of the other, from exact distance transforms
+    (scipy.ndimage.distance_transform_edt).
+
+    Args:
+      a, b: masks of one shape, (y, x) or (z, y, x); nonzero = foreground.
+      spacing: voxel size per axis or one for all (1 -> pixels; the pixel
+        size in Angstrom -> Angstrom).
+
+    Returns:
+      The distance; 0 if both masks are empty, inf if only one is.
+
+    Raises:
+      InputError: when the masks have different shapes.
+    """
     from scipy import ndimage as ndi
 
     A, B = _masks(a, b)
@@ -445,7 +522,18 @@ def hausdorff(a, b, spacing: Union[Number, Sequence[Number]] = 1.0) -> float:
 
 
 def segmentation_scores(a, b, pixel_size: Optional[float] = None) -> Dict[str, float]:
-    """Dice, Jaccard and Hausdorff (pixels and, with ``pixel_size`` in A, Angstrom)."""
+    """Dice, Jaccard and Hausdorff distance of two masks of one shape.
+
+    Args:
+      a, b: masks, (z, y, x) or (y, x); nonzero = foreground.
+      pixel_size: Angstrom per voxel, for ``hausdorff_A`` (NaN without it).
+
+    Returns:
+      {"dice", "jaccard", "hausdorff_px", "hausdorff_A", "voxels_a", "voxels_b"}.
+
+    Raises:
+      InputError: when the masks have different shapes.
+    """
     h = hausdorff(a, b)
     A, B = _masks(a, b)
     return {"dice": dice(A, B), "jaccard": jaccard(A, B), "hausdorff_px": h,
@@ -457,13 +545,23 @@ def segmentation_scores(a, b, pixel_size: Optional[float] = None) -> Dict[str, f
 # Statistics
 # ----------------------------------------------------------------------------
 def paired_tests(a: Sequence[float], b: Sequence[float]) -> Dict[str, object]:
-    """Paired t-test and two-sided Wilcoxon signed-rank test of a against b.
+    """Paired t-test (Student) and two-sided Wilcoxon signed-rank test (Wilcoxon
+    1945) of a against b, with ``scipy.stats.ttest_rel`` and ``scipy.stats.wilcoxon``.
 
     Pairs with a non-finite value (e.g. PSNR inf for identical images) are left
     out; ``n`` is the number of pairs used.  p-values are NaN when a test is
-    undefined (fewer than 2 pairs; all differences zero for Wilcoxon).
-    Returns n, mean_a, mean_b, mean_diff (a - b), median_diff, t_statistic,
-    t_pvalue, wilcoxon_statistic, wilcoxon_pvalue.
+    undefined (fewer than 2 pairs; constant differences for the t-test; all
+    differences zero for Wilcoxon).
+
+    Args:
+      a, b: one value per pair (e.g. per-tilt PSNR of two methods), same length.
+
+    Returns:
+      n, mean_a, mean_b, mean_diff (a - b), median_diff, t_statistic,
+      t_pvalue, wilcoxon_statistic, wilcoxon_pvalue.
+
+    Raises:
+      InputError: when a and b hold different numbers of values.
     """
     from scipy import stats
 

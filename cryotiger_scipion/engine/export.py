@@ -93,6 +93,7 @@ class ExportTilt:
 
     @property
     def has_ctf(self) -> bool:
+        """True when the tilt has a defocus (``defocus_u`` set from a CTF.json)."""
         return self.defocus_u is not None
 
 
@@ -121,6 +122,7 @@ class ExportSeries:
 
     @property
     def has_ctf(self) -> bool:
+        """True when at least one tilt has a defocus (a CTF.json was matched)."""
         return any(t.has_ctf for t in self.tilts)
 
     def kept(self, experimental_only: bool = False) -> List[ExportTilt]:
@@ -209,10 +211,21 @@ def match_ctf(tilts: List[ExportTilt], entries: List[dict], path: str = "CTF.jso
     By ``acquisition_order`` when every entry has one (tilts whose order has no
     entry get none; gaps in the orders are fine), else by stack position when
     there is one entry per tilt.  A matched entry that names an ``angle`` must
-    agree with the tilt's angle within 0.05 degree; an entry marked not
-    estimated leaves its tilt without a CTF.  Returns how the entries
-    were matched ("acquisition order" or "stack position").  InputError when
-    neither rule applies, for duplicate orders or disagreeing angles.
+    agree with the tilt's angle within ``ANGLE_TOLERANCE`` (0.05 degree); an
+    entry marked not estimated leaves its tilt without a CTF.
+
+    Args:
+      tilts: the series' tilts (defocus_u/v in Angstrom and astig_angle in
+        degrees are set on them).
+      entries: CTF.json entries.
+      path: the CTF.json path, for messages.
+
+    Returns:
+      How the entries were matched: "acquisition order" or "stack position".
+
+    Raises:
+      InputError: when neither rule applies, two entries share an
+        acquisition order, or a matched entry's angle disagrees.
     """
     if all(e["acquisition_order"] is not None for e in entries):
         table: Dict[int, dict] = {}
@@ -244,7 +257,11 @@ def match_ctf(tilts: List[ExportTilt], entries: List[dict], path: str = "CTF.jso
 
 
 def parse_tomo_size(text: str) -> tuple:
-    """'X,Y,Z' (pixels) -> (x, y, z) ints > 0; InputError otherwise."""
+    """Parse --tomo-size 'X,Y,Z' (pixels of the stack) into (x, y, z) ints.
+
+    Raises:
+      InputError: unless there are three whole numbers > 0.
+    """
     try:
         values = [float(v) for v in str(text).replace(" ", "").split(",")]
     except ValueError:
@@ -262,15 +279,32 @@ def load_series(stack: str, record: Optional[str] = None, ctf: Optional[str] = N
                 original_pixel_size: Optional[float] = None, tomo_num: int = 1) -> ExportSeries:
     """Read everything an export needs and check it, before anything is written.
 
-    ``stack``: the (interpolated) MRC stack, (n, y, x); ``record``: its
-    interpolation record (default: the .json beside the stack with the same
-    stem); ``ctf``: optional CTF.json (see :func:`match_ctf`); ``pixel_size``
-    (A, default: the stack header); microscope: kV, mm, fraction;
-    ``tomo_size``: (x, y, z) px of the tomogram (default: the stack's x, y and
-    z = x // 2, reported by :func:`export`).  Returns an :class:`ExportSeries`.
-    InputError (one line naming the problem and the fix) for a missing
-    stack, record or CTF, mismatched counts, no pixel size, bad microscope
-    values.
+    Args:
+      stack: the (interpolated) MRC stack, (n, y, x).
+      record: its interpolation record (default: the .json beside the stack
+        with the same stem; read by :func:`read_record`).
+      ctf: optional CTF.json (see :func:`match_ctf`).
+      pixel_size: Angstrom per pixel (default: the stack header).
+      voltage: kV, in [1, 5000].
+      cs: spherical aberration, mm, in [0, 100].
+      amp_contrast: amplitude contrast fraction, in [0, 1].
+      tomo_size: (x, y, z) px of the tomogram (default: the stack's x, y and
+        z = x // 2, reported by :func:`export`).
+      z_shift: STOPGAP z_shift, px.
+      hand: RELION rlnTomoHand, -1 or 1.
+      name: tomogram name and file stem (default: the stack's stem).
+      original_pixel_size: RELION rlnMicrographOriginalPixelSize, Angstrom
+        (default: the pixel size).
+      tomo_num: STOPGAP tomo_num.
+
+    Returns:
+      An :class:`ExportSeries`.
+
+    Raises:
+      InputError: (one line naming the problem and the fix) for a missing
+        stack, a missing or mismatched record or CTF.json, no usable pixel
+        size, microscope values out of range, a hand other than -1 or 1, or
+        a name that is empty or holds spaces or slashes.
     """
     from .io import open_stack
     if not os.path.exists(stack):
@@ -328,11 +362,20 @@ def format_view_list(views: Sequence[int]) -> str:
 def read_imod_defocus(path: str) -> dict:
     """Read a ctfplotter defocus file (as written by :func:`write_imod_files`).
 
-    Returns {"version": 2|3, "astigmatic": bool, "views": [(start, end)],
-    "angles": [deg], "defocus_u": [A], "defocus_v": [A], "astig_angle": [deg]}.
     Layouts: version 2 (``start end angle angle defocus_nm`` with a trailing 2
     on the first row) or version 3 (header ``flag 0 0.0 0.0 0.0 3``; with flag
-    bit 1, rows ``start end angle angle U_nm V_nm astig_deg``)."""
+    bit 1, rows ``start end angle angle U_nm V_nm astig_deg``).
+
+    Returns:
+      {"version": 2|3, "astigmatic": bool, "views": [(start, end)],
+      "angles": [deg], "defocus_u": [A], "defocus_v": [A], "astig_angle": [deg]}
+      (defocus converted from nm to Angstrom).
+
+    Raises:
+      InputError: for an empty file.
+      OSError: when the file cannot be read.
+      ValueError, IndexError: for rows that are not of these layouts.
+    """
     with open(path) as f:
         rows = [line.split() for line in f if line.strip()]
     if not rows:
@@ -406,11 +449,23 @@ def _require_ctf(series: ExportSeries, tilts: Sequence[ExportTilt], fmt: str) ->
 # Writers: each writes into ``folder`` (a temporary folder) and returns the names
 # ----------------------------------------------------------------------------
 def write_imod_files(series: ExportSeries, folder: str, experimental_only: bool = False) -> List[str]:
-    """IMOD files for ``series`` in ``folder``: <stem>.tlt, <stem>.xf,
-    <stem>.defocus (only with a CTF), <stem>_exclude.txt, <stem>_synthetic.txt.
+    """Write the IMOD files for ``series`` in ``folder``: <stem>.tlt, <stem>.xf
+    (identity: the stack is aligned), <stem>.defocus (only with a CTF),
+    <stem>_exclude.txt, <stem>_synthetic.txt.
+
     Defocus file: ctfplotter layout, nm (engine.novactf.write_defocus_file,
     the layout novaCTF and ctfphaseflip accept; RELION's
-    TomoCtfHelper::loadCtfplotter reads the astigmatic one the same way)."""
+    TomoCtfHelper::loadCtfplotter reads the astigmatic one the same way);
+    views without a CTF take the values of the nearest tilt that has one.
+
+    Returns:
+      The file names written (in ``folder``).
+
+    Raises:
+      InputError: when a tilt used (see :meth:`ExportSeries.kept`) has no CTF
+        while others have one.
+      OSError: when a file cannot be written.
+    """
     from .align import write_xf
     from .io import write_angles
     from .novactf import write_defocus_file
@@ -447,7 +502,11 @@ def stopgap_table(series: ExportSeries, experimental_only: bool = False) -> List
     defocus (mean of U and V, micrometres, only with a CTF), exposure
     (accumulated dose including the tilt, e/A^2), voltage (kV), amp_contrast,
     cs (mm).  Column meanings: STOPGAP sg_get_wedgelist_fields.m; units and
-    exposure: cryoCAT wedgeutils.create_wedge_list_sg / ioutils."""
+    exposure: cryoCAT wedgeutils.create_wedge_list_sg / ioutils.
+
+    Raises:
+      InputError: when a tilt used has no CTF while others have one.
+    """
     kept = series.kept(experimental_only)
     if series.has_ctf:
         _require_ctf(series, kept, STOPGAP)
@@ -473,7 +532,7 @@ def _stopgap_value(key: str, value) -> str:
 
 
 def write_stopgap_file(series: ExportSeries, folder: str, experimental_only: bool = False) -> List[str]:
-    """<stem>_wedgelist.star in ``folder``.
+    """Write <stem>_wedgelist.star in ``folder``; returns its name in a list.
 
     Written in STOPGAP's own layout (stopgap_star_write.m; cryoCAT's
     starfileio.write does the same for 'stopgap' blocks): unnumbered column
@@ -482,7 +541,12 @@ def write_stopgap_file(series: ExportSeries, folder: str, experimental_only: boo
     after "last column name + 1" and would drop the first row otherwise.
     Comment lines (read by neither STOPGAP nor starfile as data) come first:
     what the file is, which rows are synthetic (``# cryotiger synthetic rows:
-    2,4-5``, numbered from 1) and which tilts were left out."""
+    2,4-5``, numbered from 1) and which tilts were left out.
+
+    Raises:
+      InputError: as :func:`stopgap_table`.
+      OSError: when the file cannot be written.
+    """
     kept = series.kept(experimental_only)
     rows = stopgap_table(series, experimental_only)
     columns = [c for c in STOPGAP_COLUMNS if c in rows[0]] if rows else list(STOPGAP_COLUMNS)
@@ -520,9 +584,15 @@ def combine_stopgap_wedgelists(paths: Sequence[str], out_path: str) -> int:
     """One STOPGAP wedge list for several tomograms (STOPGAP reads one list with
     a ``tomo_num`` per row): the rows of ``paths`` (files written by
     :func:`write_stopgap_file`, distinct tomo_num) in order, with their
-    synthetic rows renumbered in the comment.  Written atomically.  Returns
-    the number of rows.  InputError for two files with one tomo_num or with
-    different columns."""
+    synthetic rows renumbered in the comment.  Written atomically at ``out_path``.
+
+    Returns:
+      The number of rows.
+
+    Raises:
+      InputError: for a file without the stopgap_wedgelist block, two files
+        with one tomo_num or with different columns.
+    """
     import starfile
     from .io import atomic_path
     rows, synthetic, columns, nums = [], [], None, set()
@@ -553,8 +623,14 @@ def combine_relion_tomograms(paths: Sequence[str], out_path: str) -> int:
     """One RELION 5 tomograms.star (data_global) with the rows of the
     tomograms.star files ``paths`` (each written by an export; their
     rlnTomoTiltSeriesStarFile paths are absolute), written atomically with
-    starfile.  Returns the number of rows.  InputError for a repeated
-    rlnTomoName."""
+    starfile at ``out_path``.
+
+    Returns:
+      The number of rows.
+
+    Raises:
+      InputError: for an rlnTomoName in more than one file.
+    """
     import pandas as pd
     import starfile
     from .io import atomic_path
@@ -592,7 +668,12 @@ def relion_tables(series: ExportSeries, star_path: str, experimental_only: bool 
     rlnTomoYTilt = tilt angle, rlnTomoZRot 0, shifts 0 A, as RELION's IMOD
     import makes from an identity .xf) and cryotigerSynthetic (0/1).
     Global: see RELION_GLOBAL_COLUMNS (RELION 5 TomogramSet::loadTomogram;
-    relion-documents Reference/STA/Datatypes/tomogram_set.rst)."""
+    relion-documents Reference/STA/Datatypes/tomogram_set.rst);
+    ``star_path`` is its rlnTomoTiltSeriesStarFile.
+
+    Raises:
+      InputError: when a tilt used has no CTF while others have one.
+    """
     import pandas as pd
     kept = series.kept(experimental_only)
     if series.has_ctf:
@@ -660,9 +741,16 @@ def _merged_global(existing: Optional[str], row: dict):
 
 def write_relion5_files(series: ExportSeries, folder: str, out_dir: str,
                         experimental_only: bool = False) -> List[str]:
-    """<stem>.star and tomograms.star in ``folder`` (paths inside them point
+    """Write <stem>.star and tomograms.star in ``folder`` (paths inside them point
     into ``out_dir``, absolute, because RELION resolves relative paths from
-    its project folder).  Written with teamtomo's starfile."""
+    its project folder; an existing ``out_dir/tomograms.star`` written by an
+    export gets this series' row added or replaced).  Written with teamtomo's
+    starfile.  Returns the two file names.
+
+    Raises:
+      InputError: when a tilt used has no CTF while others have one, or an
+        existing tomograms.star is unreadable or has other columns.
+    """
     import starfile
     star_final = os.path.join(os.path.abspath(out_dir), f"{series.name}.star")
     tilts, glob = relion_tables(series, star_final, experimental_only)
@@ -694,9 +782,16 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def check_outputs(series: ExportSeries, fmt: str, out_dir: str) -> List[str]:
-    """Refuse (InputError, before anything is written) an output that is one of
-    the inputs (stack, record, CTF.json) or an existing folder.  Returns the
-    output paths."""
+    """Refuse, before anything is written, outputs that are one of the inputs
+    (stack, record, CTF.json) or existing folders.
+
+    Returns:
+      The output paths (``out_dir`` joined with :func:`output_names`).
+
+    Raises:
+      InputError: when ``out_dir`` is a file, an output is an input file, or
+        an output name is an existing folder.
+    """
     paths = [os.path.join(out_dir, n) for n in output_names(fmt, series.name)]
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise InputError(f"--output {out_dir} is a file; give a folder")
@@ -736,10 +831,26 @@ def export(series: ExportSeries, fmt: str, out_dir: str, experimental_only: bool
 
     All files are written into a temporary folder inside ``out_dir`` first and
     moved into place only when every one is complete (an error leaves the
-    old files; a folder left by a killed export is removed by the next one).  Returns {"files": [paths], "rows": tilts written,
-    "synthetic": synthetic among them, "notes": [lines for the user]}.
-    InputError for an unknown format, outputs that would overwrite inputs,
-    missing CTF of used tilts, or no tilt left."""
+    old files; a folder left by a killed export is removed by the next one).
+    Files of an earlier export of the same name that this one does not write
+    are removed.
+
+    Args:
+      series: from :func:`load_series`.
+      fmt: "imod", "stopgap" or "relion5".
+      out_dir: the output folder.
+      experimental_only: leave the synthetic tilts out.
+
+    Returns:
+      {"files": [paths], "rows": tilts written, "synthetic": synthetic among
+      them, "notes": [lines for the user]}.
+
+    Raises:
+      InputError: for an unknown format, outputs that would overwrite inputs,
+        missing CTF of used tilts, no tilt left, or an existing
+        tomograms.star that cannot be merged.
+      OSError: when ``out_dir`` or a file cannot be written.
+    """
     if fmt not in FORMATS:
         raise InputError(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
     check_outputs(series, fmt, out_dir)

@@ -55,7 +55,15 @@ def method_specs(entries: Sequence[dict]) -> List[MethodSpec]:
 
     Names: the ``name`` given, else the method name; a repeated default name
     gets a suffix: film, film-2, film-3 ... (in command-line order).  Names
-    must be unique; FILM needs a model.
+    must be unique; FILM needs a model.  Keys other than method and name
+    (None values dropped) become the interpolator options.
+
+    Returns:
+      One :class:`MethodSpec` per entry, in order.
+
+    Raises:
+      InputError: for a name given twice, an unknown method, --method film
+        without a model, a model after --method linear, or no entry at all.
     """
     specs: List[MethodSpec] = []
     used = set()
@@ -102,9 +110,12 @@ def _data_ranges(real: np.ndarray, mode: Union[str, float], stack_range: float) 
 
 
 def parse_data_range(text: Union[str, float]) -> Union[str, float]:
-    """``--data-range`` value: one of ``RANGE_MODES`` ('tilt', 'robust',
+    """Parse a ``--data-range`` value: one of ``RANGE_MODES`` ('tilt', 'robust',
     'stack') as a string, or a positive number (intensity units) as a float.
-    Raises InputError for anything else (non-numbers, 0, negative, NaN, inf)."""
+
+    Raises:
+      InputError: for anything else (non-numbers, 0, negative, NaN, inf).
+    """
     if isinstance(text, (int, float)):
         value = float(text)
     elif str(text) in RANGE_MODES:
@@ -129,19 +140,50 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                 progress: bool = True, ctf: Optional[dict] = None) -> dict:
     """Evaluate ``methods`` on one tilt series; return (and write) the report.
 
-    ``input_path``: aligned stack (n, y, x); angles in degrees.  ``per_gap``:
-    tilts dropped between two kept ones (1 = every second tilt).  The restored
-    stacks go to a temporary folder, or to ``keep_dir`` (``NN_<name>.mrc`` and its
-    .tlt/.json) when given.  ``xf`` (n, 2, 3): IMOD transforms applied to every
-    input image first (the real tilts are aligned the same way before the
-    comparison).  ``acquisition``: orders/doses/accum_doses for describe_input.
-    ``ctf``: when given (a dict of ``engine.ctf.Microscope`` and ``FitOptions``
-    fields; ``pixel_size`` defaults to the stack header), the defocus of every
-    real and synthetic held-out tilt (mean defocus, no astigmatism fit unless
-    ``astigmatism=True``) is estimated with the built-in CTF estimator and the
-    report gets ``defocus_diff`` (|synthetic - real|,
-    Angstrom) per method and ``defocus_real``.  Report keys: see the module doc
-    and docs/evaluation.md.
+    Each method restores the held-out tilts with
+    :func:`interpolate.run_interpolation` (``mode='restore'``); each restored
+    tilt is compared with the real one: PSNR (dB) and SSIM (Wang et al. 2004)
+    at the data range of the real tilt (module docstring), RMSE in intensity
+    units (engine/metrics.py).  Paired t-tests and Wilcoxon signed-rank tests
+    compare every two methods per metric.
+
+    Args:
+      input_path: aligned MRC stack, (n, y, x).
+      methods: the methods (:func:`method_specs`), unique names.
+      angles_path, angles: tilt angles in degrees (file or list), one per image.
+      mdoc_path: SerialEM .mdoc (acquisition order, dose).
+      exclude: 0-based indices of excluded views.
+      per_gap: tilts dropped between two kept ones (1 = every second tilt).
+      xf: (n, 2, 3) IMOD transforms applied to every input image first (the
+        real tilts are aligned the same way before the comparison).
+      acquisition: orders/doses/accum_doses (e/A^2) for :func:`describe_input`.
+      data_range: "tilt", "robust", "stack" or a positive number (see
+        :func:`parse_data_range`).
+      report_path: JSON report to write (also written again with ``plots``).
+      plot_dir: folder for the box plots (engine/plots.py ``holdout_figures``).
+      keep_dir: folder for the restored stacks (``NN_<name>.mrc`` and its
+        .tlt/.json); default: a temporary folder, removed.
+      progress: print progress.
+      ctf: when given (a dict of ``engine.ctf.Microscope`` and ``FitOptions``
+        fields; ``pixel_size`` in Angstrom defaults to the stack header), the
+        defocus of every real and synthetic held-out tilt (mean defocus, no
+        astigmatism fit unless ``astigmatism=True``) is estimated with the
+        built-in CTF estimator and the report gets ``defocus_diff``
+        (|synthetic - real|, Angstrom) per method and ``defocus_real``.
+
+    Returns:
+      The report (JSON-safe dict): ``methods`` -> name -> per-tilt lists and
+      ``median_*``/``mean_*`` of each metric, ``angles``, ``input_indices``,
+      ``data_range``, ``paired_tests``, ``n_tilts`` ... (module docstring and
+      docs/evaluation.md).
+
+    Raises:
+      InputError: for a bad data range, a missing stack, metadata that
+        :func:`describe_input` refuses, non-finite views, repeated method
+        names, a number of transforms other than the number of images, a
+        constant real tilt (data range 0), bad CTF options, or what
+        :func:`get_interpolator` and :func:`run_interpolation` raise.
+      CryoTigerError: an unusable FILM model (from the interpolator).
     """
     data_range = parse_data_range(data_range)
     if not os.path.exists(input_path):
@@ -302,7 +344,9 @@ def kept_stack_name(j: int, name: str) -> str:
 
 
 def kept_files(keep_dir: str, names: Sequence[str]) -> List[str]:
-    """Every file ``run_holdout(keep_dir=...)`` writes for methods ``names``."""
+    """Every file ``run_holdout(keep_dir=...)`` writes for methods ``names`` (in
+    order): ``keep_dir/NN_<name>.mrc``, ``.tlt`` and ``.json`` per method.
+    """
     out = []
     for j, name in enumerate(names):
         stem = os.path.splitext(kept_stack_name(j, name))[0]

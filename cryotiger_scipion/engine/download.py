@@ -78,7 +78,12 @@ def default_url(name: str) -> str:
 
 
 def models_dir(output: Optional[str] = None) -> str:
-    """The folder models are installed into: ``output``, else $CRYOTIGER_MODELS."""
+    """The absolute folder models are installed into: ``output``, else
+    $CRYOTIGER_MODELS.
+
+    Raises:
+      InputError: when neither is given.
+    """
     out = output or os.environ.get(MODELS_ENV, "")
     if not out:
         raise InputError(f"no models folder: give --output DIR or set {MODELS_ENV} (the folder that "
@@ -242,7 +247,11 @@ def unpack(archive: str, dest: str) -> None:
 def locate(root: str, folder: str) -> str:
     """The model folder inside an unpacked archive: the shallowest folder named
     ``folder``; else, when the archive holds a single SavedModel, the top
-    folder holding it (or ``root`` itself).  CryoTigerError when not found."""
+    folder holding it (or ``root`` itself).
+
+    Raises:
+      CryoTigerError: when there is no such folder and not exactly one SavedModel.
+    """
     best = None
     pbs = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -267,9 +276,16 @@ def verify_model(folder: str, expect: str = "published") -> dict:
     """Check that ``folder`` holds a FILM SavedModel of configuration ``expect``
     ('published' or 'small'): layout, every variable of that configuration by
     name and shape, no extra FILM variable, parameter count (34,436,667 for
-    'published').  Uses the engine's model reader (film/savedmodel.py).
-    Returns {'saved_model': path, 'parameters': n, 'variables': k}; raises
-    CryoTigerError naming what is wrong."""
+    'published', FILM: Reda et al. 2022).  Uses the engine's model reader
+    (film/savedmodel.py); imports TensorFlow.
+
+    Returns:
+      {'saved_model': path, 'parameters': n, 'variables': k}.
+
+    Raises:
+      CryoTigerError: naming what is wrong (not a SavedModel, another
+        parameter count, missing or extra variables).
+    """
     from .film.config import FilmConfig
     from .film.network import FilmNet
     from .film.savedmodel import (_weights_by_name, collect_variables, find_saved_model_dir,

@@ -17,7 +17,7 @@ PATH_OPTIONS = ("input", "angles", "mdoc", "output", "xf", "acquisition_json", "
 
 
 def preflight(args) -> None:
-    """Check the options every command shares, if the command has them:
+    """Check the options every command shares, if the command has them.
 
     * ``--pixel-size``: a finite number > 0 (Angstrom); NaN, inf, 0 and
       negative values are refused (leave the option out to use the header).
@@ -29,7 +29,11 @@ def preflight(args) -> None:
     * every other number option (``type=float``): NaN and inf are refused
       (``--voltage nan``, ``--max-memory inf`` ...); ranges are the commands' own.
 
-    Raises InputError (one line).
+    Args:
+      args: the parsed options (argparse.Namespace) of any sub-command.
+
+    Raises:
+      InputError: (one line) for the first value refused above.
     """
     import math
     from .io import check_pixel_size_option

@@ -21,6 +21,10 @@ from . import add_angles, add_exclude, add_input, add_microscope, add_output, ad
 
 
 def register(subparsers):
+    """Add the ``cryotiger ctf`` sub-parser to ``subparsers`` (an argparse
+    sub-parsers action; options: ``cryotiger ctf --help``, the contract in
+    this module's docstring) with ``func`` set to :func:`run`.
+    """
     p = subparsers.add_parser(
         "ctf", help="estimate the CTF (defocus U, V, astigmatism) of every tilt",
         description="Estimate the defocus of every tilt of a tilt series (synthetic tilts "
@@ -71,6 +75,27 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    """Run ``cryotiger ctf``: estimate the defocus of every tilt of ``args.input``
+    (built-in estimator or Gctf) and write CTF.json (``args.output``).
+
+    The output is checked against the inputs and locked first (engine/outputs.py).
+
+    Args:
+      args: the parsed options (argparse.Namespace of :func:`register`'s parser);
+        pixel size in Angstrom, voltage kV, Cs mm, defocus range and steps Angstrom.
+
+    Returns:
+      0 (success).
+
+    Raises:
+      InputError: for a missing stack, angles that do not match it, excluded
+        views outside it, a bad pixel size or fit option, non-finite views,
+        a --gpu-id without a number, or every tilt featureless (gctf).
+      InputError: also when the Gctf binary is not found (backend gctf).
+      GctfError: when Gctf fails, times out or writes no result (engine/gctf.py).
+      OutputError: when an output cannot be written (read-only folder, full
+        disk, locked by another run; engine/outputs.py).
+    """
     from ..outputs import OutputSet
     from .interpolate import record_beside
     work = None

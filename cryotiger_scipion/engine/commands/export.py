@@ -18,6 +18,10 @@ from . import add_input, add_microscope, add_output, add_quiet
 
 
 def register(subparsers):
+    """Add the ``cryotiger export`` sub-parser to ``subparsers`` (an argparse
+    sub-parsers action; options: ``cryotiger export --help``, the contract in
+    this module's docstring) with ``func`` set to :func:`run`.
+    """
     p = subparsers.add_parser(
         "export", help="per-tilt metadata for IMOD, STOPGAP/cryoCAT or RELION 5",
         description="Write the per-tilt metadata of an (interpolated) tilt series for the next "
@@ -54,6 +58,21 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    """Run ``cryotiger export``: write the per-tilt metadata of ``args.input``
+    for IMOD, STOPGAP or RELION 5 (``args.format``) into the folder
+    ``args.output`` (engine/export.py).
+
+    Returns:
+      0 (success); notes (e.g. no --ctf) go to stderr.
+
+    Raises:
+      InputError: what :func:`engine.export.load_series`,
+        :func:`~engine.export.check_outputs` and :func:`~engine.export.export`
+        raise (missing or mismatched record or CTF.json, bad values, outputs
+        that are inputs, no tilt left), or a bad --tomo-size.
+      OutputError: when an output cannot be written (read-only folder, full
+        disk, locked by another run; engine/outputs.py).
+    """
     from ..export import export, load_series, parse_tomo_size
 
     tomo_size = parse_tomo_size(args.tomo_size) if args.tomo_size else None

@@ -30,6 +30,10 @@ class _Ordered(argparse.Action):
 
 
 def register(subparsers):
+    """Add the ``cryotiger holdout`` sub-parser to ``subparsers`` (an argparse
+    sub-parsers action; options: ``cryotiger holdout --help``, the contract in
+    this module's docstring) with ``func`` set to :func:`run`.
+    """
     p = subparsers.add_parser(
         "holdout", help="evaluate methods by restoring held-out tilts (PSNR, RMSE, SSIM)",
         description="Restore-mode evaluation: drop every second tilt of an ALIGNED tilt series, "
@@ -84,11 +88,16 @@ def register(subparsers):
 
 
 def method_entries(tokens) -> list:
-    """[(dest, value), ...] in command-line order -> [{'method', 'model', 'name'}, ...].
+    """Turn the --method/--model/--name tokens (``[(dest, value), ...]`` in
+    command-line order) into ``[{'method', 'model', 'name'}, ...]``.
 
     --model/--name attach to the latest --method; given before any --method they
-    attach to the next one.  A second --model (or --name) for the same method is
-    an error."""
+    attach to the next one.
+
+    Raises:
+      InputError: for a second --model (or --name) for the same method, or a
+        --model/--name not followed by a --method.
+    """
     from .. import InputError
 
     entries, pending = [], {}
@@ -111,6 +120,21 @@ def method_entries(tokens) -> list:
 
 
 def run(args) -> int:
+    """Run ``cryotiger holdout``: restore-mode evaluation of each --method on
+    ``args.input`` (engine/holdout.py ``run_holdout``); writes the report
+    R.json and, with --plot/--keep, the plots and the restored stacks.
+
+    Returns:
+      0 (success); the table of medians is printed unless --quiet.
+
+    Raises:
+      InputError: for bad --method/--model/--name sequences, no angles, a bad
+        --acquisition-json, --aligned-size without --xf, a bad --exclude, or
+        what ``run_holdout`` raises.
+      CryoTigerError: an unusable FILM model.
+      OutputError: when an output cannot be written (read-only folder, full
+        disk, locked by another run; engine/outputs.py).
+    """
     from ..holdout import method_specs
     from .interpolate import film_options, read_series_options, record_exclusions
     entries = method_entries(args.method_tokens)
@@ -128,7 +152,10 @@ def run(args) -> int:
 
 
 def output_set(args, specs):
-    """What ``holdout`` writes (R.json, the plots, the kept stacks) and reads."""
+    """The :class:`engine.outputs.OutputSet` of ``holdout``: what it writes
+    (R.json, the plots in --plot, the kept stacks in --keep) and reads (the
+    tilt-series files, the models of ``specs``).
+    """
     from ..holdout import METRICS, kept_files
     from ..outputs import OutputSet
     from ..plots import holdout_figure_names

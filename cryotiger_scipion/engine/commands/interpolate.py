@@ -28,6 +28,10 @@ from . import (add_angles, add_exclude, add_input, add_output, add_pixel_size, a
 
 
 def register(subparsers):
+    """Add the ``cryotiger interpolate`` sub-parser to ``subparsers`` (an argparse
+    sub-parsers action; options: ``cryotiger interpolate --help``, the contract in
+    this module's docstring) with ``func`` set to :func:`run`.
+    """
     p = subparsers.add_parser(
         "interpolate", help="synthesise tilts between acquired ones (linear or FILM)",
         description="Synthesise new tilts between the acquired tilts of an ALIGNED tilt series. "
@@ -79,6 +83,11 @@ def register(subparsers):
 
 
 def film_options(args) -> dict:
+    """The FILM options given in ``args`` (model, tile_size, tile_overlap,
+    max_memory, device, gpu_ids, batch_size, normalization, precision; those
+    left out are omitted), as keyword arguments of ``get_interpolator('film')``.
+    ``args.gpu_ids`` "0 1" (Scipion's %(GPU)s) is rewritten as "0,1" in place.
+    """
     if getattr(args, "gpu_ids", None):
         # Scipion fills %(GPU)s with space-separated ids ("0 1"): accept both.
         args.gpu_ids = ",".join(str(args.gpu_ids).replace(",", " ").split())
@@ -134,7 +143,16 @@ def read_acquisition_json(path: str, mdoc: str = None) -> dict:
 def read_series_options(args) -> tuple:
     """(angles or None, xf or None, acquisition dict) from the options shared by
     the commands that read a tilt series: --angles/--mdoc, --xf, --acquisition-json.
-    ``angles`` is None when --angles is given (the file is read with the stack)."""
+
+    ``angles`` (degrees, from the .mdoc) is None when --angles is given (the
+    file is read with the stack); ``xf`` is the (n, 2, 3) transforms of --xf in
+    the --aligned-size frame; the dict holds orders, doses, accum_doses (e/A^2).
+
+    Raises:
+      InputError: when neither --angles nor --mdoc is given, --aligned-size
+        comes without --xf, --mdoc and --acquisition-json are both given, or a
+        reader refuses its file.
+    """
     from .. import InputError
     if not args.angles and not getattr(args, "mdoc", None):
         raise InputError("no tilt angles: give --angles TS.tlt (or --mdoc TS.mdoc)")
@@ -156,7 +174,20 @@ def read_series_options(args) -> tuple:
 def record_exclusions(args, angles=None, synthetic: bool = False) -> list:
     """0-based views to exclude: --exclude, plus the views that the
     interpolation record beside --input (OUT.json, engine/record.py) flags
-    excluded, plus (``synthetic``) its synthetic tilts."""
+    excluded, plus (``synthetic``) its synthetic tilts.
+
+    Args:
+      args: parsed options with ``input``, ``angles`` and ``exclude``.
+      angles: the tilt angles in degrees when known (else read from --angles),
+        used to match the record to the stack.
+      synthetic: also exclude the record's synthetic tilts.
+
+    Returns:
+      Sorted unique 0-based indices (only --exclude when the stack is missing).
+
+    Raises:
+      InputError: for a bad --exclude, or an unreadable angle file or stack.
+    """
     from ..interpolate import parse_view_list
     from ..io import read_angles, stack_shape
     from ..record import excluded_views, find_record, synthetic_views
@@ -171,13 +202,33 @@ def record_exclusions(args, angles=None, synthetic: bool = False) -> list:
 
 
 def run(args) -> int:
+    """Run ``cryotiger interpolate``: synthesise tilts between the acquired ones
+    of ``args.input`` (linear or FILM, optionally fitting FILM first) and
+    write OUT.mrc, OUT.tlt, OUT.json (and OUT_confidence.mrc for FILM) as one
+    output set (:func:`output_set`).
+
+    Returns:
+      0 (success); a FILM fallback warning is repeated on stderr.
+
+    Raises:
+      InputError: for a missing stack, bad --at, --at with --mode restore, no
+        angles, bad metadata or exclusions, --fit-minutes without --method film
+        or not > 0, --method film without --model or --fit-minutes, or what
+        ``engine.interpolate.run_interpolation`` refuses.
+      CryoTigerError: an unusable FILM model or TensorFlow problem.
+      OutputError: when an output cannot be written (read-only folder, full
+        disk, locked by another run; engine/outputs.py).
+    """
     with output_set(args):      # checks, lock: before any work; commits the set at the end
         return _run(args)
 
 
 def output_set(args):
-    """What ``interpolate`` writes (OUT.mrc, then OUT.tlt and OUT.json beside it)
-    and reads, for the checks of engine.outputs."""
+    """The :class:`engine.outputs.OutputSet` of ``interpolate``: what it writes
+    (OUT.mrc, then OUT.tlt, OUT_confidence.mrc and OUT.json beside it; with
+    --fit-minutes the fitted model folder) and reads (the tilt-series files,
+    the --model folder for FILM).
+    """
     from ..interpolate import output_paths
     from ..outputs import OutputSet
     from ..interpolate import confidence_path
@@ -196,8 +247,10 @@ def output_set(args):
 
 
 def series_inputs(args) -> list:
-    """[(path, option)] of the tilt-series files a command reads (the record
-    OUT.json beside --input included: engine/record.py reads it)."""
+    """[(path, option)] of the tilt-series files a command reads (--input,
+    --angles, --mdoc, --xf, --acquisition-json; None when not given), plus the
+    record OUT.json beside --input (engine/record.py reads it).
+    """
     return [(getattr(args, k, None), "--" + k.replace("_", "-"))
             for k in ("input", "angles", "mdoc", "xf", "acquisition_json")] + [record_beside(args.input)]
 
@@ -259,8 +312,21 @@ def _run(args) -> int:
 
 
 def fit_first(args, tilts) -> dict:
-    """--fit-minutes: fit FILM to the series (engine/fit.py) before interpolating;
-    returns the fit summary (its 'model' is the fitted SavedModel folder)."""
+    """--fit-minutes: fit FILM to the series (engine/fit.py) before interpolating.
+
+    Args:
+      args: the parsed ``interpolate`` options (model, device, gpu_ids,
+        per_gap, mode, at_angles, output, fit_minutes, xf, quiet).
+      tilts: the input tilts (engine/plan.py ``InputTilt``; angles in degrees).
+
+    Returns:
+      The fit summary (its 'model' is the fitted SavedModel folder
+      OUT_fitted_film/).
+
+    Raises:
+      InputError: when --model is the folder the fit writes, or the plan is
+        refused; what ``engine.fit.fit_series`` raises.
+    """
     from ..fit import FitOptions, fit_series, fitted_model_path
     from ..film.inference import configure_devices
     from ..plan import make_plan

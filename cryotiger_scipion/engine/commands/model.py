@@ -19,6 +19,11 @@ from . import add_output, add_quiet
 
 
 def register(subparsers):
+    """Add the ``cryotiger model`` sub-parser and its actions ``init``, ``info``
+    and ``download`` to ``subparsers`` (options: ``cryotiger model ACTION
+    --help``); ``func`` is :func:`run_init`, :func:`run_info` or
+    :func:`run_download`, and without an action the help is printed (exit 2).
+    """
     p = subparsers.add_parser("model", help="make (random) or inspect FILM SavedModel folders",
                               description="Make a randomly initialised FILM SavedModel (for tests and "
                                           "benchmarks) or print the parameter count of a model folder.")
@@ -65,6 +70,19 @@ def _usage(args):
 
 
 def run_init(args) -> int:
+    """Run ``cryotiger model init``: write a randomly initialised FILM SavedModel
+    (configuration ``args.config``, seed ``args.seed``, time-aware with
+    ``args.time_aware``) into the folder ``args.output``, replaced as a whole.
+
+    Returns:
+      0 (success).
+
+    Raises:
+      InputError: when --output cannot be replaced (engine/outputs.py,
+        film/savedmodel.py checks).
+      OutputError: when an output cannot be written (read-only folder, full
+        disk, locked by another run; engine/outputs.py).
+    """
     from ..outputs import OutputSet
     with OutputSet("model init", folders=[(args.output, "--output", "replace")]):
         return _run_init(args)
@@ -86,6 +104,16 @@ def _run_init(args) -> int:
 
 
 def run_info(args) -> int:
+    """Run ``cryotiger model info``: print the SavedModel folder, ``parameters:
+    N``, ``time-aware: yes|no``, what it synthesises and its configuration
+    when known (a contract, see the module docstring).
+
+    Returns:
+      0 (success).
+
+    Raises:
+      InputError: when ``args.model`` holds no SavedModel (film/savedmodel.py).
+    """
     from ..film.savedmodel import count_parameters, find_saved_model_dir
     folder = find_saved_model_dir(args.model)
     n, cfg = count_parameters(folder)
@@ -101,6 +129,20 @@ def run_info(args) -> int:
 
 
 def run_download(args) -> int:
+    """Run ``cryotiger model download``: download, check and install the
+    published model ``args.name`` into the models folder (--output or
+    $CRYOTIGER_MODELS, made when missing and removed again on failure).
+
+    Returns:
+      0 (success).
+
+    Raises:
+      InputError: when there is no models folder or it cannot be made, or
+        for bad options (engine/download.py).
+      CryoTigerError: network, archive or model-check failures.
+      OutputError: when an output cannot be written (read-only folder, full
+        disk, locked by another run; engine/outputs.py).
+    """
     import os
     from .. import InputError
     from ..download import MODELS, models_dir

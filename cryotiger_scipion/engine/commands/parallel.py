@@ -22,6 +22,10 @@ from . import add_quiet
 
 
 def register(subparsers):
+    """Add the ``cryotiger parallel`` sub-parser to ``subparsers`` (an argparse
+    sub-parsers action; options: ``cryotiger parallel --help``, the contract in
+    this module's docstring) with ``func`` set to :func:`run`.
+    """
     p = subparsers.add_parser(
         "parallel", help="run cryotiger commands over several GPUs (one process per GPU)",
         description="Run the cryotiger command lines of TASKS concurrently, one process per GPU "
@@ -41,7 +45,18 @@ def register(subparsers):
 
 
 def read_tasks(path: str) -> list:
-    """[(name, args)] from a tasks file (args without the leading 'cryotiger')."""
+    """Read a tasks file: one ``cryotiger`` command line per line (the word
+    ``cryotiger`` optional, ``#`` comments, blank lines skipped).
+
+    Returns:
+      [(name, words)]: ``words`` the line without 'cryotiger'; ``name`` the
+      --output file's stem (made unique with '_'), else task<N>.
+
+    Raises:
+      InputError: when the file cannot be read, a line cannot be split (bad
+        quotes), does not start with a cryotiger command or gives --gpu-ids,
+        or there is no command line at all.
+    """
     from .. import InputError
     from ..cli import COMMANDS
     from ..io import read_text_lines
@@ -75,6 +90,18 @@ def read_tasks(path: str) -> list:
 
 
 def run(args) -> int:
+    """Run ``cryotiger parallel``: the command lines of ``args.tasks``
+    concurrently over the GPUs of --gpu-ids (engine/devices.py); one log per
+    task in --log-dir, the JSON report with --report.
+
+    Returns:
+      0 when every task succeeded, else 1 (one stderr line per failed task).
+
+    Raises:
+      InputError: for bad --gpu-ids, a bad tasks file, or --procs-per-gpu < 1.
+      OutputError: when an output cannot be written (read-only folder, full
+        disk, locked by another run; engine/outputs.py).
+    """
     from ..devices import engine_argv, overlapping, parse_gpu_ids, results_json, run_on_devices
     gpu_ids = parse_gpu_ids(args.gpu_ids)
     tasks = read_tasks(args.tasks)

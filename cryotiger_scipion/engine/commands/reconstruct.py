@@ -26,6 +26,10 @@ def _pair(text: str, name: str) -> tuple:
 
 
 def register(subparsers):
+    """Add the ``cryotiger reconstruct`` sub-parser to ``subparsers`` (an argparse
+    sub-parsers action; options: ``cryotiger reconstruct --help``, the contract in
+    this module's docstring) with ``func`` set to :func:`run`.
+    """
     p = subparsers.add_parser(
         "reconstruct", help="weighted back-projection with optional 3D CTF correction",
         description="Reconstruct a tomogram (z, y, x; tilt axis y) from an ALIGNED tilt series by "
@@ -79,6 +83,23 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    """Run ``cryotiger reconstruct``: a tomogram TOMO.mrc, (z, y, x) float32,
+    from the aligned stack ``args.input`` by weighted back-projection,
+    optionally CTF-corrected (built-in back end or novaCTF).
+
+    Returns:
+      0 (success).
+
+    Raises:
+      InputError: for a missing stack, CTF correction without --ctf, a bad
+        --radial, --min-confidence outside 0..1 or without a record, bad
+        --exclude, --aligned-size without --xf, or what
+        ``engine.reconstruct.reconstruct_file`` (or the novaCTF driver) refuses.
+      InputError: also when the novaCTF binary is not found (backend novactf).
+      NovaCtfError: when novaCTF fails or writes no usable volume (engine/novactf.py).
+      OutputError: when an output cannot be written (read-only folder, full
+        disk (checked first with :func:`output_bytes`), locked by another run; engine/outputs.py).
+    """
     from ..outputs import OutputSet
     from .interpolate import record_beside
     outs = OutputSet("reconstruct", files=[(args.output, "--output")],
@@ -90,7 +111,10 @@ def run(args) -> int:
 
 
 def output_bytes(input_path: str, thickness: int, binning: int = 1) -> int:
-    """Size in bytes of the float32 tomogram (z, y, x) made from ``input_path``."""
+    """Size in bytes of the float32 tomogram (z, y, x) made from ``input_path``
+    with ``thickness`` (pixels of the input) and ``binning``, plus 1024 for
+    the MRC header.
+    """
     from ..io import stack_shape
     _, ny, nx = stack_shape(input_path)
     b = max(1, int(binning))

@@ -10,6 +10,10 @@ from . import add_output, add_pixel_size
 
 
 def register(subparsers):
+    """Add the ``cryotiger simulate`` sub-parser to ``subparsers`` (an argparse
+    sub-parsers action; options: ``cryotiger simulate --help``, the contract in
+    this module's docstring) with ``func`` set to :func:`run`.
+    """
     p = subparsers.add_parser("simulate", help="project a volume into a tilt series (test data)")
     p.add_argument("--volume", help="MRC/EM/TIFF volume (z, y, x); default: a random phantom")
     p.add_argument("--phantom-shape", default="32,64,64", help="phantom size z,y,x")
@@ -26,7 +30,18 @@ def register(subparsers):
 
 
 def dose_symmetric_order(angles, group: int = 2) -> np.ndarray:
-    """1-based acquisition order of a Hagen dose-symmetric scheme starting at 0 degrees."""
+    """1-based acquisition order of a dose-symmetric scheme (Hagen et al. 2017)
+    starting at the tilt nearest 0 degrees (the smallest angle >= 0), then
+    ``group`` tilts on the negative side, ``group`` on the positive side, and
+    so on.
+
+    Args:
+      angles: tilt angles in degrees, one per image in stack order.
+      group: tilts taken on one side before switching.
+
+    Returns:
+      (n,) int array, the order of each image.
+    """
     angles = np.asarray(angles)
     pos = sorted([a for a in angles if a >= 0])
     neg = sorted([a for a in angles if a < 0], reverse=True)
@@ -53,6 +68,20 @@ def output_paths(output: str) -> tuple:
 
 
 def run(args) -> int:
+    """Run ``cryotiger simulate``: project ``args.volume`` (or a random phantom)
+    into a tilt series OUT.mrc, (n, y, x) float32, with OUT.tlt (degrees) and
+    OUT.order.json (the --acquisition-json layout) beside it.
+
+    Returns:
+      0 (success).
+
+    Raises:
+      InputError: for an unreadable volume or bad simulation values
+        (engine/simulate.py).
+      ValueError: for a --phantom-shape that is not three integers.
+      OutputError: when an output cannot be written (read-only folder, full
+        disk, locked by another run; engine/outputs.py).
+    """
     from ..outputs import OutputSet
     tlt, order = output_paths(args.output)
     outs = OutputSet("simulate", files=[(args.output, "--output"),

@@ -20,6 +20,10 @@ from . import add_output, add_quiet
 
 
 def register(subparsers):
+    """Add the ``cryotiger train`` sub-parser to ``subparsers`` (an argparse
+    sub-parsers action; options: ``cryotiger train --help``, the contract in
+    this module's docstring) with ``func`` set to :func:`run`.
+    """
     p = subparsers.add_parser(
         "train", help="train or fine-tune FILM on aligned tilt series",
         description="Train (or fine-tune with --init) a FILM network on triplets of ALIGNED tilt "
@@ -92,6 +96,11 @@ def register(subparsers):
 
 
 def parse_spacings(text) -> tuple:
+    """Parse --spacing ('1', '2' or '1,2'): triplet spacings in tilts.
+
+    Raises:
+      InputError: for non-integers, an empty list or a spacing < 1.
+    """
     from .. import InputError
     try:
         out = tuple(int(s) for s in str(text).replace(" ", "").split(",") if s)
@@ -103,6 +112,13 @@ def parse_spacings(text) -> tuple:
 
 
 def series_from_args(args) -> list:
+    """One ``train.data.SeriesSpec`` per --input, with its --angles, --exclude
+    (0-based views) and --xf.
+
+    Raises:
+      InputError: when --angles, --exclude or --xf are not given once per
+        --input (--exclude and --xf may be left out), or for a bad --exclude.
+    """
     from .. import InputError
     from ..interpolate import parse_view_list
     from ..train.data import SeriesSpec
@@ -144,6 +160,21 @@ def output_set(args):
 
 
 def run(args) -> int:
+    """Run ``cryotiger train``: build (or reuse) the training database of the
+    --input series and train or fine-tune FILM, exporting the SavedModel
+    ``args.output`` (resumes from the work folder's last checkpoint).
+
+    Returns:
+      0 (success).
+
+    Raises:
+      InputError: for bad spacings, inputs or --config, an --init model of
+        the other kind (time-aware or not), a missing stack, an unusable
+        --output folder, or a negative --minutes.
+      CryoTigerError: TensorFlow or model problems (engine/train/).
+      OutputError: when an output cannot be written (read-only folder, full
+        disk, locked by another run; engine/outputs.py).
+    """
     with output_set(args):     # checks, locks: before any work
         return _run(args)
 

@@ -356,7 +356,11 @@ def kept_files(keep_dir: str, names: Sequence[str]) -> List[str]:
 
 def write_report(report: dict, path: str) -> None:
     """Write a hold-out report (the dict of :func:`run_holdout`) as indented
-    JSON at ``path``, atomically (``io.atomic_path``)."""
+    JSON at ``path``, atomically (``io.atomic_path``).
+
+    Raises:
+      OSError: when the file cannot be written.
+    """
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(report, f, indent=1)

@@ -65,7 +65,10 @@ def _boxplot(ax, groups: Dict[str, Sequence[float]], ylabel: str, title: str = "
 
 
 def draw_boxplots(fig, panels: Dict[str, Dict[str, Sequence[float]]], title: str = "") -> None:
-    """One panel per entry of ``panels`` (panel label -> {group: values}) into ``fig``."""
+    """Draw one box-plot panel per entry of ``panels`` (panel label, e.g. a
+    metric name -> {group: values}) side by side into ``fig`` (a matplotlib
+    Figure); non-finite values are left out, points are overlaid.
+    """
     for k, (label, groups) in enumerate(panels.items()):
         _boxplot(fig.add_subplot(1, len(panels), k + 1), groups, METRIC_LABELS.get(label, label),
                  _title(label))
@@ -75,14 +78,30 @@ def draw_boxplots(fig, panels: Dict[str, Dict[str, Sequence[float]]], title: str
 
 def boxplot_figure(groups: Dict[str, Sequence[float]], path: str, ylabel: str,
                    title: str = "") -> str:
-    """One box plot (one box per group, points overlaid); non-finite values are left out."""
+    """Write one box plot (one box per group of ``groups``, points overlaid;
+    non-finite values are left out) as a PNG at ``path``, y axis ``ylabel``.
+
+    Returns:
+      ``path``.
+
+    Raises:
+      OSError: when the PNG cannot be written (read-only folder, full disk).
+    """
     fig = _figure(max(3.5, 1.2 * len(groups) + 1.5), 4)
     _boxplot(fig.add_subplot(1, 1, 1), groups, ylabel, title)
     return _save(fig, path)
 
 
 def boxplots_figure(panels: Dict[str, Dict[str, Sequence[float]]], path: str, title: str = "") -> str:
-    """Several box-plot panels side by side (see :func:`draw_boxplots`)."""
+    """Write several box-plot panels side by side (see :func:`draw_boxplots`) as
+    a PNG at ``path``.
+
+    Returns:
+      ``path``.
+
+    Raises:
+      OSError: when the PNG cannot be written (read-only folder, full disk).
+    """
     n = max(1, len(panels))
     groups = max((len(g) for g in panels.values()), default=1)
     fig = _figure(n * max(3.5, 1.2 * groups + 1.5), 4.2)
@@ -132,14 +151,26 @@ def holdout_figure_names(out_dir: str, metrics: Sequence[str]) -> List[str]:
 
 def holdout_figures(report: dict, out_dir: str, metrics: Optional[Sequence[str]] = None,
                     title: str = "") -> List[str]:
-    """Figures of a hold-out report (the ``cryotiger holdout`` R.json dict):
+    """Write the figures of a hold-out report (the ``cryotiger holdout`` R.json
+    dict) into ``out_dir`` (made when missing):
 
     * ``holdout_boxplots.png``: one panel per metric, one box per method (as
-      the paper's Fig. 2);
+      the paper's Fig. 2, Majtner et al. 2025);
     * ``holdout_<metric>.png``: each panel alone;
-    * ``holdout_per_tilt.png``: each metric against the tilt angle.
+    * ``holdout_per_tilt.png``: each metric against the tilt angle (degrees).
 
-    Returns the paths written.  ``metrics`` default: the report's ``metrics``.
+    Args:
+      report: the report (``methods`` -> name -> per-tilt values per metric).
+      out_dir: the folder.
+      metrics: metric keys to draw (default: the report's ``metrics``).
+      title: figure title.
+
+    Returns:
+      The paths written (:func:`holdout_figure_names`).
+
+    Raises:
+      KeyError: when a method of the report lacks one of ``metrics``.
+      OSError: when a PNG or the folder cannot be written.
     """
     metrics = metrics or report.get("metrics", ("psnr", "rmse", "ssim"))
     os.makedirs(out_dir, exist_ok=True)
@@ -178,12 +209,28 @@ def draw_pr_curves(fig, curves: Dict[str, dict], title: str = "") -> None:
 
 
 def pr_curve_figure(curves: Dict[str, dict], path: str, title: str = "") -> str:
-    """Precision-recall curves (dicts from ``metrics.detection_curve``), PR-AUC in the legend."""
+    """Write precision-recall curves (dicts from ``metrics.detection_curve``,
+    by name), PR-AUC and best F1 in the legend, as a PNG at ``path``.
+
+    Returns:
+      ``path``.
+
+    Raises:
+      OSError: when the PNG cannot be written (read-only folder, full disk).
+    """
     fig = _figure(5, 4.5)
     draw_pr_curves(fig, curves, title)
     return _save(fig, path)
 def f1_threshold_figure(curves: Dict[str, dict], path: str, title: str = "") -> str:
-    """F1 against score threshold for each curve that has thresholds."""
+    """Write F1 against the score threshold for each curve that has thresholds
+    (dicts from ``metrics.detection_curve``) as a PNG at ``path``.
+
+    Returns:
+      ``path``.
+
+    Raises:
+      OSError: when the PNG cannot be written (read-only folder, full disk).
+    """
     fig = _figure(5, 4)
     ax = fig.add_subplot(1, 1, 1)
     for name, c in curves.items():
@@ -215,7 +262,15 @@ def draw_bars(fig, values: Dict[str, Dict[str, float]], title: str = "") -> None
 
 
 def bar_figure(values: Dict[str, Dict[str, float]], path: str, title: str = "") -> str:
-    """Grouped bars: ``values[item][metric]`` (e.g. Dice, Jaccard per tomogram)."""
+    """Write grouped bars ``values[item][metric]`` (e.g. Dice, Jaccard per
+    tomogram) as a PNG at ``path``.
+
+    Returns:
+      ``path``.
+
+    Raises:
+      OSError: when the PNG cannot be written (read-only folder, full disk).
+    """
     n = len(values) * max(1, len({m for v in values.values() for m in v}))
     fig = _figure(max(4, n / 2 + 2), 4)
     draw_bars(fig, values, title)

@@ -11,8 +11,15 @@ class Progress:
 
     On a terminal, one bar rewritten in place with the elapsed time and an ETA
     (seconds, from the mean rate so far); elsewhere (Scipion's run.stdout,
-    cluster logs) one line per :meth:`update`.  Written to ``stream``
-    (default stderr); ``enabled`` False writes nothing."""
+    cluster logs) one line per :meth:`update`.
+
+    Args:
+      total: number of steps (negative counts as 0).
+      label: what progresses (start of every line).
+      unit: name of one step.
+      stream: where to write (default stderr).
+      enabled: False writes nothing.
+    """
 
     def __init__(self, total: int, label: str, unit: str = "pair", stream=None, enabled: bool = True):
         self.total = max(int(total), 0)
@@ -25,7 +32,9 @@ class Progress:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def update(self, n: int = 1, detail: str = "") -> None:
-        """``n`` more steps done; ``detail`` (e.g. 'views 3-4') ends the log line."""
+        """Record ``n`` more steps done and write the bar or one log line;
+        ``detail`` (e.g. 'views 3-4') ends the log line.
+        """
         self.done += n
         if not self.enabled:
             return

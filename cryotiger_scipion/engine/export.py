@@ -404,7 +404,13 @@ def read_imod_defocus(path: str) -> dict:
 
 
 def read_stopgap_synthetic_rows(path: str) -> List[int]:
-    """Rows (numbered from 1) named synthetic in a STOPGAP wedge list written here."""
+    """Rows (numbered from 1) named synthetic in a STOPGAP wedge list written
+    here (the ``# cryotiger synthetic rows:`` comment); [] when it has none.
+
+    Raises:
+      OSError: when the file cannot be read.
+      InputError: when the comment's row list is malformed.
+    """
     from .interpolate import parse_view_list
     with open(path) as f:
         for line in f:
@@ -764,7 +770,11 @@ def write_relion5_files(series: ExportSeries, folder: str, out_dir: str,
 # The export
 # ----------------------------------------------------------------------------
 def output_names(fmt: str, name: str) -> List[str]:
-    """File names (in DIR) a format may write for tomogram ``name``."""
+    """File names (in the output folder) format ``fmt`` may write for tomogram ``name``.
+
+    Raises:
+      KeyError: for a format not in ``FORMATS``.
+    """
     return {IMOD: [f"{name}.tlt", f"{name}.xf", f"{name}.defocus", f"{name}_exclude.txt",
                    f"{name}_synthetic.txt"],
             STOPGAP: [f"{name}_wedgelist.star"],

@@ -71,7 +71,11 @@ def mse(test, ref) -> float:
 
 def rmse(test, ref) -> float:
     """Root mean squared error sqrt(mean((test - ref)^2)) in the images'
-    intensity units; same arrays and errors as :func:`mse`."""
+    intensity units; same arrays as :func:`mse`.
+
+    Raises:
+      InputError: for different shapes or empty arrays.
+    """
     return math.sqrt(mse(test, ref))
 
 

@@ -40,15 +40,18 @@ def main(argv=None) -> int:
     p.add_argument("--dose", type=float, default=1.5)
     p.add_argument("--workdir", default="/tmp/cryotiger_confidence")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--explore", action="store_true", help="also try more candidates")
     p.add_argument("--model", action="append", default=[],
                    help="a model folder (repeatable; default: the shipped starter)")
     a = p.parse_args(argv)
     os.makedirs(a.workdir, exist_ok=True)
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(a.threads)
-    from fit_film import cpu_name, simulate
+    from machine import header
+    from fit_film import simulate
     from scipy.ndimage import gaussian_filter
-    from scipy.stats import spearmanr
+    from scipy.ndimage import sobel
+    from scipy.stats import rankdata, spearmanr
 
     from cryotiger_scipion.engine.film.confidence import SMOOTH_SIGMA, confidence_map, noise_sigma
     from cryotiger_scipion.engine.film.inference import LUMA, FilmInterpolator
@@ -57,7 +60,7 @@ def main(argv=None) -> int:
     luma = np.asarray(LUMA, np.float32)
     rot = lambda t: tf.reverse(t, axis=[1, 2])  # noqa: E731
     models = a.model or [STARTER_DIR]
-    print(f"machine: {cpu_name()}, {a.threads} TensorFlow threads (shared)")
+    print(header("Confidence candidates (issue 13)", tensorflow=True))
     for folder in models:
         fi = FilmInterpolator(folder, tile_size=128, tile_overlap=64, log=lambda m: None)
         net = fi.net
@@ -66,6 +69,7 @@ def main(argv=None) -> int:
             continue
         steps = (2, 4) if fi.time_aware else (2,)
         res = {}
+        dump = []
         for k in range(a.series):
             _, noisy, clean, angles, _ = simulate(a.workdir, k, a.dose)
             n = len(angles)
@@ -99,10 +103,36 @@ def main(argv=None) -> int:
                                                              SMOOTH_SIGMA),
                         "spread + warped": -(sp + dw / nw),
                     }
+                    if a.explore:
+                        pred = passes.mean(0)
+                        dump.append(dict(passes=passes, ua=ua, ub=ub, err=err, t=t, truth=(clean[ia + 1] - off) / scale))
+                        sp1 = gaussian_filter(passes.std(0), 1.0) / nin
+                        sp8 = gaussian_filter(passes.std(0), 8.0) / nin
+                        gm = gaussian_filter(np.hypot(sobel(pred, 0), sobel(pred, 1)), SMOOTH_SIGMA)
+                        hp = np.sqrt(gaussian_filter((pred - gaussian_filter(pred, 2.0)) ** 2, SMOOTH_SIGMA))
+                        lin = 0.5 * (ua + ub)
+                        dl = gaussian_filter(np.abs(pred - lin), SMOOTH_SIGMA)
+                        bright = gaussian_filter(pred, SMOOTH_SIGMA)
+                        rk = lambda m: rankdata(m).reshape(m.shape)  # noqa: E731
+                        cand.update({
+                            "spread, sigma 1": -sp1, "spread, sigma 8": -sp8,
+                            "gradient of output": -gm, "high-pass of output": -hp,
+                            "|output - linear|": -dl, "brightness": -bright, "darkness": bright,
+                            "spread rank + gradient rank": -(rk(sp) + rk(gm)),
+                            "spread x gradient": -(sp * gm),
+                        })
+                        gy, gx = np.gradient(pred)
+                        g = gaussian_filter(np.hypot(gy, gx), SMOOTH_SIGMA) / nin
+                        for d0 in (0.25, 0.5, 1.0, 2.0):
+                            cand[f"spread (+) {d0} px x gradient"] = -np.hypot(sp, d0 * g)
+                            cand[f"spread + {d0} px x gradient"] = -(sp + d0 * g)
                     for name, m in cand.items():
                         res.setdefault(name, []).append(
                             (float(m.mean()), float(err.mean()), spearmanr(m.ravel(), err.ravel())[0],
                              spearmanr(m.ravel(), errs.ravel())[0]))
+        if a.explore:
+            np.savez_compressed(os.path.join(a.workdir, os.path.basename(folder) + "_dump.npz"),
+                                **{f"{k}_{i}": v for i, d in enumerate(dump) for k, v in d.items()})
         print(f"\n{folder} ({'time-aware, t = 1/2 and 1/4' if fi.time_aware else 'midpoints, t = 1/2'}; "
               f"{a.series} test series, dose {a.dose} e/A^2 per tilt)")
         print(f"{'candidate':26} | {'tilts':>5} | {'per tilt':>8} | {'per px':>7} | {'per px (smoothed err)':>21}")

@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     p.add_argument("--figure", default=None, help="PNG: per-tilt confidence vs error, an example map")
     a = p.parse_args(argv)
     os.makedirs(a.workdir, exist_ok=True)
-    from fit_film import cpu_name, scores, simulate
+    from machine import header
+    from fit_film import scores, simulate
     from scipy.ndimage import gaussian_filter
 
     from cryotiger_scipion.engine.film.confidence import SMOOTH_SIGMA
@@ -143,8 +144,8 @@ def main(argv=None) -> int:
                                            cmap, err))
         print(f"series {k + 1}/{a.series} done", flush=True)
 
-    print(f"\nmachine: {cpu_name()}, {a.threads} TensorFlow threads (shared by other jobs); "
-          f"time-aware model trained {train_info or '(given)'}")
+    print(header("Time-aware FILM and confidence (issue 13)", tensorflow=True))
+    print(f"time-aware model trained {train_info or '(given)'}")
     print("\nRestore at t against the noise-free truth (mean over tilts; test series "
           f"{a.series} x 13pf_MT, dose {a.dose} e/A^2 per tilt)")
     print(f"{'t':>4} | {'method':32} | {'n':>3} | {'PSNR dB':>8} | {'SSIM':>6} | {'PSNR - linear':>13}")

@@ -50,6 +50,16 @@ Conventions: images (y, x); defocus in Angstrom, underfocus positive,
 ``defocus_u >= defocus_v``; ``astig_angle`` in degrees, the direction of
 ``defocus_u`` measured from the x axis, in [0, 180); resolutions in
 Angstrom; tilt angles in degrees; pixel size in Angstrom.
+
+Sources: the approach (averaged tile periodograms, background removal,
+correlation of the spectrum with the CTF model, 1D search then 2D
+refinement) follows CTFFIND (Mindell & Grigorieff, J. Struct. Biol. 142,
+2003; Rohou & Grigorieff, J. Struct. Biol. 192, 2015, CTFFIND4); the
+periodogram averaging is Welch's method (Welch, IEEE Trans. Audio
+Electroacoust. 15, 1967); the CTF formula is in ``ctf_model``; the series
+astigmatism test is Hotelling's one-sample T^2 test (Hotelling, Ann. Math.
+Stat. 2, 1931).  Not an implementation of either program: its scores and
+resolutions are its own.
 """
 from __future__ import annotations
 
@@ -81,13 +91,22 @@ BOUND_FRACTION = 0.99          # |U - V| >= this x astig_max counts as on the bo
 # ----------------------------------------------------------------------------
 @dataclass
 class Microscope:
-    """What is known about the acquisition (not fitted)."""
+    """What is known about the acquisition (not fitted): pixel size (Angstrom),
+    acceleration voltage (kV), spherical aberration Cs (mm), amplitude contrast
+    (fraction)."""
     pixel_size: float                  # Angstrom
     voltage: float = 300.0             # kV
     cs: float = 2.7                    # mm
     amp_contrast: float = 0.07         # fraction (0..1)
 
     def check(self) -> None:
+        """Check that the values are plausible.
+
+        Raises:
+            InputError: when the pixel size is not positive, the voltage is
+                outside 10..3000 kV, Cs outside 0..20 mm, or the amplitude
+                contrast outside [0, 1).
+        """
         if not (self.pixel_size and self.pixel_size > 0):
             raise InputError(f"pixel size {self.pixel_size} A is not positive; give --pixel-size "
                              "(Angstrom per pixel) or set it in the stack header")
@@ -104,7 +123,8 @@ class Microscope:
 
 @dataclass
 class FitOptions:
-    """How to fit.  Defocus values in Angstrom, resolutions in Angstrom."""
+    """How to fit.  Defocus values in Angstrom, resolutions in Angstrom (see each
+    field's comment); checked by ``check``."""
     defocus_min: float = 5000.0        # search range (underfocus, A)
     defocus_max: float = 80000.0
     defocus_step: float = 500.0        # 1D search step (A)
@@ -123,11 +143,22 @@ class FitOptions:
                                        # the series' median defocus inside it; 0: off
 
     def resolved_res_max(self, pixel_size: float) -> float:
+        """The high-resolution end of the fitting band (Angstrom): ``res_max``, or
+        max(10 A, 2.5 pixels) at ``pixel_size`` (Angstrom) when it is not set."""
         if self.res_max:
             return float(self.res_max)
         return max(10.0, 2.5 * pixel_size)
 
     def check(self, pixel_size: float) -> None:
+        """Check the options for images of ``pixel_size`` Angstrom.
+
+        Raises:
+            InputError: when the defocus range is empty or not positive, the
+                defocus step is not positive, ``res_max`` is beyond Nyquist
+                (2 pixels), the band ``res_min`` .. ``res_max`` is empty, the tile
+                overlap is outside [0, 0.95), the astigmatism mode is unknown, or
+                the gradient sign is not -1, 0 or +1.
+        """
         if not 0 < self.defocus_min < self.defocus_max:
             raise InputError(f"defocus range {self.defocus_min:g}..{self.defocus_max:g} A is empty "
                              "or not positive; give --defocus-min < --defocus-max in Angstrom "
@@ -155,7 +186,12 @@ class FitOptions:
 
 @dataclass
 class CtfResult:
-    """The fitted CTF of one image (Angstrom, degrees)."""
+    """The fitted CTF of one image (Angstrom, degrees).
+
+    Defocus U >= V in Angstrom (underfocus positive), ``astig_angle`` in degrees
+    in [0, 180); NaN values when ``estimated`` is False.  With a defocus
+    gradient, the defocus values are those at the tilt axis and
+    ``strip_defocus`` / ``strip_x`` give the strips' values."""
     defocus_u: float
     defocus_v: float
     astig_angle: float
@@ -172,9 +208,18 @@ class CtfResult:
 
     @property
     def defocus(self) -> float:
+        """Mean defocus (U + V) / 2 in Angstrom."""
         return 0.5 * (self.defocus_u + self.defocus_v)
 
     def to_json(self, synthetic: Optional[bool] = None, backend: str = "builtin") -> dict:
+        """The CTF.json entry of this tilt (the file: engine/ctf_json.py).
+
+        Keys: angle, defocus_u, defocus_v, astig_angle, defocus, fit_score,
+        resolution (None when not finite), backend, estimated, on_bound, and
+        gradient_sign / strip_x / strip_defocus with a gradient; a tilt not
+        estimated has None values, its note and ``excluded`` when excluded.
+        ``synthetic``: whether the tilt was made by interpolation (key left out
+        when None); ``backend``: 'builtin' or 'gctf'."""
         if not self.estimated:
             # A tilt with nothing to fit: no defocus is reported as if fitted.
             d = {"angle": round(float(self.angle), 4), "estimated": False, "note": self.note,
@@ -205,7 +250,10 @@ class CtfResult:
 
 
 def normalise_astigmatism(du: float, dv: float, angle_deg: float) -> tuple:
-    """Return (U, V, angle) with U >= V and the angle in [0, 180) degrees."""
+    """Return (U, V, angle) with U >= V and the angle in [0, 180) degrees.
+
+    ``du``, ``dv``: defocus in Angstrom; ``angle_deg``: direction of ``du`` from
+    the x axis in degrees (turned by 90 when U and V are swapped)."""
     if dv > du:
         du, dv = dv, du
         angle_deg += 90.0
@@ -216,7 +264,10 @@ def normalise_astigmatism(du: float, dv: float, angle_deg: float) -> tuple:
 # Spectra
 # ----------------------------------------------------------------------------
 def default_tile_size(shape_yx: Sequence[int]) -> int:
-    """512 px, or the largest power of two that fits 3 overlapping tiles per side (>= 64)."""
+    """512 px, or the largest power of two that fits 3 overlapping tiles per side (>= 64).
+
+    ``shape_yx``: image (y, x) in pixels; the result is even and at most the
+    smaller side."""
     m = min(int(shape_yx[0]), int(shape_yx[1]))
     size = 512
     while size > 64 and size > m // 2:
@@ -225,7 +276,9 @@ def default_tile_size(shape_yx: Sequence[int]) -> int:
 
 
 def tile_positions(length: int, tile: int, overlap: float) -> List[int]:
-    """Start positions of tiles of ``tile`` px covering ``length`` px evenly."""
+    """Start positions (pixels) of tiles of ``tile`` px covering ``length`` px evenly,
+    neighbours overlapping by about ``overlap`` (fraction of the tile); [0]
+    when one tile covers it all."""
     if tile >= length:
         return [0]
     step = max(1, int(round(tile * (1.0 - overlap))))
@@ -241,6 +294,10 @@ def tile_spectra(image: np.ndarray, tile_size: int, overlap: float = 0.5,
     ``np.fft.rfft2`` layout, float64, and the mean x position (pixels from
     the image centre) of the tiles in each group.  Tiles are grouped by
     their x centre into ``n_groups`` strips of equal tile-column counts.
+    Each tile has its mean removed and a 2D Hann window applied (Welch's method).
+
+    Raises:
+        InputError: when ``tile_size`` is below 32 px or larger than the image.
     """
     image = np.asarray(image, dtype=np.float64)
     ny, nx = image.shape
@@ -626,7 +683,17 @@ def estimate_image(image: np.ndarray, scope: Microscope, options: Optional[FitOp
                    angle: float = 0.0) -> CtfResult:
     """Fit the CTF (defocus U, V, astigmatism angle) of one image (y, x)
     taken at tilt ``angle`` (degrees); astigmatism fitted on this image alone
-    (``options.astigmatism``)."""
+    (``options.astigmatism``) and kept only when significant (module doc).
+
+    ``image``: (y, x) any real dtype; ``scope``: the microscope; ``options``:
+    default ``FitOptions()``.  Returns the ``CtfResult`` (Angstrom, degrees).
+
+    Raises:
+        InputError: when ``scope`` or ``options`` are invalid, the image is not
+            2-D or holds NaN/inf, the tiles do not fit it, the fitting band holds
+            fewer than 50 spectrum points, the defocus gradient has fewer than 2
+            tile columns, or the image is featureless (``featureless_reason``).
+    """
     options = options or FitOptions()
     scope.check()
     options.check(scope.pixel_size)
@@ -643,7 +710,14 @@ def estimate_strips(image: np.ndarray, scope: Microscope, options: Optional[FitO
     """Independent mean-defocus fits of strips of tiles grouped by their height
     above the tilt axis (x), no astigmatism: a check of the defocus gradient.
 
-    Returns (x centres in Angstrom from the tilt axis, defocus per strip in A).
+    ``image`` (y, x), tilt ``angle`` in degrees, ``n_strips`` strips at most
+    (fewer when there are fewer tile columns).
+    Returns (x centres in Angstrom from the tilt axis, defocus per strip in A),
+    two (n_strips,) float64 arrays.
+
+    Raises:
+        InputError: as ``estimate_image`` (featureless images are not refused
+            here), or when the tiles give fewer than 2 columns.
     """
     options = options or FitOptions()
     scope.check()
@@ -707,7 +781,11 @@ def series_astigmatism_significant(fits: List[tuple], alpha: float = ASTIG_SERIE
     """Hotelling's T^2 test that the per-tilt astigmatism vectors
     (a cos 2t, a sin 2t) of ``fits`` ((score, k, dz, a, angle_rad) each) have
     a mean other than zero, at level ``alpha``.  Fewer than 4 tilts: the
-    vectors must all point within 45 degrees of their mean direction."""
+    vectors must all point within 45 degrees of their mean direction.
+
+    The T^2 statistic n mean^T S^-1 mean is compared with
+    2 (n - 1) / (n - 2) F(1 - alpha; 2, n - 2) (Hotelling 1931).
+    Returns False when the mean is exactly zero (no astigmatism anywhere)."""
     from scipy.stats import f as f_dist
     v = np.array([[f[3] * math.cos(2 * f[4]), f[3] * math.sin(2 * f[4])] for f in fits])
     n = len(v)
@@ -790,7 +868,8 @@ def featureless_reason(image: np.ndarray) -> Optional[str]:
 
 
 def not_estimated(angle: float, reason: str) -> CtfResult:
-    """The :class:`CtfResult` of a tilt whose CTF cannot be estimated."""
+    """The :class:`CtfResult` of a tilt whose CTF cannot be estimated: NaN values,
+    ``estimated`` False and ``reason`` as its note; ``angle`` in degrees."""
     nan = float("nan")
     return CtfResult(defocus_u=nan, defocus_v=nan, astig_angle=nan, fit_score=nan, resolution=nan,
                      angle=float(angle), estimated=False, note=reason)
@@ -814,6 +893,19 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
     0-based views not estimated (excluded views): their result is
     :func:`excluded_result` and they take no part in the series' consensus or
     astigmatism.  Featureless tilts give :func:`not_estimated`.
+
+    ``options.astigmatism_mode`` 'series' fits one astigmatism for all tilts
+    (each its own defocus), 'tilt' one per tilt, 'none' U = V; tilts far from
+    the series' defocus are refitted inside ``options.series_window``.
+    ``progress``: progress lines under ``label``.
+    Returns one ``CtfResult`` per image, stack order.
+
+    Raises:
+        InputError: when ``scope`` or ``options`` are invalid, the MRC file
+            cannot be read (``io.open_stack``), the angle count differs from the
+            image count, every tilt not excluded is featureless, every tilt is
+            excluded, or an image fails as in ``estimate_image`` (NaN/inf, tiles,
+            band).
     """
     from .progress import Progress
     options = options or FitOptions()
@@ -925,6 +1017,8 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
 # ----------------------------------------------------------------------------
 def results_to_json(results: List[CtfResult], synthetic: Optional[List[bool]] = None,
                     backend: str = "builtin") -> List[dict]:
+    """The CTF.json entries of ``results`` (``CtfResult.to_json`` each), with
+    ``synthetic`` flags (one per result) when given."""
     return [r.to_json(None if synthetic is None else synthetic[i], backend=backend)
             for i, r in enumerate(results)]
 

@@ -1,4 +1,5 @@
-"""Gctf (Zhang 2016, GPU) as a CTF back end for tilt series.
+"""Gctf (Zhang, "Gctf: Real-time CTF determination and correction", J. Struct.
+Biol. 193, 2016; GPU) as a CTF back end for tilt series.
 
 Gctf works on micrographs, so each tilt is written as its own MRC in a work
 folder and Gctf is run once on the list.  For every ``tilt_NNN.mrc`` Gctf
@@ -38,13 +39,19 @@ _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
 class GctfError(CryoTigerError):
-    """Gctf failed or wrote no usable result."""
+    """Gctf failed or wrote no usable result (the message holds the command line
+    and the tail of Gctf's output)."""
 
 
 def find_gctf(explicit: Optional[str] = None) -> str:
     """Path of the Gctf binary: ``explicit``, else $CRYOTIGER_GCTF_BIN, else
-    $GCTF_HOME/bin/Gctf*, else Gctf on PATH.  Raises InputError naming
-    CRYOTIGER_GCTF_BIN when none is found."""
+    $GCTF_HOME/bin/Gctf*, else Gctf on PATH.
+
+    Raises:
+        InputError: when ``explicit`` or $CRYOTIGER_GCTF_BIN names a file that
+            is missing or not executable, or when no binary is found (the
+            message names CRYOTIGER_GCTF_BIN).
+    """
     for label, path in (("--gctf", explicit), ("CRYOTIGER_GCTF_BIN", os.environ.get("CRYOTIGER_GCTF_BIN"))):
         if path:
             if is_executable(path):
@@ -62,7 +69,13 @@ def find_gctf(explicit: Optional[str] = None) -> str:
 
 @dataclass
 class GctfOptions:
-    """Gctf arguments (Angstrom, kV, mm, micrometres for the detector pixel)."""
+    """Gctf arguments (Angstrom, kV, mm, micrometres for the detector pixel).
+
+    ``apix`` pixel size (A); ``kv``; ``cs`` (mm); ``ac`` amplitude contrast
+    (fraction); ``def_l`` / ``def_h`` / ``def_s`` defocus search range and step
+    (A); ``astm`` expected astigmatism (A); ``res_l`` / ``res_h`` fitting band
+    (A); ``boxsize`` (px); ``gid`` GPU; ``do_epa`` EPA resolution estimate;
+    ``extra`` more Gctf options, passed as given."""
     apix: float
     kv: float = 300.0
     cs: float = 2.7
@@ -81,7 +94,9 @@ class GctfOptions:
 
     @classmethod
     def from_fit_options(cls, options, scope, gpu_id: int = 0) -> "GctfOptions":
-        """From engine.ctf FitOptions / Microscope."""
+        """From engine.ctf FitOptions / Microscope: the same search range, band,
+        pixel size and optics; expected astigmatism min(astig_max, 1000 A); box
+        ``tile_size`` (default 512); ``gpu_id`` as Gctf's --gid."""
         box = int(options.tile_size or 512)
         return cls(apix=scope.pixel_size, kv=scope.voltage, cs=scope.cs, ac=scope.amp_contrast,
                    def_l=options.defocus_min, def_h=options.defocus_max,
@@ -103,7 +118,11 @@ class GctfOptions:
 
 
 def build_command(binary: str, options: GctfOptions, micrographs: Sequence[str]) -> List[str]:
-    """The Gctf command line (a list for subprocess) for these MRC files."""
+    """The Gctf command line (a list for subprocess) for these MRC files.
+
+    Raises:
+        InputError: when ``micrographs`` is empty.
+    """
     if not micrographs:
         raise InputError("no micrographs to give Gctf")
     return [binary] + options.arguments() + [str(m) for m in micrographs]
@@ -119,7 +138,13 @@ def parse_gctf_log(text: str, source: str = "Gctf log") -> dict:
 
     Returns dict(defocus_u, defocus_v, astig_angle, ccc, phase_shift, resolution);
     defocus in Angstrom (U >= V after normalisation), angles in degrees,
-    resolution in Angstrom (NaN when Gctf did not report one).
+    resolution in Angstrom (NaN when Gctf did not report one); ``ccc`` Gctf's
+    cross-correlation score; ``phase_shift`` in degrees (0 without the column).
+    ``text``: the log's content (ANSI colour codes are ignored); ``source``:
+    its name in messages.
+
+    Raises:
+        GctfError: when the log has no 'Final Values' line.
     """
     text = _ANSI.sub("", text)
     final = None
@@ -156,8 +181,16 @@ def run_gctf(binary: str, options: GctfOptions, micrographs: Sequence[str], cwd:
              log_path: Optional[str] = None, timeout: Optional[float] = None) -> List[dict]:
     """Run Gctf on ``micrographs`` (MRC paths) and parse one result per file.
 
-    Raises GctfError with the command and the tail of Gctf's output when Gctf
-    exits non-zero or a micrograph has no result."""
+    ``micrographs`` relative to ``cwd`` (Gctf's working folder) or absolute;
+    ``log_path``: where to save the command and Gctf's output; ``timeout`` in
+    seconds (None: none).  Returns ``parse_gctf_log``'s dict per micrograph, in order.
+
+    Raises:
+        GctfError: with the command and the tail of Gctf's output when Gctf
+            cannot start, times out, exits non-zero, or a micrograph has no
+            log or no result.
+        InputError: when ``micrographs`` is empty (``build_command``).
+    """
     cmd = build_command(binary, options, micrographs)
     cmd_text = " ".join(shlex.quote(c) for c in cmd)
     try:
@@ -193,7 +226,17 @@ def run_gctf(binary: str, options: GctfOptions, micrographs: Sequence[str], cwd:
 def run_gctf_stack(binary: str, stack_path: str, angles: Sequence[float], options: GctfOptions,
                    work_dir: str, progress: bool = True) -> List[CtfResult]:
     """Write each tilt of ``stack_path`` as work_dir/tilt_NNN.mrc, run Gctf on
-    all of them, return one CtfResult per tilt in stack order."""
+    all of them, return one CtfResult per tilt in stack order.
+
+    ``angles``: tilt angle (degrees) per image; ``options.boxsize`` is lowered
+    (in place) to fit the images.  The CtfResult's ``fit_score`` is Gctf's CCC
+    and ``resolution`` its EPA limit (A, NaN when not reported).
+
+    Raises:
+        InputError: when the stack cannot be read (``io.read_stack``) or the
+            angle count differs from the image count.
+        GctfError: when Gctf fails (``run_gctf``).
+    """
     from .io import read_stack, write_stack
     from .progress import Progress
     data, _ = read_stack(stack_path)

@@ -1,4 +1,6 @@
-"""The novaCTF binary (Turonova et al. 2017) as a reconstruction back end,
+"""The novaCTF binary (Turonova, Schur, Wan & Briggs, "Efficient 3D-CTF correction
+for cryo-electron tomography using NovaCTF improves subtomogram averaging
+resolution to 3.4 A", J. Struct. Biol. 199, 2017) as a reconstruction back end,
 without IMOD: its defocus file is written here and the stack re-orientation
 (IMOD ``clip flipyz``) and the final trim (``trimvol -rx``) are done in numpy.
 
@@ -37,12 +39,18 @@ _BAD_OUTPUT = ("Ignoring following parameter", "Unknown type", "Missing value",
 
 
 class NovaCtfError(CryoTigerError):
-    """novaCTF failed (exit code or an error on its output)."""
+    """novaCTF failed (exit code or an error on its output); the message holds the
+    command, the working folder and the tail of novaCTF's output."""
 
 
 def find_novactf(explicit: Optional[str] = None) -> str:
     """The novaCTF executable: ``explicit``, else $CRYOTIGER_NOVACTF_BIN, else
-    $NOVACTF_HOME/novaCTF (or bin/novaCTF), else ``novaCTF`` on PATH."""
+    $NOVACTF_HOME/novaCTF (or bin/novaCTF), else ``novaCTF`` on PATH.
+
+    Raises:
+        InputError: when the path given (``explicit`` or $CRYOTIGER_NOVACTF_BIN)
+            is not executable, or no novaCTF is found.
+    """
     given = explicit or os.environ.get(NOVACTF_BIN)
     home = os.environ.get(NOVACTF_HOME)
     if given:
@@ -60,8 +68,16 @@ def find_novactf(explicit: Optional[str] = None) -> str:
 
 
 def run_novactf(binary: str, args: Sequence[str], cwd: str, log_path: Optional[str] = None) -> str:
-    """Run one novaCTF step; returns its output.  Raises NovaCtfError on a
-    non-zero exit code or an error message on its output."""
+    """Run one novaCTF step; returns its output (stdout and stderr together).
+
+    ``args``: novaCTF's arguments (converted with str); ``cwd``: working folder;
+    ``log_path``: a log the command line, output and exit code are appended to.
+
+    Raises:
+        NovaCtfError: on a non-zero exit code or an error message on its output
+            (``_BAD_OUTPUT``: novaCTF exits 0 after ignoring a parameter).
+        OSError: when the binary cannot be started.
+    """
     cmd = [binary] + [str(a) for a in args]
     proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           errors="replace")
@@ -86,7 +102,9 @@ def write_defocus_file(path: str, angles: Sequence[float], defocus_u: Sequence[f
 
     ``astigmatism``: version 3 with flag 1 (view, view, angle, angle, defocus1,
     defocus2, astigmatism angle); else version 2 (mean defocus, a trailing 2
-    on the first row only).  Defocus in Angstrom (underfocus > 0)."""
+    on the first row only).  Defocus in Angstrom (underfocus > 0), written in
+    nm; ``angles`` and ``astig_angle`` in degrees, one per view.  The format
+    is IMOD's ctfphaseflip defocus file (IMOD documentation, "ctfphaseflip")."""
     lines = []
     if astigmatism:
         lines.append("1 0 0.0 0.0 0.0 3")
@@ -122,7 +140,23 @@ def reconstruct_novactf(binary: str, stack: np.ndarray, angles: Sequence[float],
     """Reconstruct with novaCTF.  ``stack`` (n, y, x) float32 (already binned),
     ``angles`` degrees, ``thickness`` pixels, ``pixel_size`` Angstrom, ``ctf``
     an engine.reconstruct.CtfSettings for the same tilts.  Returns the volume
-    (z, y, x) float32 (tilt axis y)."""
+    (z, y, x) float32 (tilt axis y), (thickness, y, x).
+
+    ``correction``: 'none', 'phaseflip' (2D) or '3d' (novaCTF's planes
+    ``defocus_step`` Angstrom apart; default
+    ``engine.reconstruct.auto_defocus_step``); ``ctf_mode``: 'phaseflip' or
+    'multiply'; ``radial``: (cutoff cycles/pixel, falloff) as IMOD's RADIAL;
+    ``correct_astigmatism``: use U, V and the angle (else the mean defocus);
+    ``sirt_like``: novaCTF's FakeSIRTiterations (0: off); ``workdir``: an
+    existing folder for novaCTF's files; ``progress``: an
+    engine.progress.Progress.
+
+    Raises:
+        InputError: for an unknown ``correction``, a correction without
+            ``ctf``, or images of odd width (novaCTF reconstructs them wrongly).
+        NovaCtfError: when a novaCTF step fails, writes no defocus files, or
+            writes a volume of an unexpected shape.
+    """
     from .reconstruct import CORRECTIONS, auto_defocus_step
     if correction not in CORRECTIONS:
         raise InputError(f"unknown CTF correction '{correction}'; use one of {', '.join(CORRECTIONS)}")
@@ -215,7 +249,23 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
                              xf: Optional[np.ndarray] = None, **options) -> dict:
     """File-level novaCTF reconstruction with the arguments of
     :func:`engine.reconstruct.reconstruct_file`.  The working folder is made
-    beside the output and removed on success unless ``keep_work``."""
+    beside the output and removed on success unless ``keep_work`` (kept on
+    failure).  ``binning``: integer; ``options``: more arguments of
+    :func:`reconstruct_novactf` (ctf_mode, defocus_step, radial,
+    correct_astigmatism, sirt_like).
+
+    Returns {'output', 'shape' (z, y, x), 'pixel_size' (A, binned), 'views'
+    (0-based kept), 'correction', 'workdir' (None unless kept)}.
+
+    Raises:
+        InputError: when the output would overwrite the input, ``binning`` or
+            ``thickness`` is below 1, the angles or the stack cannot be read or
+            do not match, no pixel size is known, a kept view holds NaN/inf, the
+            exclusions or ``xf`` are invalid (``reconstruct.kept_views``), the
+            CTF file is missing or invalid for a correction
+            (``reconstruct.views_ctf``), or as :func:`reconstruct_novactf`.
+        NovaCtfError: when novaCTF fails (:func:`reconstruct_novactf`).
+    """
     from .align import Aligner
     from .io import check_finite_views, open_stack, read_angles, write_volume
     from .progress import Progress

@@ -9,7 +9,13 @@ the beam is ``w = z cos(theta) - x sin(theta)``.  Output volumes are
 (z, y, x) float32, the tilt axis along y, in the contrast of the images
 (dark density stays dark, as with IMOD and novaCTF).
 
-3D CTF correction (Turonova et al. 2017, novaCTF): the defocus of a voxel in
+Weighted back-projection: each tilt is filtered along x by a ramp (the
+Ram-Lak filter of filtered back-projection; Ramachandran & Lakshminarayanan,
+PNAS 68, 1971), weighted by its share of the angular range, and smeared back
+along the beam (Radermacher, "Weighted back-projection methods", in Frank (ed.)
+Electron Tomography, 1992).
+
+3D CTF correction (Turonova et al., J. Struct. Biol. 199, 2017, novaCTF): the defocus of a voxel in
 a tilt image is the tilt's defocus minus its height along the beam
 (``defocus = defocus_tilt - w * pixel_size``: higher is less underfocused, as
 novaCTF).  Heights are cut into planes ``defocus_step`` apart; each tilt is
@@ -44,7 +50,8 @@ class CtfSettings:
     """Per-tilt defocus and microscope constants for CTF correction.
 
     ``defocus_u``/``defocus_v`` (Angstrom, underfocus > 0) and ``astig_angle``
-    (degrees) have one value per tilt, in stack order."""
+    (degrees) have one value per tilt, in stack order (NaN: not estimated);
+    ``voltage`` kV, ``cs`` mm, ``amp_contrast`` fraction."""
     defocus_u: Sequence[float]
     defocus_v: Sequence[float]
     astig_angle: Sequence[float]
@@ -53,8 +60,12 @@ class CtfSettings:
     amp_contrast: float = 0.07
 
     def subset(self, keep: Sequence[int]) -> "CtfSettings":
-        """The settings of views ``keep`` (0-based); InputError if one of them
-        has no estimated defocus (NaN: marked not estimated in CTF.json)."""
+        """The settings of views ``keep`` (0-based), in that order.
+
+        Raises:
+            InputError: when one of them has no estimated defocus (NaN: marked
+                not estimated in CTF.json).
+        """
         k = list(keep)
         missing = [i + 1 for i in k if not (np.isfinite(self.defocus_u[i])
                                             and np.isfinite(self.defocus_v[i]))]
@@ -83,6 +94,15 @@ def radial_filter(n_pad: int, kind: str = "ramp", cutoff: float = 0.35,
     ramp times ``1 - (1 - 1/n)^K`` with n the frequency index of the image
     (``n_image`` pixels wide): like K iterations of SIRT (Landweber), a
     low-pass that suppresses noise; large K tends to the plain ramp.
+
+    Returns (n_pad // 2 + 1,) float32.  Sources: Ram-Lak ramp (Ramachandran &
+    Lakshminarayanan 1971), IMOD tilt's RADIAL falloff, Zeng, "A filtered
+    backprojection algorithm with characteristics of the iterative landweber
+    algorithm", Med. Phys. 39, 2012.
+
+    Raises:
+        InputError: for an unknown ``kind``, a ``cutoff`` outside (0, 0.5], a
+            negative ``falloff`` or negative ``sirt_iterations``.
     """
     if kind not in FILTERS:
         raise InputError(f"unknown filter '{kind}'; use one of {', '.join(FILTERS)}")
@@ -119,7 +139,10 @@ def radial_filter(n_pad: int, kind: str = "ramp", cutoff: float = 0.35,
 def angular_weights(angles: Sequence[float]) -> np.ndarray:
     """Weight of each tilt (radians): half the angular distance to its
     neighbours (the end tilts get their one neighbour's gap), so unevenly
-    spaced series (synthetic tilts) are weighted right."""
+    spaced series (synthetic tilts) are weighted right.
+
+    ``angles``: degrees, any order; returns (n,) float64 in stack order
+    (pi for a single tilt)."""
     a = np.deg2rad(np.asarray(angles, dtype=float))
     if len(a) == 1:
         return np.array([np.pi])
@@ -137,7 +160,11 @@ def angular_weights(angles: Sequence[float]) -> np.ndarray:
 
 def auto_defocus_step(pixel_size: float, voltage: float, cutoff: float = 0.5) -> float:
     """Plane spacing (Angstrom) at which the CTF phase changes by pi/4 at the
-    highest frequency kept (``cutoff`` cycles/pixel), never below one pixel."""
+    highest frequency kept (``cutoff`` cycles/pixel), never below one pixel.
+
+    The defocus term of chi is pi lambda dz s^2 (``ctf_model``), so the step is
+    1 / (4 lambda s^2) with s = cutoff / pixel_size; ``pixel_size`` in
+    Angstrom, ``voltage`` in kV."""
     s = cutoff / pixel_size
     lam = electron_wavelength(voltage)
     return float(max(pixel_size, 1.0 / (4.0 * lam * s * s)))
@@ -196,7 +223,8 @@ class _Filterer:
 
 
 def bin_image(img: np.ndarray, b: int) -> np.ndarray:
-    """Average ``b`` x ``b`` blocks of a (y, x) image (the edge remainder is cut)."""
+    """Average ``b`` x ``b`` blocks of a (y, x) image (the edge remainder is cut):
+    (y // b, x // b) float32."""
     if b == 1:
         return np.asarray(img, dtype=np.float32)
     ny, nx = img.shape[0] // b, img.shape[1] // b
@@ -223,7 +251,20 @@ def reconstruct(images, angles: Sequence[float], thickness: int, pixel_size: flo
     :func:`radial_filter`).
     ``progress``: an engine.progress.Progress (one update per tilt).
 
-    Returns (volume (z, y, x) float32, output pixel size in Angstrom).
+    ``filter_kind``: ramp window (:func:`radial_filter`); ``binning``:
+    integer block average of the images first; ``max_memory_gb``: size of the
+    back-projection's temporaries (GB).
+
+    Returns (volume (z, y, x) float32, output pixel size in Angstrom), z =
+    thickness / binning, (y, x) the binned image size.
+
+    Raises:
+        InputError: when the angle count differs from the image count, fewer
+            than 2 images are given, ``correction`` or ``ctf_mode`` is unknown, a
+            correction has no ``ctf``, ``binning`` or ``thickness`` is below 1,
+            the pixel size is missing or not positive, binning leaves no pixel,
+            the 3D defocus step is not positive, or the filter settings are
+            invalid (:func:`radial_filter`).
     """
     n = len(images)
     angles = np.asarray(angles, dtype=float)
@@ -335,7 +376,14 @@ def load_ctf_settings(path: str, n: int, angles: Optional[Sequence[float]] = Non
     must match ``angles`` (degrees) within 0.5 degree.  Entries of views not in
     ``keep`` (0-based; default all) are not used and may be null or not
     estimated (excluded views); they, and tilts not estimated, get NaN defocus
-    (refused by :meth:`CtfSettings.subset` when used).  Raises InputError."""
+    (refused by :meth:`CtfSettings.subset` when used).  ``voltage`` kV, ``cs``
+    mm and ``amp_contrast`` fraction are copied into the settings.
+
+    Raises:
+        InputError: when the file is missing or invalid (``ctf_json.read_ctf_json``:
+            JSON, entry count, values) or an entry's angle differs from the
+            stack's by more than 0.5 degree.
+    """
     entries = read_ctf_json(path, n_tilts=n, used=keep)
     du, dv, ang = [], [], []
     for i, e in enumerate(entries):
@@ -360,8 +408,13 @@ def views_ctf(ctf_path: Optional[str], correction: str, n: int, angles: Sequence
     ``angles`` (degrees), for both reconstruction back ends (built-in and
     novaCTF): read from ``ctf_path`` (:func:`load_ctf_settings`) when a
     correction is asked for or a CTF.json is given (it is then checked against
-    the stack even if ``correction`` is 'none'); None when neither.  Raises
-    InputError when a correction has no CTF.json, or a used view has none."""
+    the stack even if ``correction`` is 'none'); None when neither.
+
+    Raises:
+        InputError: when a correction has no CTF.json, the file is invalid or
+            does not match the stack (:func:`load_ctf_settings`), or a used
+            view has no estimated defocus (:meth:`CtfSettings.subset`).
+    """
     if correction == "none" and not ctf_path:
         return None
     if not ctf_path:
@@ -376,7 +429,16 @@ def stack_data_checked(mrc, angles, input_path: str, angles_path: str,
     """(data (n, y, x) memory-mapped, pixel size in A) of an open stack, after
     checking that ``angles`` has one angle per image (no two of the views in
     ``keep``, default all, at the same angle) and that a pixel size is known
-    (``pixel_size`` when > 0, else the header's)."""
+    (``pixel_size`` when given, else the header's).  ``mrc``: an open stack
+    (``io.open_stack``); ``input_path`` and ``angles_path`` name the files in
+    messages.
+
+    Raises:
+        InputError: when the angles do not match the stack
+            (``io.check_angles_match``), or ``pixel_size`` is not a positive
+            finite number, or none is given and the header has none
+            (``io.resolve_pixel_size``).
+    """
     from .io import check_angles_match, resolve_pixel_size
     data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
     n = data.shape[0]
@@ -391,8 +453,14 @@ def kept_views(n: int, exclude=(), exclude_synthetic: Optional[str] = None,
                xf: Optional[np.ndarray] = None) -> list:
     """0-based stack indices to reconstruct from, of ``n`` images: all but the
     ``exclude``d views (0-based) and, with ``exclude_synthetic`` (an interpolation
-    OUT.json), its synthetic and excluded ones.  InputError for an excluded view
-    outside the stack, ``xf`` with the wrong length, or fewer than 2 left."""
+    OUT.json), its synthetic and excluded ones.  Returns the sorted indices.
+
+    Raises:
+        InputError: for an excluded view outside the stack, ``xf`` with the
+            wrong length, an ``exclude_synthetic`` file that is not the record
+            of this stack (``record.experimental_views``), or fewer than 2
+            views left.
+    """
     if xf is not None and len(xf) != n:
         raise InputError(f"{len(xf)} transforms for {n} images; give one per image (.xf)")
     keep = experimental_views(exclude_synthetic, n) if exclude_synthetic else list(range(n))
@@ -418,7 +486,15 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
     excluded) tilts are left out.  ``exclude``: 0-based views to leave out.
     ``xf`` (n, 2, 3): IMOD transforms applied to each image first (unaligned
     stack; see engine/align.py).  Other options as :func:`reconstruct`.
-    Returns a summary dict.
+    Returns {'output', 'shape' (z, y, x), 'pixel_size' (A), 'views' (0-based
+    kept), 'correction'}.
+
+    Raises:
+        InputError: for an unknown ``correction``, an output that would
+            overwrite the input, unreadable angles or stack, or as
+            :func:`kept_views`, :func:`stack_data_checked`, :func:`views_ctf`
+            and :func:`reconstruct`; a kept view with NaN/inf values.
+        RuntimeError: when the volume has NaN/inf values (nothing is written).
     """
     from .align import Aligner
     from .io import check_finite_views, open_stack, read_angles, write_volume

@@ -19,7 +19,11 @@ from .ctf_model import ctf_2d, ctf_phase
 
 
 def phantom_volume(shape=(32, 64, 64), n_blobs: int = 30, seed: int = 0) -> np.ndarray:
-    """A volume (z, y, x) of random soft balls and rods, float32, values ~[0, 1]."""
+    """A volume (z, y, x) of random soft balls and rods, float32, values ~[0, 1].
+
+    ``shape``: (nz, ny, nx) voxels; ``n_blobs`` Gaussian balls plus
+    n_blobs // 6 (at least 1) rods along y; ``seed``: the random generator's
+    seed (same seed, same volume)."""
     rng = np.random.default_rng(seed)
     nz, ny, nx = shape
     z, y, x = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
@@ -70,7 +74,10 @@ def project(volume: np.ndarray, angle: float, order: int = 1) -> np.ndarray:
 
 @dataclass
 class Acquisition:
-    """Microscope and dose settings for simulation."""
+    """Microscope and dose settings for simulation (units in the field comments;
+    amplitude contrast is a fraction).  ``order``: 1-based acquisition rank of
+    each tilt in stack order (default: stack order); the accumulated dose of a
+    tilt is the dose of the tilts acquired before it."""
     pixel_size: float = 10.0            # Angstrom
     voltage: float = 300.0              # kV
     cs: float = 2.7                     # mm
@@ -90,8 +97,14 @@ def simulate_tilt_series(volume: np.ndarray, angles: Sequence[float],
                          acq: Optional[Acquisition] = None) -> np.ndarray:
     """Project ``volume`` at ``angles``; returns (n, y, x) float32.
 
-    With ``acq.defocus``: each projection is multiplied by the CTF in Fourier
-    space (weak-phase model: image = 1 - CTF * projection contrast); with
+    ``volume``: (z, y, x) any real dtype; ``angles``: degrees about y;
+    ``acq``: default ``Acquisition()`` (no CTF, no noise).  Projections are
+    scaled so that their 99.5th percentile |value| is 1, then p = 0.3 x that
+    (phase contrast) and image = 1 - p.
+
+    With ``acq.defocus``: p is multiplied by the transfer sin(chi) (=
+    -``ctf_model.ctf_2d``) in Fourier space (weak-phase model: image =
+    1 - IFFT(sin(chi) FFT(p)), so dense matter is dark at low frequency); with
     ``acq.defocus_gradient`` the image is cut in strips along x and each
     strip gets the defocus of its height above the tilt axis.
     With ``acq.dose_per_tilt``: Poisson counts of dose * pixel_size^2
@@ -148,9 +161,17 @@ def _ctf_image(p, acq, du, dv):
 
 def load_volume(path: str) -> tuple:
     """Read a volume: ((z, y, x) float32 array, voxel size in Angstrom, 0 when
-    unknown).  MRC through the engine's checked reader (InputError for a bad
-    file or NaN/inf values), TOM/EM (little endian) and TIFF stacks (voxel size
-    0: give it on the command line)."""
+    unknown).  MRC through the engine's checked reader, TOM/EM (little endian)
+    and TIFF stacks (voxel size 0: give it on the command line); the format is
+    chosen by the extension (.tif/.tiff, .em, anything else MRC).
+
+    Raises:
+        InputError: for a missing or bad MRC file or NaN/inf values
+            (``io.read_stack``).
+        OSError, ValueError, KeyError: from the TIFF and EM readers, which do
+            not check their files (KeyError: an EM data type other than
+            int8/16/32, float32/64).
+    """
     import os
     ext = os.path.splitext(path)[1].lower()
     if ext in (".tif", ".tiff"):
@@ -198,6 +219,12 @@ def simulate_thick_ctf(volume: np.ndarray, angles: Sequence[float], pixel_size: 
     CTF of its height and the layers are summed.  Contrast as
     :func:`simulate_tilt_series`: image = 1 - transfer(p),
     p = ``contrast`` * projection / (99.5th percentile of |projections|).
+
+    ``angles`` in degrees, ``pixel_size`` and ``defocus`` (one per tilt,
+    underfocus > 0) in Angstrom, ``voltage`` kV, ``cs`` mm, ``amp_contrast``
+    fraction; no astigmatism, no noise.  Returns (n, y, x) float32.  The
+    per-height defocus is the 3D-CTF model of novaCTF (Turonova et al.,
+    J. Struct. Biol. 199, 2017).
     """
     volume = np.asarray(volume, dtype=np.float32)
     nz, ny, nx = volume.shape

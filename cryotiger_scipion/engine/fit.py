@@ -42,6 +42,11 @@ FIT_RECORD = "cryotiger_fit.json"
 
 @dataclass
 class FitOptions:
+    """Options of ``--fit-minutes``: the wall-clock budget in minutes (database,
+    training and export together), patch size and stride in pixels, and the
+    training settings (batch, Adam learning rate with staircase decay, seed,
+    CPU threads, a step limit that the time budget reaches first).  See
+    ``train.trainer.TrainConfig`` for their meaning."""
     minutes: float = 5.0                # wall-clock budget (database + training + export)
     patch_size: int = 64                # pixels (reduced to fit small images)
     patch_stride: int = 32              # overlapping patches: more samples per triplet
@@ -67,7 +72,15 @@ def training_views(plan) -> List[int]:
 
 
 def starting_point(init: Optional[str]):
-    """(init folder or None, FilmConfig, description) for a fit."""
+    """(init folder or None, FilmConfig, description) for a fit: ``init`` (a FILM
+    SavedModel folder, its configuration read or inferred from its variables),
+    else the shipped starter model, else random weights of ``FIT_CONFIG``.
+
+    Raises:
+        InputError: when ``init`` holds no loadable FILM model
+            (``film.savedmodel.find_saved_model_dir`` / ``load_network``) or an
+            invalid cryotiger_film.json.
+    """
     from .film.config import FilmConfig
     from .film.savedmodel import find_saved_model_dir, read_config
     if init:
@@ -95,8 +108,16 @@ def fit_series(stack: str, angles: Sequence[float], plan, output_model: str, ini
     whose real, not excluded tilts are trained on; ``xf``: IMOD .xf applied first.
     Returns a summary dict: model, init, config, views, triplets, patches, steps,
     seconds, validation (PSNR/SSIM/L1 of FILM and linear on held-out triplets,
-    normalised units), stopped.  Raises InputError when the series is too short
-    (fewer than 3 usable views) or too small for one patch.
+    normalised units), stopped.  The fit record ``cryotiger_fit.json`` is
+    written into ``output_model``.
+
+    Raises:
+        InputError: when ``options.minutes`` is not positive, the starting model
+            cannot be loaded (``starting_point``), the series gives fewer than 2
+            triplets (too few usable views), the images are smaller than the
+            network's size multiple, the stack or .xf cannot be read, or as
+            ``train.data.build_database`` and ``train.trainer.Trainer``.
+        CryoTigerError: when the training diverges (``Trainer.run``).
     """
     from .io import open_stack
     from .train.data import DatabaseParams, SeriesSpec, build_database, select_triplets

@@ -75,6 +75,8 @@ def write_xf(path: str, xf: np.ndarray) -> None:
 
 
 def is_identity(xf: np.ndarray, tol: float = 1e-6) -> bool:
+    """True when one 2x3 transform [[A11, A12, DX], [A21, A22, DY]] is the identity
+    within ``tol`` (matrix part and shift in pixels)."""
     m = np.asarray(xf)
     return bool(np.allclose(m[:2, :2], np.eye(2), atol=tol) and np.allclose(m[:, 2], 0, atol=tol))
 
@@ -82,7 +84,9 @@ def is_identity(xf: np.ndarray, tol: float = 1e-6) -> bool:
 def rotation_deg(xf: np.ndarray) -> float:
     """Rotation angle (degrees, counter-clockwise from +X towards +Y) of the
     matrix part of one 2x3 transform: atan2(A21 - A12, A11 + A22) (the angle of
-    the rotation closest to A; exact for rotation x magnification)."""
+    the rotation closest to A; exact for rotation x magnification).
+
+    ``xf``: one (2, 3) transform [[A11, A12, DX], [A21, A22, DY]]."""
     a = np.asarray(xf, dtype=np.float64)[:, :2]
     return math.degrees(math.atan2(a[1, 0] - a[0, 1], a[0, 0] + a[1, 1]))
 
@@ -91,7 +95,10 @@ def aligned_shape(xfs: Optional[np.ndarray], shape_yx: Sequence[int]) -> tuple:
     """(ny, nx) of the aligned frame for raw images of ``shape_yx``: the raw
     frame, or nx and ny swapped when most transforms rotate by 90 +- 45
     degrees (or 270 +- 45), as newstack -size NY,NX would be set for a tilt
-    axis near the x axis."""
+    axis near the x axis.
+
+    ``xfs``: (n, 2, 3) transforms or None (the raw frame); ``shape_yx``: raw
+    image (ny, nx) in pixels."""
     ny, nx = int(shape_yx[0]), int(shape_yx[1])
     if xfs is None or len(xfs) == 0:
         return ny, nx
@@ -105,7 +112,10 @@ def cut_fraction(xf: np.ndarray, shape_yx: Sequence[int], out_shape: Sequence[in
                  samples: int = 64) -> float:
     """Fraction (0..1) of the raw image's area that one transform moves
     outside the aligned frame ``out_shape`` (ny, nx); sampled on a grid of
-    ``samples`` x ``samples`` points."""
+    ``samples`` x ``samples`` points.
+
+    ``xf``: one (2, 3) transform; ``shape_yx``: raw image (ny, nx) in pixels;
+    centres at (n - 1) / 2 as in the module doc."""
     ny, nx = int(shape_yx[0]), int(shape_yx[1])
     nyo, nxo = int(out_shape[0]), int(out_shape[1])
     a = np.asarray(xf, dtype=np.float64)
@@ -121,7 +131,15 @@ def cut_fraction(xf: np.ndarray, shape_yx: Sequence[int], out_shape: Sequence[in
 def apply_xf(image: np.ndarray, xf: np.ndarray,
              out_shape: Optional[Sequence[int]] = None) -> np.ndarray:
     """Return ``image`` (y, x) resampled by one 2x3 transform (see module doc)
-    into a frame of ``out_shape`` (ny, nx; default: the raw shape), float32."""
+    into a frame of ``out_shape`` (ny, nx; default: the raw shape), float32.
+
+    Bilinear sampling of the raw image at A^-1 (X' - D), edge values repeated
+    (as IMOD newstack -xform with linear interpolation); the identity in the
+    same frame returns the image as float32 without resampling.
+
+    Raises:
+        InputError: when the transform's matrix is singular.
+    """
     ny, nx = image.shape
     nyo, nxo = (ny, nx) if out_shape is None else (int(out_shape[0]), int(out_shape[1]))
     if is_identity(xf) and (nyo, nxo) == (ny, nx):
@@ -145,7 +163,8 @@ def apply_xf(image: np.ndarray, xf: np.ndarray,
 
 class FramedXf(np.ndarray):
     """(n, 2, 3) transforms that carry the aligned frame the user asked for
-    (``aligned_size`` = (nx, ny), as newstack -size); see :func:`with_frame`."""
+    (``aligned_size`` = (nx, ny), as newstack -size); see :func:`with_frame`.
+    A numpy array view: it behaves as the plain (n, 2, 3) float64 array."""
     aligned_size: Optional[tuple] = None
 
     def __array_finalize__(self, obj):
@@ -154,7 +173,12 @@ class FramedXf(np.ndarray):
 
 def with_frame(xfs: np.ndarray, size: Optional[str]) -> np.ndarray:
     """``xfs`` with the aligned frame given as 'NX,NY' (pixels, newstack's
-    -size), or unchanged when ``size`` is empty.  InputError for a bad size."""
+    -size), or unchanged when ``size`` is empty.  Returns a :class:`FramedXf`
+    view (n, 2, 3) float64 with ``aligned_size`` = (nx, ny).
+
+    Raises:
+        InputError: when ``size`` is not two whole numbers NX,NY, or one is below 1.
+    """
     if not size:
         return xfs
     try:
@@ -178,7 +202,11 @@ class Aligner:
     ``aligner(image, i)`` resamples view ``i`` (0-based) into it.  On
     construction, views that lose more than :data:`CUT_WARN_FRACTION` of their
     area outside the frame are reported on stderr (one warning line), unless
-    ``warn`` is False.
+    ``warn`` is False.  ``label`` names the stack in that warning; ``views``
+    (0-based, default all) are the views checked.
+
+    Calling it returns (ny, nx) float32 (:func:`apply_xf`; the image as float32
+    when ``xfs`` is None).  Raises InputError for a singular transform.
     """
 
     def __init__(self, xfs: Optional[np.ndarray], shape_yx: Sequence[int], label: str = "",

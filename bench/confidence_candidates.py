@@ -13,8 +13,12 @@ raw and the smoothed (sigma 3 px) |error|).  Signs are those of a confidence
 * warped (previous definition): exp(-max(0, D / n - 1)), D the smoothed
   |x0_warped - x1_warped|, n the noise of the raw inputs;
 * warped, noise of warped: D / n_w with n_w measured on the warped images;
-* spread: the smoothed std of the four symmetric passes (the definition now
-  used, film/confidence.py), divided by the inputs' noise;
+* spread: the smoothed std of the four symmetric passes (the definition used
+  until 2026-12-08), divided by the inputs' noise;
+* spread x structure (now, film/confidence.py): the spread times the structure
+  factor exp(-T / sigma) of the synthetic image (first-order flow error and
+  second-order smoothing error); warped x structure: the same for the warped
+  definition of published-layout models;
 * forward/backward: smoothed |F(0->1) + F(1->0)| at full resolution;
 * spread + warped: the sum of the two normalised terms.
 
@@ -98,7 +102,11 @@ def main(argv=None) -> int:
                     cand = {
                         "warped (previous)": confidence_map(np.abs(w0 - w1), ua, ub, kind="warped"),
                         "warped, noise of warped": -dw / nw,
-                        "spread of 4 passes (now)": confidence_map(passes.std(0), ua, ub, kind="spread"),
+                        "spread of 4 passes": confidence_map(passes.std(0), ua, ub, kind="spread"),
+                        "spread x structure (now)": confidence_map(passes.std(0), ua, ub, kind="spread",
+                                                                   image=passes.mean(0)),
+                        "warped x structure": confidence_map(np.abs(w0 - w1), ua, ub, kind="warped",
+                                                             image=passes.mean(0)),
                         "forward/backward": -gaussian_filter(np.linalg.norm(f01 + f10, axis=-1),
                                                              SMOOTH_SIGMA),
                         "spread + warped": -(sp + dw / nw),

@@ -92,6 +92,30 @@ def test_warped_confidence_is_one_where_warped_inputs_agree_within_noise_and_low
         confidence_map(dis, a, b, kind="flow")
 
 
+def test_structure_factor_is_flow_error_times_gradient_plus_smoothing_times_laplacian():
+    """T = hypot(2 px |grad y|, 16 px^2 |lap y|): a ramp of slope s gives exactly
+    2 s (no curvature) away from the borders, a flat image gives 0, and a parabola
+    y = k x^2 / 2 (lap = k) adds 16 k in quadrature; the map is exp(-T / sigma)."""
+    from cryotiger_scipion.engine.film.confidence import BLUR_PX2, FLOW_ERROR_PX, structure_error
+    assert (FLOW_ERROR_PX, BLUR_PX2) == (2.0, 16.0)
+    yy, xx = np.mgrid[0:96, 0:96].astype(np.float32)
+    slope = 0.01
+    ramp = 0.5 + slope * xx
+    t = structure_error(ramp)
+    np.testing.assert_allclose(t[30:66, 30:66], 2.0 * slope, rtol=1e-2)   # truncated kernels: 0.5 %
+    np.testing.assert_allclose(structure_error(np.full((96, 96), 0.4, np.float32)), 0.0, atol=1e-7)
+    k = 1e-4
+    bowl = 0.5 + slope * xx + 0.5 * k * (yy - 48) ** 2
+    t = structure_error(bowl)
+    np.testing.assert_allclose(t[40:56, 30:66], np.hypot(2.0 * slope, 16.0 * k), rtol=1e-2)
+    sigma = 0.05
+    a, b = _noisy_pair(sigma)
+    c = confidence_map(np.zeros((96, 96), np.float32), a, b, image=ramp)
+    assert float(np.mean(c[30:66, 30:66])) == pytest.approx(np.exp(-2.0 * slope / sigma), rel=0.04)
+    with pytest.raises(ValueError):
+        confidence_map(np.zeros((96, 96), np.float32), a, b, image=ramp[:, :90])
+
+
 def test_network_spread_is_the_std_of_the_four_symmetric_passes():
     import tensorflow as tf
 
@@ -114,7 +138,7 @@ def test_aligned_model_confidence_comes_from_the_pass_spread():
     import tensorflow as tf
     from scipy.ndimage import gaussian_filter
 
-    from cryotiger_scipion.engine.film.confidence import SMOOTH_SIGMA, noise_sigma
+    from cryotiger_scipion.engine.film.confidence import SMOOTH_SIGMA, noise_sigma, structure_error
     from cryotiger_scipion.engine.film.config import FilmConfig
     from cryotiger_scipion.engine.film.inference import LUMA, FilmInterpolator
     from cryotiger_scipion.engine.film.network import FilmNet
@@ -125,10 +149,14 @@ def test_aligned_model_confidence_comes_from_the_pass_spread():
     _, confs = fi.interpolate_gaps_with_confidence([(a, b, [0.5])])
     ua, ub, _, _ = fi._to_unit(a, b)
     g = lambda u: tf.constant(np.repeat(u[None, ..., None], 3, -1).astype(np.float32))  # noqa: E731
-    spread = net(g(ua), g(ub), aux=True)["image_spread"].numpy()[0] @ LUMA
+    out = net(g(ua), g(ub), aux=True)
+    spread = out["image_spread"].numpy()[0] @ LUMA
+    image = out["image"].numpy()[0] @ LUMA
     sigma = 0.5 * (noise_sigma(ua) + noise_sigma(ub))
-    expected = np.exp(-gaussian_filter(spread, SMOOTH_SIGMA) / sigma)
+    expected = np.exp(-(gaussian_filter(spread, SMOOTH_SIGMA) + structure_error(image)) / sigma)
     np.testing.assert_allclose(confs[0][0], expected, atol=2e-4)
+    # the structure factor is part of it: without it the map would be higher
+    assert float(np.mean(np.exp(-gaussian_filter(spread, SMOOTH_SIGMA) / sigma) - confs[0][0])) > 1e-3
     assert float(confs[0][0].min()) < 0.999           # a random network's passes never agree exactly
     # A model without the symmetric passes keeps the warped-input disagreement.
     plain = FilmInterpolator(FilmNet(FilmConfig.small(), seed=3), tile_size=64, tile_overlap=0,

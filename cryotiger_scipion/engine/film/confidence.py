@@ -25,6 +25,27 @@ noise level.  Models without the four passes (published layout) use kind
     n      = 2 sigma / sqrt(pi): the mean |difference| of noise alone
     c(x)   = exp(-max(0, D(x) / n - 1))    in (0, 1]
 
+Both kinds are multiplied by a structure factor computed from the synthetic
+image y itself (normalised units), because the passes share their errors where
+the network smooths or mislocates structure, and the spread cannot see that.
+It is the size of the two leading error terms of an interpolation:
+
+    first order, a flow error of delta px:  delta |grad y|  (Taylor expansion of
+        the warp; the brightness-constancy linearisation of Horn & Schunck 1981)
+    second order, smoothing of variance w^2:  (w^2 / 2) |lap y|  (the heat
+        equation: a Gaussian blur changes y by (w^2/2) lap y to first order in w^2)
+    G(x)   = Gaussian mean (``SMOOTH_SIGMA``) of |grad y| (derivative of Gaussian,
+             ``GRADIENT_SIGMA`` px), L(x) the same of |lap y| (``LAPLACE_SIGMA`` px)
+    T(x)   = hypot(``FLOW_ERROR_PX`` G, ``BLUR_PX2`` L)
+    c_s(x) = exp(-T(x) / sigma)
+
+so for aligned models c = exp(-(S + T) / sigma) and for published ones
+c = exp(-max(0, D / n - 1)) exp(-T / sigma).  The constants (2 px of flow error,
+w^2 / 2 = 16 px^2) were chosen on simulated restore (docs/benchmarks.md): with
+them the per-pixel ranking of the real error goes from rho = -0.11 (spread
+alone) to -0.30 for the shipped starter model; c_s is 1 on flat ice and
+lowest on the edges of dense structures.
+
 Recursive midpoints (a midpoint-only model asked for 3 or 7 tilts per gap)
 multiply a frame's map by the smaller map of the two frames it was made from
 (real tilts: 1).  The per-tilt ``confidence`` recorded in OUT.json is the mean
@@ -36,6 +57,13 @@ import numpy as np
 
 #: Gaussian smoothing (pixels) of the disagreement before it is compared with the noise.
 SMOOTH_SIGMA = 3.0
+#: Structure factor (module doc): flow error in pixels that multiplies |grad y| ...
+FLOW_ERROR_PX = 2.0
+#: ... and w^2 / 2 (px^2) of the network's smoothing that multiplies |laplacian y|.
+BLUR_PX2 = 16.0
+#: Scales (px) of the derivative-of-Gaussian gradient and Laplacian of y.
+GRADIENT_SIGMA = 2.0
+LAPLACE_SIGMA = 3.0
 
 
 def noise_sigma(img: np.ndarray) -> float:
@@ -51,26 +79,57 @@ def noise_sigma(img: np.ndarray) -> float:
     return max(1.4826 * mad / np.sqrt(2.0), 1e-6)
 
 
-def confidence_map(uncertainty: np.ndarray, a: np.ndarray, b: np.ndarray, kind: str = "spread") -> np.ndarray:
+def structure_error(image: np.ndarray) -> np.ndarray:
+    """Expected interpolation error T (y, x) float32 of a synthetic image from its
+    own structure (module doc): hypot(FLOW_ERROR_PX G, BLUR_PX2 L), G and L the
+    Gaussian means (SMOOTH_SIGMA px) of the derivative-of-Gaussian gradient
+    magnitude (GRADIENT_SIGMA px) and |Laplacian of Gaussian| (LAPLACE_SIGMA px)
+    of ``image`` (y, x), in the units of ``image``.  0 on a flat image; a ramp
+    of slope s (units per px) gives FLOW_ERROR_PX * s away from the borders."""
+    from scipy.ndimage import gaussian_filter, gaussian_gradient_magnitude, gaussian_laplace
+    y = np.asarray(image, np.float32)
+    y = y - np.float32(y.mean())     # the truncated Laplacian kernel does not sum to exactly 0
+    g = gaussian_filter(gaussian_gradient_magnitude(y, GRADIENT_SIGMA, mode="reflect"), SMOOTH_SIGMA,
+                        mode="reflect")
+    lap = gaussian_filter(np.abs(gaussian_laplace(y, LAPLACE_SIGMA, mode="reflect")), SMOOTH_SIGMA,
+                          mode="reflect")
+    return np.hypot(np.float32(FLOW_ERROR_PX) * g, np.float32(BLUR_PX2) * lap).astype(np.float32)
+
+
+def confidence_map(uncertainty: np.ndarray, a: np.ndarray, b: np.ndarray, kind: str = "spread",
+                   image: np.ndarray = None) -> np.ndarray:
     """Confidence (y, x) float32 in (0, 1] of a synthetic image.
 
     uncertainty: (y, x) in the units of the normalised inputs ``a`` and ``b``
         (y, x) (those given to the network): for ``kind='spread'`` the per-pixel
         std of the four symmetric passes, for ``kind='warped'``
         |x0_warped - x1_warped|.
-    Returns exp(-S / sigma) ('spread') or exp(-max(0, D / n - 1)) ('warped'),
-    see the module doc.  Raises ValueError for another kind.
+    image: the synthetic image (y, x) in the same units; when given, the map is
+        multiplied by the structure factor exp(-T / sigma), T =
+        :func:`structure_error` (what FilmInterpolator writes); None leaves it out.
+    Returns exp(-(S + T) / sigma) ('spread') or exp(-max(0, D / n - 1) - T / sigma)
+    ('warped'), T = 0 without ``image``; see the module doc.
+
+    Raises:
+        ValueError: for a kind other than 'spread' or 'warped', or an ``image``
+            whose shape differs from ``uncertainty``.
     """
     from scipy.ndimage import gaussian_filter
     if kind not in ("spread", "warped"):
         raise ValueError(f"confidence kind {kind!r}: use 'spread' or 'warped'")
-    sigma = 0.5 * (noise_sigma(a) + noise_sigma(b))
-    d = gaussian_filter(np.asarray(uncertainty, np.float32), SMOOTH_SIGMA, mode="reflect")
+    uncertainty = np.asarray(uncertainty, np.float32)
+    sigma = np.float32(0.5 * (noise_sigma(a) + noise_sigma(b)))
+    t = 0.0
+    if image is not None:
+        if np.shape(image) != uncertainty.shape:
+            raise ValueError(f"image {np.shape(image)} and uncertainty {uncertainty.shape} differ in shape")
+        t = structure_error(image) / sigma
+    d = gaussian_filter(uncertainty, SMOOTH_SIGMA, mode="reflect")
     if kind == "spread":
-        return np.exp(-d / np.float32(sigma)).astype(np.float32)
+        return np.exp(-(d / sigma + t)).astype(np.float32)
     expected = 2.0 * sigma / np.sqrt(np.pi)
     r = d / np.float32(expected)
-    return np.exp(-np.maximum(r - 1.0, 0.0)).astype(np.float32)
+    return np.exp(-(np.maximum(r - 1.0, 0.0) + t)).astype(np.float32)
 
 
 def summary(conf: np.ndarray) -> float:

@@ -450,7 +450,7 @@ class FilmInterpolator(Interpolator):
             for (g, lo, hi), (m, dis) in zip(todo, mids):
                 mid = (lo + hi) // 2
                 frames[g][mid] = m
-                c = confidence_map(dis, frames[g][lo], frames[g][hi])
+                c = confidence_map(dis, frames[g][lo], frames[g][hi], image=m)
                 parents = [conf[g][i] for i in (lo, hi) if conf[g][i] is not None]
                 conf[g][mid] = c * np.minimum.reduce(parents) if parents else c
                 if mid - lo > 1:
@@ -484,7 +484,7 @@ class FilmInterpolator(Interpolator):
         for (g, _), (img, dis) in zip(jobs, made):
             off, scale, ua, ub = inverse[g]
             out[g].append(img * np.float32(scale) + np.float32(off))
-            confs[g].append(confidence_map(dis, ua, ub))
+            confs[g].append(confidence_map(dis, ua, ub, image=img))
         return ([np.stack(o).astype(np.float32) for o in out],
                 [np.stack(c).astype(np.float32) for c in confs])
 

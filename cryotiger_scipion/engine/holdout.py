@@ -17,6 +17,15 @@ method is scored on the same scale (``data_range`` argument):
 * a number: that value for every tilt.
 
 Images are compared in the input's intensity units, without any rescaling.
+
+Methods that write confidence maps (FILM, issue 13) also get, per held-out
+tilt, ``confidence`` (the map's mean) and ``confidence_rho_pixel`` (Spearman
+correlation of the map with |synthetic - real| over the pixels), with
+``median_confidence_rho_pixel`` and ``confidence_rho_tilt`` (Spearman of the
+per-tilt confidence with the tilt's mean |error|).  Negative rho: low
+confidence where the error is large, as it should be.  Against a noisy real
+tilt the per-pixel error is mostly the real tilt's own noise, which no map can
+predict, so expect small per-pixel values on real data (docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -35,7 +44,7 @@ import numpy as np
 from . import InputError
 from . import metrics as M
 from .io import atomic_path, check_finite_views, open_stack
-from .interpolate import describe_input, get_interpolator, run_interpolation
+from .interpolate import confidence_path, describe_input, get_interpolator, run_interpolation
 
 METRICS = ("psnr", "rmse", "ssim")
 RANGE_MODES = ("tilt", "robust", "stack")
@@ -284,6 +293,9 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                                         for i, o in zip(reference, synth)]
                         report["defocus_real"] = real_defocus
                 res = {k: [] for k in metric_names}
+                conf_file = confidence_path(out)
+                conf_maps = open_stack(conf_file) if os.path.exists(conf_file) else None
+                conf_tilt, conf_rho, mae = [], [], []
                 with open_stack(out) as r:
                     for o, rng in zip(synth, ranges):
                         real = real_image(o.replaces)
@@ -294,6 +306,14 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                         if defocus_of is not None:
                             dz = defocus_of(syn, o.angle)
                             res["defocus_diff"].append(abs(dz - real_defocus[len(res["defocus_diff"])]))
+                        if conf_maps is not None:
+                            cmap = np.asarray(conf_maps.data[o.index], dtype=np.float64)
+                            err = np.abs(syn - real)
+                            conf_tilt.append(float(cmap.mean()))
+                            mae.append(float(err.mean()))
+                            conf_rho.append(M.spearman(cmap, err))
+                if conf_maps is not None:
+                    conf_maps.close()
                 entry = {"method": spec.method,
                          "model": os.path.abspath(spec.options["model"]) if spec.options.get("model")
                          else None,
@@ -303,11 +323,19 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                     s = M.summarize(res[k])
                     entry[f"median_{k}"] = float(np.median(res[k])) if res[k] else float("nan")
                     entry[f"mean_{k}"] = s["mean"]
+                if conf_maps is not None:
+                    # How well the confidence ranks the real error (issue 13):
+                    # negative rho = low confidence where the error is large.
+                    entry["confidence"] = conf_tilt
+                    entry["confidence_rho_pixel"] = conf_rho
+                    entry["median_confidence_rho_pixel"] = float(np.median(conf_rho))
+                    entry["confidence_rho_tilt"] = M.spearman(conf_tilt, mae)
                 report["methods"][spec.name] = entry
-                for suffix in (".mrc", ".tlt", ".json"):
+                for suffix in (".mrc", "_confidence.mrc", ".tlt", ".json"):
                     p = os.path.splitext(out)[0] + suffix
                     if keep_dir:
-                        kept.append(p)
+                        if os.path.exists(p):        # no _confidence.mrc for linear
+                            kept.append(p)
                     elif os.path.exists(p):
                         os.remove(p)
         if keep_dir:
@@ -343,14 +371,19 @@ def kept_stack_name(j: int, name: str) -> str:
     return f"{j + 1:02d}_{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}.mrc"
 
 
-def kept_files(keep_dir: str, names: Sequence[str]) -> List[str]:
+def kept_files(keep_dir: str, names: Sequence[str], methods: Optional[Sequence[str]] = None) -> List[str]:
     """Every file ``run_holdout(keep_dir=...)`` writes for methods ``names`` (in
-    order): ``keep_dir/NN_<name>.mrc``, ``.tlt`` and ``.json`` per method.
+    order): ``keep_dir/NN_<name>.mrc``, ``.tlt`` and ``.json`` per method, and
+    ``NN_<name>_confidence.mrc`` for the methods whose kind in ``methods`` (same
+    order) is 'film' (confidence maps, issue 13).
     """
     out = []
     for j, name in enumerate(names):
         stem = os.path.splitext(kept_stack_name(j, name))[0]
-        out += [os.path.join(keep_dir, stem + s) for s in (".mrc", ".tlt", ".json")]
+        suffixes = [".mrc", ".tlt", ".json"]
+        if methods is not None and methods[j] == "film":
+            suffixes.insert(1, "_confidence.mrc")
+        out += [os.path.join(keep_dir, stem + s) for s in suffixes]
     return out
 
 
@@ -369,7 +402,8 @@ def write_report(report: dict, path: str) -> None:
 def format_table(report: dict) -> str:
     """A plain-text table of a hold-out report: one row per method with the
     count and the medians of PSNR (dB), RMSE (intensity units), SSIM and, when
-    measured, |defocus difference| (Angstrom); then one line per paired test."""
+    measured, |defocus difference| (Angstrom); a line per method with confidence
+    maps (their Spearman correlation with the error); then one line per paired test."""
     lines = [f"{'method':<16} {'n':>4} {'median PSNR':>12} {'median RMSE':>12} {'median SSIM':>12}"]
     dz = "defocus_diff" in report.get("metrics", [])
     if dz:
@@ -378,6 +412,11 @@ def format_table(report: dict) -> str:
         lines.append(f"{name:<16} {len(e['psnr']):>4} {float(e['median_psnr']):>12.3f} "
                      f"{float(e['median_rmse']):>12.4g} {float(e['median_ssim']):>12.4f}"
                      + (f" {float(e['median_defocus_diff']):>15.0f}" if dz else ""))
+    for name, e in report["methods"].items():
+        if "confidence_rho_tilt" in e:
+            lines.append(f"{name}: confidence vs |error| (Spearman; negative = low confidence where the "
+                         f"error is large): per tilt {float(e['confidence_rho_tilt']):+.3f}, per pixel "
+                         f"median {float(e['median_confidence_rho_pixel']):+.3f}")
     for t in report.get("paired_tests", []):
         lines.append(f"{t['a']} vs {t['b']} {t['metric']}: n={t['n']} mean diff {float(t['mean_diff']):.4g}, "
                      f"t-test p={float(t['t_pvalue']):.3g}, Wilcoxon p={float(t['wilcoxon_pvalue']):.3g}")

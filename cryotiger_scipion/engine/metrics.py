@@ -596,6 +596,28 @@ def paired_tests(a: Sequence[float], b: Sequence[float]) -> Dict[str, object]:
     return out
 
 
+def spearman(a, b, max_points: int = 4_000_000) -> float:
+    """Spearman rank correlation (Spearman 1904; ``scipy.stats.spearmanr``) of two
+    equally sized arrays of any shape, flattened; above ``max_points`` values a
+    regular stride of both is used (memory of large tilts).  Returns a float in
+    [-1, 1], NaN when either array is constant or has fewer than 2 values.
+
+    Raises:
+        ValueError: when the arrays differ in size.
+    """
+    from scipy.stats import spearmanr
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    if x.size != y.size:
+        raise ValueError(f"spearman: {x.size} and {y.size} values")
+    if x.size > max_points:
+        step = int(math.ceil(x.size / max_points))
+        x, y = x[::step], y[::step]
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(spearmanr(x, y).correlation)
+
+
 def summarize(values: Sequence[float]) -> Dict[str, float]:
     """Median, mean, std, min, max of the finite values, and n (finite count)."""
     v = np.asarray(values, dtype=np.float64).ravel()

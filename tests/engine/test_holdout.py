@@ -11,7 +11,7 @@ import pytest
 from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine import metrics as M
 from cryotiger_scipion.engine.commands.holdout import method_entries
-from cryotiger_scipion.engine.holdout import MethodSpec, method_specs, run_holdout
+from cryotiger_scipion.engine.holdout import MethodSpec, kept_files, method_specs, run_holdout
 from cryotiger_scipion.engine.io import read_stack, write_angles, write_stack
 from cryotiger_scipion.engine.simulate import phantom_volume, simulate_tilt_series
 
@@ -155,6 +155,43 @@ def test_linear_and_random_film_side_by_side(ts, tmp_path):
     assert len(R["methods"]["film"]["psnr"]) == 5
     assert R["methods"]["film"]["model"] == str(model)
     assert any(t["a"] == "linear" and t["b"] == "film" for t in R["paired_tests"])
+
+
+@pytest.mark.skipif(not _film_available(), reason="FILM interpolator not in this checkout")
+def test_film_confidence_is_scored_against_the_real_error(ts, tmp_path):
+    """Issue 13: for a method with confidence maps the report ranks them against
+    the real error: per tilt the map's mean, per pixel Spearman(map, |syn - real|),
+    recomputed here from the kept restored stack and its OUT_confidence.mrc."""
+    from scipy.stats import spearmanr
+    stack, tlt = ts
+    model = tmp_path / "model"
+    assert subprocess.run(cryotiger_cmd() + ["model", "init", "--config", "small", "--output", str(model),
+                                             "--seed", "2"], capture_output=True, timeout=300).returncode == 0
+    keep = tmp_path / "keep"
+    r = run_cli(["--input", stack, "--angles", tlt, "--method", "linear", "--method", "film",
+                 "--model", str(model), "--report", str(tmp_path / "R.json"), "--keep", str(keep), "--quiet"])
+    assert r.returncode == 0, r.stderr
+    R = json.loads((tmp_path / "R.json").read_text())
+    assert "confidence" not in R["methods"]["linear"]          # linear writes no map
+    film = R["methods"]["film"]
+    maps, _ = read_stack(str(keep / "02_film_confidence.mrc"))
+    syn, _ = read_stack(str(keep / "02_film.mrc"))
+    real, _ = read_stack(stack)
+    idx = R["input_indices"]
+    out_rows = [i for i in range(syn.shape[0]) if maps[i].min() < 1.0]   # synthetic slices
+    assert len(out_rows) == len(idx) == len(film["confidence"]) == 5
+    rhos, means, errs = [], [], []
+    for row, i in zip(out_rows, idx):
+        err = np.abs(syn[row].astype(np.float64) - real[i])
+        rhos.append(spearmanr(maps[row].ravel(), err.ravel()).correlation)
+        means.append(float(maps[row].mean()))
+        errs.append(float(err.mean()))
+    np.testing.assert_allclose(film["confidence_rho_pixel"], rhos, atol=1e-9)
+    np.testing.assert_allclose(film["confidence"], means, rtol=1e-6)
+    assert film["median_confidence_rho_pixel"] == pytest.approx(float(np.median(rhos)))
+    assert film["confidence_rho_tilt"] == pytest.approx(spearmanr(means, errs).correlation)
+    assert sorted(os.listdir(keep)) == sorted(os.path.basename(p) for p in
+                                              kept_files(str(keep), ["linear", "film"], ["linear", "film"]))
 
 
 def test_xf_aligns_real_tilts_before_comparison(tmp_path):

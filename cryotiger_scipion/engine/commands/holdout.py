@@ -63,7 +63,8 @@ def register(subparsers):
                    "'cryotiger interpolate'); optional")
     add_xf(p, "IMOD .xf transforms to apply first (real tilts are aligned the same way before "
               "the comparison)")
-    p.add_argument("--keep", help="folder to keep the restored stacks in (NN_<name>.mrc/.tlt/.json)")
+    p.add_argument("--keep", help="folder to keep the restored stacks in (NN_<name>.mrc/.tlt/.json, and "
+                   "NN_<name>_confidence.mrc for FILM)")
     ctf = p.add_argument_group("defocus difference (optional; built-in CTF estimator)")
     ctf.add_argument("--defocus", action="store_true",
                      help="also estimate the defocus of every real and synthetic held-out tilt and "
@@ -167,7 +168,8 @@ def output_set(args, specs):
         files += [(p, "a plot in --plot") for p in holdout_figure_names(args.plot, metrics)]
         folders.append((args.plot, "--plot", "create"))
     if args.keep:
-        files += [(p, "a kept stack in --keep") for p in kept_files(args.keep, [s.name for s in specs])]
+        files += [(p, "a kept stack in --keep") for p in kept_files(args.keep, [s.name for s in specs],
+                                                                      [s.method for s in specs])]
         folders.append((args.keep, "--keep", "create"))
     return OutputSet("holdout", files=files, inputs=series_inputs(args), folders=folders,
                      input_folders=[(s.options.get("model"), "--model") for s in specs])

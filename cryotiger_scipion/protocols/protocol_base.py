@@ -46,7 +46,7 @@ from tomo.objects import TiltSeries
 from tomo.protocols import ProtTomoBase
 
 from .. import Plugin
-from ..constants import IN_TILTSERIES, ATTR_FAILED_REASON, OUT_FAILED
+from ..constants import IN_CTFS, IN_TILTSERIES, ATTR_FAILED_REASON, OUT_FAILED
 # Conversion (Scipion objects <-> engine files); the names are also importable
 # from here, as they were before convert.py existed.
 from ..convert import (MRC_SUFFIXES, EngineInputs, TiltRecord, imageFileName,  # noqa: F401
@@ -74,6 +74,38 @@ def validateAlignedInput(tsSet, label: str = "Input tilt series") -> List[str]:
                   "already aligned stacks, import them with 'Have images been aligned?' = Yes."
                   % label)
     return errors
+
+
+# ---------------------------------------------------------------------------
+# Form fields that several protocols share (same name, class and behaviour;
+# each protocol gives its own help text).  Saved templates and projects refer
+# to the names (constants IN_*), which therefore never change.
+# ---------------------------------------------------------------------------
+def addInputTiltSeriesParam(form, help: str, label: str = "Aligned tilt series") -> None:
+    """Add the main input field ``inputSetOfTiltSeries`` (constants.IN_TILTSERIES):
+    an important pointer to a SetOfTiltSeries.
+
+    Args:
+        form: the protocol's pyworkflow Form (inside the current section).
+        help: the protocol's help text (what it needs of the series).
+        label: the field's label ("Aligned tilt series" for the protocols that
+            need aligned input; "Tilt series" for CTF estimation).
+    """
+    form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
+                  important=True, label=label, help=help)
+
+
+def addInputCtfParam(form, help: str) -> None:
+    """Add the optional field ``inputSetOfCtfTomoSeries`` (constants.IN_CTFS),
+    labelled "CTF estimation": a pointer to a SetOfCTFTomoSeries that may be
+    left empty.
+
+    Args:
+        form: the protocol's pyworkflow Form (inside the current section).
+        help: the protocol's help text (what the CTF is used for).
+    """
+    form.addParam(IN_CTFS, params.PointerParam, pointerClass="SetOfCTFTomoSeries",
+                  allowsNull=True, label="CTF estimation", help=help)
 
 
 def addAlignedSizeParam(form) -> None:

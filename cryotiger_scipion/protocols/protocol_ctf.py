@@ -23,9 +23,9 @@ from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import CTFTomo, CTFTomoSeries, SetOfCTFTomoSeries, SetOfTiltSeries
 
 from .. import Plugin
-from ..constants import IN_TILTSERIES, ATTR_SYNTHETIC, GCTF_BIN, GCTF_HOME, OUT_CTFS, OUT_FAILED
+from ..constants import ATTR_SYNTHETIC, GCTF_BIN, GCTF_HOME, OUT_CTFS, OUT_FAILED
 from ..convert import EngineInputs, validateTiltSeriesFiles
-from .protocol_base import ProtCryoTigerBase
+from .protocol_base import ProtCryoTigerBase, addInputTiltSeriesParam
 
 BACKEND_BUILTIN = 0
 BACKEND_GCTF = 1
@@ -53,12 +53,11 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
     # -------------------------- DEFINE param functions -----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
-                      important=True, label="Tilt series",
-                      help="Tilt series (raw, aligned, or made denser by the cryoTIGER "
-                           "interpolation: synthetic tilts get a CTF too). Voltage, Cs and "
-                           "amplitude contrast come from their acquisition, the pixel size from "
-                           "their sampling rate.")
+        addInputTiltSeriesParam(form, label="Tilt series",
+                                help="Tilt series (raw, aligned, or made denser by the cryoTIGER "
+                                     "interpolation: synthetic tilts get a CTF too). Voltage, Cs "
+                                     "and amplitude contrast come from their acquisition, the "
+                                     "pixel size from their sampling rate.")
         form.addParam("backend", params.EnumParam, choices=BACKEND_LABELS, default=BACKEND_BUILTIN,
                       display=params.EnumParam.DISPLAY_HLIST, label="Back end",
                       help="built-in: CPU estimator of the plugin, runs anywhere. Gctf: the Gctf "

@@ -35,8 +35,9 @@ import pyworkflow.protocol.params as params
 from pyworkflow.object import Set, String
 from pyworkflow.protocol import MODE_RESTART, STEPS_PARALLEL
 
-from ..constants import IN_CTFS, IN_TILTSERIES, ATTR_SYNTHETIC
-from .protocol_base import EngineInputs, ProtCryoTigerBase
+from ..constants import ATTR_SYNTHETIC
+from .protocol_base import (EngineInputs, ProtCryoTigerBase, addInputCtfParam,
+                            addInputTiltSeriesParam)
 
 FORMAT_LABELS = ["IMOD", "STOPGAP / cryoCAT", "RELION 5", "all three"]
 FORMAT_NAMES = [["imod"], ["stopgap"], ["relion5"], ["imod", "stopgap", "relion5"]]
@@ -67,16 +68,13 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
     # -------------------------- DEFINE param functions -----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
-                      important=True, label="Aligned tilt series",
-                      help="Tilt series resampled with their alignment (e.g. the output of "
-                           "'cryotiger - interpolate tilt series'). Disabled views are carried "
-                           "as excluded; synthetic tilts are labelled.")
-        form.addParam(IN_CTFS, params.PointerParam,
-                      pointerClass="SetOfCTFTomoSeries", allowsNull=True, label="CTF estimation",
-                      help="Per-tilt defocus of the same tilt series (synthetic tilts included "
-                           "unless 'experimental tilts only'), matched by acquisition order. "
-                           "Without it no defocus is exported.")
+        addInputTiltSeriesParam(form, help="Tilt series resampled with their alignment (e.g. the "
+                                           "output of 'cryotiger - interpolate tilt series'). "
+                                           "Disabled views are carried as excluded; synthetic "
+                                           "tilts are labelled.")
+        addInputCtfParam(form, help="Per-tilt defocus of the same tilt series (synthetic tilts "
+                                    "included unless 'experimental tilts only'), matched by "
+                                    "acquisition order. Without it no defocus is exported.")
         form.addParam("exportFormat", params.EnumParam, choices=FORMAT_LABELS, default=2,
                       label="Format",
                       help="IMOD: <tsId>.tlt, .xf, .defocus, _exclude.txt, _synthetic.txt. "

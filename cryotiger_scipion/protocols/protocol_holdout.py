@@ -22,10 +22,10 @@ import pyworkflow.protocol.params as params
 from .. import Plugin
 from tomo.objects import SetOfTiltSeries
 
-from ..constants import IN_TILTSERIES, MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_FAILED
+from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_FAILED
 from .evaluation_common import readJson, testsLines, writeJson, fmt
 from ..convert import EngineInputs, validateTiltSeriesFiles
-from .protocol_base import ProtCryoTigerBase, validateAlignedInput
+from .protocol_base import ProtCryoTigerBase, addInputTiltSeriesParam, validateAlignedInput
 
 SUMMARY_JSON = "holdout_summary.json"
 DATA_RANGES = ["tilt", "robust", "stack"]
@@ -50,11 +50,10 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
 
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
-                      important=True, label="Aligned tilt series",
-                      help="Aligned (or with transforms, then applied) tilt series, ideally with "
-                           "small angular steps (e.g. 2 degrees: held-out tilts are restored "
-                           "across a 4-degree gap).")
+        addInputTiltSeriesParam(form, help="Aligned (or with transforms, then applied) tilt "
+                                           "series, ideally with small angular steps (e.g. 2 "
+                                           "degrees: held-out tilts are restored across a "
+                                           "4-degree gap).")
         form.addParam("useLinear", params.BooleanParam, default=True, label="Linear interpolation?",
                       help="Pixel-wise mean of the neighbours weighted by angular distance (the "
                            "paper's baseline).")

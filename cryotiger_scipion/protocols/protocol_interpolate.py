@@ -27,11 +27,11 @@ from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries
 
 from .. import Plugin
-from ..constants import (ATTR_CONFIDENCE, IN_TILTSERIES, OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER,
-                         MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
+from ..constants import (ATTR_CONFIDENCE, OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER, MODEL_VIMEO,
+                         MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
 from ..convert import EngineInputs, recordDoses
-from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, alignedSizeArgs,
-                            parseAlignedSize, validateAlignedInput)
+from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, addInputTiltSeriesParam,
+                            alignedSizeArgs, parseAlignedSize, validateAlignedInput)
 from ..objects import CryoTigerModel
 
 # Form choices (order matters: stored as indices).
@@ -83,11 +83,11 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
     # -------------------------- DEFINE param functions -----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
-                      important=True, label="Aligned tilt series",
-                      help="Tilt series resampled with their alignment (interpolated), or with "
-                           "per-image transforms, which are then applied (IMOD .xf convention, "
-                           "bilinear). Excluded (disabled) views are not used to interpolate.")
+        addInputTiltSeriesParam(form, help="Tilt series resampled with their alignment "
+                                           "(interpolated), or with per-image transforms, which "
+                                           "are then applied (IMOD .xf convention, bilinear). "
+                                           "Excluded (disabled) views are not used to "
+                                           "interpolate.")
         form.addParam("method", params.EnumParam, choices=METHOD_LABELS, default=0,
                       display=params.EnumParam.DISPLAY_HLIST, label="Method",
                       help="linear: weighted mean of the two neighbouring tilts by angular "

@@ -30,11 +30,11 @@ from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries, SetOfTomograms, Tomogram
 
 from .. import Plugin
-from ..constants import (ATTR_CONFIDENCE, IN_CTFS, IN_TILTSERIES, ATTR_SYNTHETIC, OUT_FAILED,
-                         OUT_TOMOGRAMS)
+from ..constants import ATTR_CONFIDENCE, ATTR_SYNTHETIC, OUT_FAILED, OUT_TOMOGRAMS
 from ..convert import EngineInputs, validateTiltSeriesFiles
-from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, alignedSizeArgs,
-                            parseAlignedSize, validateAlignedInput)
+from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, addInputCtfParam,
+                            addInputTiltSeriesParam, alignedSizeArgs, parseAlignedSize,
+                            validateAlignedInput)
 
 BACKEND_BUILTIN = 0
 BACKEND_NOVACTF = 1
@@ -78,16 +78,12 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
     # -------------------------- DEFINE param functions -----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
-                      important=True, label="Aligned tilt series",
-                      help="Tilt series resampled with their alignment (interpolated), or with "
-                           "per-image transforms, which are then applied. Disabled views are "
-                           "left out.")
-        form.addParam(IN_CTFS, params.PointerParam,
-                      pointerClass="SetOfCTFTomoSeries", allowsNull=True, label="CTF estimation",
-                      help="Per-tilt defocus of the same tilt series (synthetic tilts included "
-                           "when they are used), matched by acquisition order. Needed for CTF "
-                           "correction.")
+        addInputTiltSeriesParam(form, help="Tilt series resampled with their alignment "
+                                           "(interpolated), or with per-image transforms, which "
+                                           "are then applied. Disabled views are left out.")
+        addInputCtfParam(form, help="Per-tilt defocus of the same tilt series (synthetic tilts "
+                                    "included when they are used), matched by acquisition order. "
+                                    "Needed for CTF correction.")
         form.addParam("ctfCorrection", params.EnumParam, choices=CORRECTION_LABELS, default=0,
                       label="CTF correction",
                       help="3D: the tomogram is cut into planes by height along the beam and "

@@ -353,6 +353,19 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
                                 "again with Restart" % (tsId, tsId))
 
     # -------------------------- per-series steps -----------------------------
+    #: convertInputStep applies the series' transforms when it carries them
+    #: (False: the images are written as they are, e.g. for CTF estimation).
+    applyInputAlignment = True
+
+    def convertInputStep(self, tsId: str) -> None:
+        """Step: write the engine's input files of series ``tsId`` of the
+        input ``inputSetOfTiltSeries`` (:meth:`writeEngineInputs`, into
+        tmp/<tsId>/; transforms applied unless :attr:`applyInputAlignment` is
+        False).  A failure marks the series failed (:meth:`forItem`) instead of
+        raising.  Protocols whose inputs differ override it."""
+        self.forItem(tsId, self.writeEngineInputs, getattr(self, IN_TILTSERIES).get(), tsId,
+                     applyAlignment=self.applyInputAlignment)
+
     def insertPerTsSteps(self, tsSet, processStep, processNeedsGPU: bool = False,
                          outputStep=None, finalStep=None) -> None:
         """Insert, for every enabled tilt series of ``tsSet``, the chain

@@ -49,6 +49,9 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
     _label = "estimate CTF"
     _possibleOutputs = {OUT_CTFS: SetOfCTFTomoSeries, OUT_FAILED: SetOfTiltSeries}
     stepsExecutionMode = STEPS_PARALLEL
+    # convertInputStep (protocol_base): CTF estimation needs no alignment, the
+    # images are used as they are.
+    applyInputAlignment = False
 
     # -------------------------- DEFINE param functions -----------------------
     def _defineParams(self, form):
@@ -103,13 +106,6 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
                               processNeedsGPU=self.isGctf(), outputStep=self.createOutputStep)
 
     # -------------------------- STEPS functions ------------------------------
-    def convertInputStep(self, tsId):
-        """Step: write the engine's input files of series ``tsId`` as they are (no
-        alignment applied); a failure marks the series failed."""
-        # CTF estimation needs no alignment: the images are used as they are.
-        self.forItem(tsId, self.writeEngineInputs, self.inputSetOfTiltSeries.get(), tsId,
-                     applyAlignment=False)
-
     def estimateStep(self, tsId):
         """Step: ``cryotiger ctf`` on series ``tsId`` (extra/<tsId>/<tsId>_ctf.json)."""
         self.forItem(tsId, self._estimate, tsId)

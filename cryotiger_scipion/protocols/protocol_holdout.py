@@ -168,11 +168,6 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
                               processNeedsGPU=self.stepNeedsGpu(self._usesFilm()),
                               finalStep=self.summaryStep)
 
-    def convertInputStep(self, tsId):
-        """Step: write the engine's input files of series ``tsId`` (convert.py); a
-        failure marks the series failed."""
-        self.forItem(tsId, self.writeEngineInputs, self.inputSetOfTiltSeries.get(), tsId)
-
     def holdoutStep(self, tsId):
         """Step: ``cryotiger holdout`` on series ``tsId`` (report in extra/<tsId>/)."""
         self.forItem(tsId, self._holdout, tsId)

@@ -165,11 +165,6 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                               outputStep=self.createOutputStep)
 
     # -------------------------- STEPS functions ------------------------------
-    def convertInputStep(self, tsId):
-        """Step: write the engine's input files of series ``tsId`` (convert.py); a
-        failure marks the series failed."""
-        self.forItem(tsId, self.writeEngineInputs, self.inputSetOfTiltSeries.get(), tsId)
-
     def interpolateStep(self, tsId):
         """Step: ``cryotiger interpolate`` on series ``tsId``."""
         self.forItem(tsId, self._interpolate, tsId)

@@ -1,4 +1,5 @@
-"""Helpers shared by the evaluation protocols (no protocol here).
+"""Helpers shared by the evaluation protocols, and their base class
+:class:`ProtCryoTigerEvaluation` (not shown in the GUI: no _label).
 
 The maths lives in ``cryotiger_scipion.engine.metrics`` (numpy/scipy only,
 safe to import in Scipion's Python); the figures in ``engine.plots``
@@ -10,6 +11,8 @@ import os
 from typing import Dict, List, Tuple
 
 import numpy as np
+import pyworkflow as pw
+from pwem.protocols import EMProtocol
 
 from ..convert import readVolume, volumeFileName  # noqa: F401 (used by the protocols)
 
@@ -60,6 +63,13 @@ def readJson(path: str):
         return json.load(f)
 
 
+def readJsonIfExists(path: str):
+    """The JSON at ``path``, or None when there is no such file (a protocol
+    whose step has not run yet).  Raises ValueError when the file is not
+    valid JSON, OSError when it cannot be read."""
+    return readJson(path) if os.path.exists(path) else None
+
+
 def fmt(v, spec=".4g") -> str:
     """Format a number that may be None/NaN/inf."""
     try:
@@ -73,3 +83,33 @@ def testsLines(tests: List[Dict]) -> List[str]:
     return ["%s vs %s, %s: n=%d, mean diff %s, paired t p=%s, Wilcoxon p=%s"
             % (t["a"], t["b"], t["metric"], t["n"], fmt(t["mean_diff"]), fmt(t["t_pvalue"], ".3g"),
                fmt(t["wilcoxon_pvalue"], ".3g")) for t in tests]
+
+
+class ProtCryoTigerEvaluation(EMProtocol):
+    """Base of the evaluation protocols whose result is one JSON file in
+    extra/ (tomogram contrast, picking and segmentation metrics), shown by
+    their viewers: one step, ``computeStep`` (each subclass's), no Scipion
+    output objects.  Subclasses set :attr:`RESULTS_JSON`, the file name."""
+    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
+    _devStatus = pw.BETA
+    #: Name of the results file in extra/ (set by each subclass).
+    RESULTS_JSON = None
+
+    def _insertAllSteps(self):
+        self._insertFunctionStep(self.computeStep)
+
+    def computeStep(self):
+        """Step: compute the metrics and write :meth:`getResultsFile` (subclasses)."""
+        raise NotImplementedError
+
+    def getResultsFile(self) -> str:
+        """Path of the results JSON (extra/<RESULTS_JSON>)."""
+        return self._getExtraPath(self.RESULTS_JSON)
+
+    def getResults(self):
+        """The results as a dict, or None before the compute step ran
+        (ValueError when the file is not valid JSON)."""
+        return readJsonIfExists(self.getResultsFile())
+
+    def _citations(self):
+        return ["Majtner2025"]

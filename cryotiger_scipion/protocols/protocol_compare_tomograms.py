@@ -15,10 +15,9 @@ by the same reconstruction program and settings, so the scales agree.
 import itertools
 
 import pyworkflow.protocol.params as params
-from pwem.protocols import EMProtocol
-import pyworkflow as pw
 
-from .evaluation_common import itemsById, readVolume, testsLines, writeJson, fmt, readJson
+from .evaluation_common import (ProtCryoTigerEvaluation, fmt, itemsById, readVolume, testsLines,
+                                writeJson)
 from ..constants import IN_TOMOGRAMS
 
 CONTRAST_JSON = "contrast.json"
@@ -47,13 +46,12 @@ def setLabels(pointers):
     return names
 
 
-class ProtCryoTigerCompareTomograms(EMProtocol):
+class ProtCryoTigerCompareTomograms(ProtCryoTigerEvaluation):
     """Compare the contrast of two or more sets of tomograms (e.g. reconstructed
     without and with interpolated tilts): standard-deviation and gradient
     contrast of the central slab of each tomogram, with paired tests."""
     _label = "compare tomogram contrast"
-    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
-    _devStatus = pw.BETA
+    RESULTS_JSON = CONTRAST_JSON
 
     def _defineParams(self, form):
         form.addSection(label="Input")
@@ -64,9 +62,6 @@ class ProtCryoTigerCompareTomograms(EMProtocol):
         form.addParam("slabThickness", params.IntParam, default=10, validators=[params.GE(1)],
                       label="Central slab (slices)",
                       help="Number of central z slices used (each slice's contrast is averaged).")
-
-    def _insertAllSteps(self):
-        self._insertFunctionStep(self.computeStep)
 
     def computeStep(self):
         """Step: compute the std and gradient contrast of each tomogram with engine.metrics
@@ -103,16 +98,6 @@ class ProtCryoTigerCompareTomograms(EMProtocol):
                                           "paired_tests": tests})
 
     # -------------------------- INFO -----------------------------------------
-    def getResultsFile(self):
-        """Path of the results JSON (extra/)."""
-        return self._getExtraPath(CONTRAST_JSON)
-
-    def getResults(self):
-        """The results as a dict, or None before the compute step ran."""
-        import os
-        f = self.getResultsFile()
-        return readJson(f) if os.path.exists(f) else None
-
     def _validate(self):
         errors = []
         if len([p for p in self.inputTomograms if p.get() is not None]) < 2:
@@ -136,6 +121,3 @@ class ProtCryoTigerCompareTomograms(EMProtocol):
         return ["Tomogram contrast was measured on the central %d slices as the standard deviation "
                 "and the mean Sobel gradient magnitude of each slice [Majtner2025]; sets were "
                 "compared with paired t-tests and two-sided Wilcoxon signed-rank tests." % r["slab"]]
-
-    def _citations(self):
-        return ["Majtner2025"]

@@ -23,7 +23,7 @@ from .. import Plugin
 from tomo.objects import SetOfTiltSeries
 
 from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_FAILED
-from .evaluation_common import readJson, testsLines, writeJson, fmt
+from .evaluation_common import fmt, readJson, readJsonIfExists, testsLines, writeJson
 from ..convert import EngineInputs, validateTiltSeriesFiles
 from .protocol_base import ProtCryoTigerBase, addInputTiltSeriesParam, validateAlignedInput
 
@@ -207,8 +207,7 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
 
     def getSummaryReport(self):
         """The pooled report as a dict, or None before the summary step ran."""
-        f = self.getSummaryFile()
-        return readJson(f) if os.path.exists(f) else None
+        return readJsonIfExists(self.getSummaryFile())
 
     # -------------------------- INFO -----------------------------------------
     def _validate(self):

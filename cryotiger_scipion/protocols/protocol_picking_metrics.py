@@ -23,11 +23,9 @@ from typing import Dict
 
 import numpy as np
 
-import pyworkflow as pw
 import pyworkflow.protocol.params as params
-from pwem.protocols import EMProtocol
 
-from .evaluation_common import fmt, readJson, writeJson
+from .evaluation_common import ProtCryoTigerEvaluation, fmt, writeJson
 from ..constants import IN_COORDINATES
 
 PICKING_JSON = "picking.json"
@@ -107,13 +105,12 @@ def readPositionsFile(path: str, columns: str = "x y z") -> np.ndarray:
     return pos[:, ::-1] if columns == "z y x" else pos
 
 
-class ProtCryoTigerPickingMetrics(EMProtocol):
+class ProtCryoTigerPickingMetrics(ProtCryoTigerEvaluation):
     """Precision, recall, F1 over score thresholds, PR curve and PR-AUC of picked
     3D coordinates against ground-truth positions (one-to-one matching within a
     distance tolerance)."""
     _label = "picking metrics"
-    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
-    _devStatus = pw.BETA
+    RESULTS_JSON = PICKING_JSON
 
     def _defineParams(self, form):
         form.addSection(label="Input")
@@ -158,9 +155,6 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
                       label="Tolerance (Å)",
                       help="A pick within this distance of a true position can match it "
                            "(each true position at most once).")
-
-    def _insertAllSteps(self):
-        self._insertFunctionStep(self.computeStep)
 
     def computeStep(self):
         """Step: compute the precision/recall/F1/PR-AUC per tomogram with engine.metrics
@@ -219,15 +213,6 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
         return ORIGINS[self.origin.get() or 0]
 
     # -------------------------- INFO -----------------------------------------
-    def getResultsFile(self):
-        """Path of the results JSON (extra/)."""
-        return self._getExtraPath(PICKING_JSON)
-
-    def getResults(self):
-        """The results as a dict, or None before the compute step ran."""
-        f = self.getResultsFile()
-        return readJson(f) if os.path.exists(f) else None
-
     def _validate(self):
         errors = []
         if self.gtSource.get() == GT_COORDINATES and self.gtCoordinates.get() is None:
@@ -261,6 +246,3 @@ class ProtCryoTigerPickingMetrics(EMProtocol):
         return ["Picks were matched one-to-one to ground-truth positions within %s A (optimal "
                 "assignment); precision, recall, F1 and the area under the precision-recall curve "
                 "(average precision) were computed [Majtner2025]." % fmt(r["tolerance_A"])]
-
-    def _citations(self):
-        return ["Majtner2025"]

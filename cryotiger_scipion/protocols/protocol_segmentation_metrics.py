@@ -6,24 +6,19 @@ threshold of its set.  Per pair: Dice, Jaccard, symmetric Hausdorff distance
 (all foreground voxels, Euclidean) in pixels and Angstrom (the first set's
 sampling rate).  Results: extra/segmentation.json; figures from the viewer.
 """
-import os
-
-import pyworkflow as pw
 import pyworkflow.protocol.params as params
-from pwem.protocols import EMProtocol
 
-from .evaluation_common import fmt, pairItems, readJson, readVolume, writeJson
+from .evaluation_common import ProtCryoTigerEvaluation, fmt, pairItems, readVolume, writeJson
 from ..constants import IN_MASKS_A, IN_MASKS_B
 
 SEGMENTATION_JSON = "segmentation.json"
 
 
-class ProtCryoTigerSegmentationMetrics(EMProtocol):
+class ProtCryoTigerSegmentationMetrics(ProtCryoTigerEvaluation):
     """Compare two segmentations (e.g. from tomograms with and without
     interpolated tilts, or against a reference): Dice, Jaccard and Hausdorff."""
     _label = "segmentation metrics"
-    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
-    _devStatus = pw.BETA
+    RESULTS_JSON = SEGMENTATION_JSON
 
     def _defineParams(self, form):
         form.addSection(label="Input")
@@ -37,9 +32,6 @@ class ProtCryoTigerSegmentationMetrics(EMProtocol):
                       help="The segmentation to compare with. Paired with A by tsId.")
         form.addParam("thresholdB", params.FloatParam, default=0.5, label="Threshold B",
                       help="Voxels of masks B above this value are foreground.")
-
-    def _insertAllSteps(self):
-        self._insertFunctionStep(self.computeStep)
 
     def computeStep(self):
         """Step: compute the Dice/Jaccard/Hausdorff per tomogram pair with engine.metrics
@@ -63,15 +55,6 @@ class ProtCryoTigerSegmentationMetrics(EMProtocol):
         writeJson(self.getResultsFile(), {"pixel_size": pixelSize, "per_tomogram": results,
                                           "summary": summary,
                                           "thresholds": [self.thresholdA.get(), self.thresholdB.get()]})
-
-    def getResultsFile(self):
-        """Path of the results JSON (extra/)."""
-        return self._getExtraPath(SEGMENTATION_JSON)
-
-    def getResults(self):
-        """The results as a dict, or None before the compute step ran."""
-        f = self.getResultsFile()
-        return readJson(f) if os.path.exists(f) else None
 
     def _validate(self):
         errors = []
@@ -97,6 +80,3 @@ class ProtCryoTigerSegmentationMetrics(EMProtocol):
     def _methods(self):
         return ["Segmentations were compared with the Dice coefficient, the Jaccard index and "
                 "the symmetric Hausdorff distance [Majtner2025]."] if self.getResults() else []
-
-    def _citations(self):
-        return ["Majtner2025"]

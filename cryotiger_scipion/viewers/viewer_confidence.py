@@ -12,6 +12,7 @@ import os
 from pyworkflow.viewer import DESKTOP_TKINTER, Viewer
 
 from ..protocols.protocol_interpolate import ProtCryoTigerInterpolate
+from .viewer_base import plotsFolder, savePng
 
 
 def confidenceOf(ts) -> list:
@@ -73,18 +74,10 @@ def seriesConfidence(prot) -> list:
 
 def writeConfidenceFigure(prot, outDir: str = None) -> str:
     """confidence.png (headless) for an interpolation protocol; returns its path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     data = seriesConfidence(prot)
-    outDir = outDir or prot._getExtraPath("plots")
-    os.makedirs(outDir, exist_ok=True)
-    fig = Figure(figsize=(10, 3.5 * max(1, len(data))))
-    FigureCanvasAgg(fig)
-    drawConfidence(fig, data)
-    fig.tight_layout()
-    png = os.path.join(outDir, "confidence.png")
-    fig.savefig(png, dpi=90)
-    return png
+    outDir = plotsFolder(prot, outDir)
+    return savePng(lambda fig: drawConfidence(fig, data), os.path.join(outDir, "confidence.png"),
+                   figsize=(10, 3.5 * max(1, len(data))), dpi=90)
 
 
 class CryoTigerConfidenceViewer(Viewer):

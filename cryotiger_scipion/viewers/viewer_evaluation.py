@@ -4,21 +4,15 @@ segmentation metrics.
 Each ``write*Figures(prot, outDir=None)`` function writes a text table and
 PNG figures headless (matplotlib Figure + Agg canvas) into extra/plots and
 returns the paths; the viewers show the table and draw the same figures in
-Scipion plot windows.
-
-Text views get ``tkParent=self.formWindow`` (the pyworkflow Window that
-opened the viewer, or None): pyworkflow's text viewer needs a Window, not a
-Tk widget (PARENT_NOTE; tests/scipion/test_protocol_evaluation.py opens
-every viewer in a real Tk window).
+Scipion plot windows (viewer_base.CryoTigerTableAndPlotViewer).
 """
 import os
-
-from pyworkflow.viewer import DESKTOP_TKINTER, TextView, Viewer
 
 from ..protocols.evaluation_common import fmt, testsLines
 from ..protocols.protocol_compare_tomograms import CONTRAST_METRICS, ProtCryoTigerCompareTomograms
 from ..protocols.protocol_picking_metrics import ProtCryoTigerPickingMetrics
 from ..protocols.protocol_segmentation_metrics import ProtCryoTigerSegmentationMetrics
+from .viewer_base import CryoTigerTableAndPlotViewer, plotsFolder, writeText
 
 
 def _results(prot):
@@ -27,18 +21,6 @@ def _results(prot):
         raise ValueError("%s has no results yet (%s missing)" % (prot.getRunName(),
                                                                  prot.getResultsFile()))
     return r
-
-
-def _out(prot, outDir):
-    outDir = outDir or prot._getExtraPath("plots")
-    os.makedirs(outDir, exist_ok=True)
-    return outDir
-
-
-def _writeText(path, text):
-    with open(path, "w") as f:
-        f.write(text + "\n")
-    return path
 
 
 # --- contrast ------------------------------------------------------------------
@@ -65,26 +47,25 @@ def _contrastPanels(r):
 def writeContrastFigures(prot, outDir=None) -> list:
     """contrast_table.txt and contrast_boxplots.png (std and gradient, one box per set)."""
     from ..engine.plots import boxplots_figure
-    r, outDir = _results(prot), _out(prot, outDir)
-    return [_writeText(os.path.join(outDir, "contrast_table.txt"), contrastTable(r)),
+    r, outDir = _results(prot), plotsFolder(prot, outDir)
+    return [writeText(os.path.join(outDir, "contrast_table.txt"), contrastTable(r)),
             boxplots_figure(_contrastPanels(r), os.path.join(outDir, "contrast_boxplots.png"),
                             title="tomogram contrast (central %d slices)" % r["slab"])]
 
 
-class CryoTigerCompareTomogramsViewer(Viewer):
+class CryoTigerCompareTomogramsViewer(CryoTigerTableAndPlotViewer):
     """The table and bar chart of ProtCryoTigerCompareTomograms."""
     _label = "tomogram contrast"
     _targets = [ProtCryoTigerCompareTomograms]
-    _environments = [DESKTOP_TKINTER]
+    _figsize = (9, 4.2)
+    _windowTitle = "cryoTIGER: tomogram contrast"
 
-    def _visualize(self, obj, **kwargs):
-        from pyworkflow.gui.plotter import Plotter
+    def _writeFiles(self, obj):
+        return writeContrastFigures(obj)
+
+    def _draw(self, fig, obj):
         from ..engine.plots import draw_boxplots
-        paths = writeContrastFigures(obj)
-        r = _results(obj)
-        p = Plotter(figsize=(9, 4.2), windowTitle="cryoTIGER: tomogram contrast")
-        draw_boxplots(p.figure, _contrastPanels(r))
-        return [TextView([paths[0]], title="tomogram contrast", tkParent=self.formWindow), p]
+        draw_boxplots(fig, _contrastPanels(_results(obj)))
 
 
 # --- picking -------------------------------------------------------------------
@@ -115,8 +96,8 @@ def _curves(r):
 def writePickingFigures(prot, outDir=None) -> list:
     """picking_table.txt, pr_curve.png and (with scores) f1_threshold.png."""
     from ..engine.plots import f1_threshold_figure, pr_curve_figure
-    r, outDir = _results(prot), _out(prot, outDir)
-    paths = [_writeText(os.path.join(outDir, "picking_table.txt"), pickingTable(r)),
+    r, outDir = _results(prot), plotsFolder(prot, outDir)
+    paths = [writeText(os.path.join(outDir, "picking_table.txt"), pickingTable(r)),
              pr_curve_figure(_curves(r), os.path.join(outDir, "pr_curve.png"),
                              title="tolerance %s A" % fmt(r["tolerance_A"]))]
     if r["scores"]:
@@ -124,19 +105,19 @@ def writePickingFigures(prot, outDir=None) -> list:
     return paths
 
 
-class CryoTigerPickingMetricsViewer(Viewer):
+class CryoTigerPickingMetricsViewer(CryoTigerTableAndPlotViewer):
     """The table and precision-recall curves of ProtCryoTigerPickingMetrics."""
     _label = "picking metrics"
     _targets = [ProtCryoTigerPickingMetrics]
-    _environments = [DESKTOP_TKINTER]
+    _figsize = (5.5, 5)
+    _windowTitle = "cryoTIGER: precision-recall"
 
-    def _visualize(self, obj, **kwargs):
-        from pyworkflow.gui.plotter import Plotter
+    def _writeFiles(self, obj):
+        return writePickingFigures(obj)
+
+    def _draw(self, fig, obj):
         from ..engine.plots import draw_pr_curves
-        paths = writePickingFigures(obj)
-        p = Plotter(figsize=(5.5, 5), windowTitle="cryoTIGER: precision-recall")
-        draw_pr_curves(p.figure, _curves(_results(obj)))
-        return [TextView([paths[0]], title="picking metrics", tkParent=self.formWindow), p]
+        draw_pr_curves(fig, _curves(_results(obj)))
 
 
 # --- segmentation -------------------------------------------------------------
@@ -158,22 +139,22 @@ def _bars(r):
 def writeSegmentationFigures(prot, outDir=None) -> list:
     """segmentation_table.txt and segmentation_overlap.png (Dice, Jaccard per tomogram)."""
     from ..engine.plots import bar_figure
-    r, outDir = _results(prot), _out(prot, outDir)
-    return [_writeText(os.path.join(outDir, "segmentation_table.txt"), segmentationTable(r)),
+    r, outDir = _results(prot), plotsFolder(prot, outDir)
+    return [writeText(os.path.join(outDir, "segmentation_table.txt"), segmentationTable(r)),
             bar_figure(_bars(r), os.path.join(outDir, "segmentation_overlap.png"),
                        title="segmentation overlap")]
 
 
-class CryoTigerSegmentationMetricsViewer(Viewer):
+class CryoTigerSegmentationMetricsViewer(CryoTigerTableAndPlotViewer):
     """The table and bar chart of ProtCryoTigerSegmentationMetrics."""
     _label = "segmentation metrics"
     _targets = [ProtCryoTigerSegmentationMetrics]
-    _environments = [DESKTOP_TKINTER]
+    _figsize = (6, 4)
+    _windowTitle = "cryoTIGER: segmentation overlap"
 
-    def _visualize(self, obj, **kwargs):
-        from pyworkflow.gui.plotter import Plotter
+    def _writeFiles(self, obj):
+        return writeSegmentationFigures(obj)
+
+    def _draw(self, fig, obj):
         from ..engine.plots import draw_bars
-        paths = writeSegmentationFigures(obj)
-        p = Plotter(figsize=(6, 4), windowTitle="cryoTIGER: segmentation overlap")
-        draw_bars(p.figure, _bars(_results(obj)))
-        return [TextView([paths[0]], title="segmentation metrics", tkParent=self.formWindow), p]
+        draw_bars(fig, _bars(_results(obj)))

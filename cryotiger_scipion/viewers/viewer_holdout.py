@@ -16,6 +16,7 @@ from pyworkflow.viewer import DESKTOP_TKINTER, TextView, Viewer
 
 from ..protocols.evaluation_common import fmt, testsLines
 from ..protocols.protocol_holdout import ProtCryoTigerHoldout
+from .viewer_base import plotsFolder
 
 TABLE_FILE = "holdout_table.txt"
 
@@ -52,8 +53,7 @@ def writeHoldoutFigures(prot, outDir: str = None) -> list:
     if report is None:
         raise ValueError("The hold-out protocol has no results yet (%s missing)"
                          % prot.getSummaryFile())
-    outDir = outDir or prot._getExtraPath("plots")
-    os.makedirs(outDir, exist_ok=True)
+    outDir = plotsFolder(prot, outDir)
     table = os.path.join(outDir, TABLE_FILE)
     with open(table, "w") as f:
         f.write(holdoutTable(report))

@@ -9,11 +9,10 @@ shows the same in a text window and a Scipion plot window.
 import json
 import os
 
-from pyworkflow.viewer import DESKTOP_TKINTER, TextView, Viewer
-
 from ..constants import OUT_MODEL
 from ..objects import CryoTigerModel
 from ..protocols.protocol_train import ProtCryoTigerTrain
+from .viewer_base import CryoTigerTableAndPlotViewer, savePng, writeText
 
 TRAIN_JSON = "cryotiger_train.json"
 
@@ -89,32 +88,25 @@ def writeModelFigures(obj, outDir: str = None) -> list:
     """model_table.txt and model_curves.png (headless) for a model or a
     training protocol; into ``outDir`` (default: the model folder's parent
     /plots).  Returns the paths."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     model = modelOf(obj)
     outDir = outDir or os.path.join(os.path.dirname(model.getAbsPath()), "plots")
     os.makedirs(outDir, exist_ok=True)
-    table = os.path.join(outDir, "model_table.txt")
-    with open(table, "w") as f:
-        f.write(modelTable(model) + "\n")
-    fig = Figure(figsize=(10, 4))
-    FigureCanvasAgg(fig)
-    drawModelCurves(fig, trainingRecord(model))
-    fig.tight_layout()
-    png = os.path.join(outDir, "model_curves.png")
-    fig.savefig(png, dpi=100)
+    table = writeText(os.path.join(outDir, "model_table.txt"), modelTable(model))
+    record = trainingRecord(model)
+    png = savePng(lambda fig: drawModelCurves(fig, record),
+                  os.path.join(outDir, "model_curves.png"), figsize=(10, 4), dpi=100)
     return [table, png]
 
 
-class CryoTigerModelViewer(Viewer):
+class CryoTigerModelViewer(CryoTigerTableAndPlotViewer):
     """Loss and validation curves, configuration and size of a FILM model."""
     _label = "cryoTIGER model"
     _targets = [CryoTigerModel, ProtCryoTigerTrain]
-    _environments = [DESKTOP_TKINTER]
+    _figsize = (10, 4)
+    _windowTitle = "cryoTIGER model: training curves"
 
-    def _visualize(self, obj, **kwargs):
-        from pyworkflow.gui.plotter import Plotter
-        paths = writeModelFigures(obj)
-        p = Plotter(figsize=(10, 4), windowTitle="cryoTIGER model: training curves")
-        drawModelCurves(p.figure, trainingRecord(modelOf(obj)))
-        return [TextView([paths[0]], title="cryoTIGER model", tkParent=self.formWindow), p]
+    def _writeFiles(self, obj):
+        return writeModelFigures(obj)
+
+    def _draw(self, fig, obj):
+        drawModelCurves(fig, trainingRecord(modelOf(obj)))

@@ -118,13 +118,20 @@ class EngineInputs:
         return cls(**d)
 
 
-def imageFileName(ti) -> str:
-    """Absolute path of a TiltImage's file, without Scipion's ':mrcs' suffix."""
-    fn = ti.getFileName()
-    for suffix in (":mrcs", ":mrc", ":st", ":ali"):
+def _plainFileName(obj, suffixes) -> str:
+    """Absolute path of ``obj.getFileName()`` without a trailing Scipion
+    format suffix (one of ``suffixes``, e.g. ':mrcs'; each stripped once, in order)."""
+    fn = obj.getFileName()
+    for suffix in suffixes:
         if fn.endswith(suffix):
             fn = fn[:-len(suffix)]
     return os.path.abspath(fn)
+
+
+def imageFileName(ti) -> str:
+    """Absolute path of a TiltImage's file, without Scipion's format suffix
+    (':mrcs', ':mrc', ':st', ':ali')."""
+    return _plainFileName(ti, (":mrcs", ":mrc", ":st", ":ali"))
 
 
 def tiltRecords(ts: TiltSeries, withTransforms: bool = True) -> List[TiltRecord]:
@@ -247,12 +254,9 @@ def isWholeMrcStack(records: List[TiltRecord]) -> bool:
 
 
 def volumeFileName(obj) -> str:
-    """Absolute file of a Tomogram/TomoMask without Scipion's ':mrc' suffix."""
-    fn = obj.getFileName()
-    for suffix in (":mrcs", ":mrc", ":rec", ":map"):
-        if fn.endswith(suffix):
-            fn = fn[:-len(suffix)]
-    return os.path.abspath(fn)
+    """Absolute file of a Tomogram/TomoMask without Scipion's format suffix
+    (':mrcs', ':mrc', ':rec', ':map')."""
+    return _plainFileName(obj, (":mrcs", ":mrc", ":rec", ":map"))
 
 
 def readVolume(obj) -> np.ndarray:

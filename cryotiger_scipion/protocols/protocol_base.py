@@ -543,6 +543,18 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
             return []
         return ["%d %s done, %d failed." % (done, what, failed)]
 
+    def outputSummary(self, outputName: str, describe) -> List[str]:
+        """Summary lines about the output set ``outputName``: ``describe(outSet)``
+        (one line) when it exists, else "Output not ready yet." (unless series
+        failed), then :meth:`countsSummary` and the failed series."""
+        out = getattr(self, outputName, None)
+        lines = []
+        if out is not None:
+            lines.append(describe(out))
+        elif not self.getFailedItems():
+            lines.append("Output not ready yet.")
+        return lines + self.countsSummary(outputName) + self._failedSummary()
+
     # -------------------------- output helpers -------------------------------
     def getOutputSet(self, outputName: str, inputSet, createFunc=None):
         """The output set ``outputName``, created on first use (call under

@@ -212,14 +212,8 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
 
     def _summary(self):
         summary = ["Back end: *%s*." % BACKEND_LABELS[self.backend.get()]]
-        out = getattr(self, OUT_CTFS, None)
-        if out is not None:
-            summary.append("CTF of %d tilt series estimated." % out.getSize())
-        elif not self.getFailedItems():
-            summary.append("Output not ready yet.")
-        summary += self.countsSummary(OUT_CTFS)
-        summary += self._failedSummary()
-        return summary
+        return summary + self.outputSummary(
+            OUT_CTFS, lambda out: "CTF of %d tilt series estimated." % out.getSize())
 
     def _methods(self):
         out = getattr(self, OUT_CTFS, None)

@@ -401,16 +401,10 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
         else:
             summary.append("Method: *%s*, mode *%s*, %d new tilt(s) per gap."
                            % (method, MODE_CHOICES[self.mode.get()], self.tiltsPerGap.get()))
-        out = getattr(self, OUT_TILTSERIES, None)
-        if out is not None:
-            nIn = inSet.getAnglesCount() if inSet is not None else None
-            summary.append("%d tilt series: %s tilts in, %s tilts out per series."
-                           % (out.getSize(), nIn, out.getAnglesCount()))
-        elif not self.getFailedItems():
-            summary.append("Output not ready yet.")
-        summary += self.countsSummary(OUT_TILTSERIES)
-        summary += self._failedSummary()
-        return summary
+        nIn = inSet.getAnglesCount() if inSet is not None else None
+        return summary + self.outputSummary(
+            OUT_TILTSERIES, lambda out: "%d tilt series: %s tilts in, %s tilts out per series."
+                                        % (out.getSize(), nIn, out.getAnglesCount()))
 
     def _methods(self):
         out = getattr(self, OUT_TILTSERIES, None)

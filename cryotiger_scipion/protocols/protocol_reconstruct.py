@@ -367,14 +367,9 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
                       else "synthetic tilts with confidence below %g left out"
                       % self.minConfidence.get() if self.minConfidence.get()
                       else "all tilts", self.thickness.get(), self.binning.get())]
-        out = getattr(self, OUT_TOMOGRAMS, None)
-        if out is not None:
-            summary.append("%d tomogram(s) at %.2f Å/px." % (out.getSize(), out.getSamplingRate()))
-        elif not self.getFailedItems():
-            summary.append("Output not ready yet.")
-        summary += self.countsSummary(OUT_TOMOGRAMS)
-        summary += self._failedSummary()
-        return summary
+        return summary + self.outputSummary(
+            OUT_TOMOGRAMS, lambda out: "%d tomogram(s) at %.2f Å/px."
+                                       % (out.getSize(), out.getSamplingRate()))
 
     def _methods(self):
         out = getattr(self, OUT_TOMOGRAMS, None)

@@ -54,7 +54,7 @@ import numpy as np
 from pyworkflow.object import Boolean, String
 from tomo.objects import TiltImage, TiltSeries
 
-from .constants import ATTR_SOURCES, ATTR_SYNTHETIC
+from .constants import ATTR_CONFIDENCE, ATTR_SOURCES, ATTR_SYNTHETIC
 from .engine.align import write_xf
 from .engine.io import STACK_SUFFIXES
 
@@ -384,6 +384,33 @@ def newTiltImage(src: TiltImage, fileName: str, index: int, synthetic: bool,
     setattr(ti, ATTR_SYNTHETIC, Boolean(bool(synthetic)))
     setattr(ti, ATTR_SOURCES, String(sources))
     return ti
+
+
+def isSynthetic(ti) -> bool:
+    """True for a tilt image (TiltImage) made by the interpolation protocol
+    (its ``_cryotigerSynthetic`` attribute); False when the attribute is
+    absent (acquired tilts of series that were never interpolated)."""
+    flag = getattr(ti, ATTR_SYNTHETIC, None)
+    return bool(flag.get()) if flag is not None and hasattr(flag, "get") else False
+
+
+def tiltConfidence(ti) -> Optional[float]:
+    """The FILM confidence (0..1, no unit) that the interpolation protocol
+    set on a tilt image (TiltImage attribute ``_cryotigerConfidence``; 1.0
+    for acquired tilts), or None when it has none (linear interpolation,
+    series never interpolated)."""
+    value = getattr(ti, ATTR_CONFIDENCE, None)
+    value = value.get() if value is not None and hasattr(value, "get") else None
+    return None if value is None else float(value)
+
+
+def microscopeOf(acq) -> dict:
+    """The engine's microscope constants from a tilt series' Acquisition
+    (TomoAcquisition): ``voltage`` (kV), ``cs`` (spherical aberration, mm)
+    and ``amp_contrast`` (fraction); a value that is missing or 0 becomes
+    300 kV, 2.7 mm or 0.07."""
+    return {"voltage": acq.getVoltage() or 300.0, "cs": acq.getSphericalAberration() or 2.7,
+            "amp_contrast": acq.getAmplitudeContrast() or 0.07}
 
 
 def updateTsAcquisition(outTs: TiltSeries, angles: List[float],

@@ -24,7 +24,7 @@ from tomo.objects import CTFTomo, CTFTomoSeries, SetOfCTFTomoSeries, SetOfTiltSe
 
 from .. import Plugin
 from ..constants import ATTR_SYNTHETIC, GCTF_BIN, GCTF_HOME, OUT_CTFS, OUT_FAILED
-from ..convert import EngineInputs, validateTiltSeriesFiles
+from ..convert import EngineInputs, isSynthetic, validateTiltSeriesFiles
 from .protocol_base import ProtCryoTigerBase, addInputTiltSeriesParam
 
 BACKEND_BUILTIN = 0
@@ -134,10 +134,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
         with self._lock:
             inSet = self.inputSetOfTiltSeries.get()
             ts = self.getTiltSeries(inSet, tsId)
-            synthetic = {}
-            for ti in ts.iterItems():
-                flag = getattr(ti, ATTR_SYNTHETIC, None)
-                synthetic[ti.getObjId()] = bool(flag.get()) if flag is not None else False
+            synthetic = {ti.getObjId(): isSynthetic(ti) for ti in ts.iterItems()}
             outSet = self._getOutputCtfSet(inSet)
             ctfTs = CTFTomoSeries()
             ctfTs.copyInfo(ts)

@@ -35,18 +35,12 @@ import pyworkflow.protocol.params as params
 from pyworkflow.object import Set, String
 from pyworkflow.protocol import MODE_RESTART, STEPS_PARALLEL
 
-from ..constants import ATTR_SYNTHETIC
+from ..convert import isSynthetic, microscopeOf
 from .protocol_base import (EngineInputs, ProtCryoTigerBase, addInputCtfParam,
                             addInputTiltSeriesParam)
 
 FORMAT_LABELS = ["IMOD", "STOPGAP / cryoCAT", "RELION 5", "all three"]
 FORMAT_NAMES = [["imod"], ["stopgap"], ["relion5"], ["imod", "stopgap", "relion5"]]
-
-
-def isSynthetic(ti) -> bool:
-    """True for a tilt image made by the interpolation protocol."""
-    flag = getattr(ti, ATTR_SYNTHETIC, None)
-    return bool(flag.get()) if flag is not None and hasattr(flag, "get") else False
 
 
 class ProtCryoTigerExport(ProtCryoTigerBase):
@@ -110,9 +104,7 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
         with self._lock:
             ts = self.getTiltSeries(self.inputSetOfTiltSeries.get(), tsId)
             synthetic = {ti.getObjId(): isSynthetic(ti) for ti in ts.iterItems()}
-            acq = ts.getAcquisition()
-            micro = {"voltage": acq.getVoltage() or 300.0, "cs": acq.getSphericalAberration() or 2.7,
-                     "amp_contrast": acq.getAmplitudeContrast() or 0.07}
+            micro = microscopeOf(ts.getAcquisition())
         orders = [r.acqOrder for r in inputs.records]
         useOrders = all(o is not None for o in orders) and len(set(orders)) == len(orders)
         record = [{"index": r.position - 1, "angle": r.angle, "synthetic": synthetic.get(r.objId, False),

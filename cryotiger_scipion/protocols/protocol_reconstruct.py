@@ -23,15 +23,15 @@ What the output is (docs/reconstruct.md):
 """
 import json
 import os
-from typing import Optional
 
 import pyworkflow.protocol.params as params
 from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries, SetOfTomograms, Tomogram
 
 from .. import Plugin
-from ..constants import ATTR_CONFIDENCE, ATTR_SYNTHETIC, OUT_FAILED, OUT_TOMOGRAMS
-from ..convert import EngineInputs, validateTiltSeriesFiles
+from ..constants import OUT_FAILED, OUT_TOMOGRAMS
+from ..convert import (EngineInputs, isSynthetic, microscopeOf, tiltConfidence,
+                       validateTiltSeriesFiles)
 from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, addInputCtfParam,
                             addInputTiltSeriesParam, alignedSizeArgs, parseAlignedSize,
                             validateAlignedInput)
@@ -46,20 +46,6 @@ CTF_MODE_NAMES = ["phaseflip", "multiply"]
 TILTS_ALL = 0
 TILTS_EXPERIMENTAL = 1
 FILTER_NAMES = ["ramp", "shepp-logan", "cosine", "hamming"]
-
-
-def isSynthetic(ti) -> bool:
-    """True for a tilt image made by the interpolation protocol."""
-    flag = getattr(ti, ATTR_SYNTHETIC, None)
-    return bool(flag.get()) if flag is not None and hasattr(flag, "get") else False
-
-
-def confidenceOf(ti) -> Optional[float]:
-    """The FILM confidence (0..1) the interpolation protocol set on a tilt
-    image (``_cryotigerConfidence``), or None when it has none."""
-    value = getattr(ti, ATTR_CONFIDENCE, None)
-    value = value.get() if value is not None and hasattr(value, "get") else None
-    return None if value is None else float(value)
 
 
 class ProtCryoTigerReconstruct(ProtCryoTigerBase):
@@ -162,11 +148,8 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         with self._lock:
             ts = self.getTiltSeries(tsSet, tsId)
             synthetic = {ti.getObjId(): isSynthetic(ti) for ti in ts.iterItems()}
-            confidence = {ti.getObjId(): confidenceOf(ti) for ti in ts.iterItems()}
-            acq = ts.getAcquisition()
-            micro = {"voltage": acq.getVoltage() or 300.0,
-                     "cs": acq.getSphericalAberration() or 2.7,
-                     "amp_contrast": acq.getAmplitudeContrast() or 0.07}
+            confidence = {ti.getObjId(): tiltConfidence(ti) for ti in ts.iterItems()}
+            micro = microscopeOf(ts.getAcquisition())
         reasons = {}
         for r in inputs.records:
             if not r.enabled:

@@ -11,6 +11,8 @@ import os
 
 from pyworkflow.viewer import DESKTOP_TKINTER, Viewer
 
+from ..constants import ATTR_CONFIDENCE
+from ..convert import isSynthetic
 from ..protocols.protocol_interpolate import ProtCryoTigerInterpolate
 from .viewer_base import plotsFolder, savePng
 
@@ -20,10 +22,9 @@ def confidenceOf(ts) -> list:
     (confidence None when the interpolation made none, e.g. linear)."""
     rows = []
     for ti in ts.iterItems(orderBy="_tiltAngle"):
-        c = getattr(ti, "_cryotigerConfidence", None)
-        syn = getattr(ti, "_cryotigerSynthetic", None)
+        c = getattr(ti, ATTR_CONFIDENCE, None)
         rows.append((float(ti.getTiltAngle()), None if c is None else float(c.get()),
-                     bool(syn.get()) if syn is not None else False, int(ti.getIndex())))
+                     isSynthetic(ti), int(ti.getIndex())))
     return rows
 
 

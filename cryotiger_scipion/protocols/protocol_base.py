@@ -76,6 +76,30 @@ def validateAlignedInput(tsSet, label: str = "Input tilt series") -> List[str]:
     return errors
 
 
+def findSavedModel(folder: Optional[str], maxDepth: int = 4) -> Optional[str]:
+    """The FILM SavedModel folder (the one holding ``saved_model.pb``) at or
+    below ``folder``, searched ``maxDepth`` levels deep; FILM's own download
+    nests it as film_net/<Style|VGG|L1>/saved_model, and 'Style' is
+    preferred, as in cryoTIGER.  Used for the published models, trained
+    models (CryoTigerModel folders) and folders given by the user.
+
+    Returns the folder's path (as given, not made absolute), or None when
+    ``folder`` is empty, not a folder, or holds no SavedModel."""
+    if not folder or not os.path.isdir(folder):
+        return None
+    if os.path.isfile(os.path.join(folder, "saved_model.pb")):
+        return folder
+    if maxDepth <= 0:
+        return None
+    subs = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    subs.sort(key=lambda d: (d != "Style", d != "saved_model", d))
+    for d in subs:
+        found = findSavedModel(os.path.join(folder, d), maxDepth - 1)
+        if found:
+            return found
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Form fields that several protocols share (same name, class and behaviour;
 # each protocol gives its own help text).  Saved templates and projects refer

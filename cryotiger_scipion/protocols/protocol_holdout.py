@@ -25,15 +25,11 @@ from tomo.objects import SetOfTiltSeries
 from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_FAILED
 from .evaluation_common import fmt, readJson, readJsonIfExists, testsLines, writeJson
 from ..convert import EngineInputs, validateTiltSeriesFiles
-from .protocol_base import ProtCryoTigerBase, addInputTiltSeriesParam, validateAlignedInput
+from .protocol_base import (ProtCryoTigerBase, addInputTiltSeriesParam, findSavedModel,
+                            validateAlignedInput)
 
 SUMMARY_JSON = "holdout_summary.json"
 DATA_RANGES = ["tilt", "robust", "stack"]
-
-
-def _findSavedModel(folder):
-    from .protocol_interpolate import findSavedModel
-    return findSavedModel(folder)
 
 
 def _safeName(text: str) -> str:
@@ -110,15 +106,15 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
         for flag, label, sub in ((self.useCryoTiger.get(), "cryoTIGER", MODEL_CRYOTIGER),
                                  (self.useVimeo.get(), "Vimeo-90K", MODEL_VIMEO)):
             if flag:
-                add(label, "film", _findSavedModel(os.path.join(Plugin.getModelsDir(), sub)))
+                add(label, "film", findSavedModel(os.path.join(Plugin.getModelsDir(), sub)))
         for k, p in enumerate(self.trainedModels or [], 1):
             model = p.get()
             if model is None:
                 continue
             label = model.getObjLabel() or "trained-%d" % k
-            add(_safeName(label), "film", _findSavedModel(model.getAbsPath()))
+            add(_safeName(label), "film", findSavedModel(model.getAbsPath()))
         for folder in [f.strip() for f in (self.modelFolders.get() or "").split(";") if f.strip()]:
-            add(_safeName(os.path.basename(os.path.normpath(folder))), "film", _findSavedModel(folder))
+            add(_safeName(os.path.basename(os.path.normpath(folder))), "film", findSavedModel(folder))
         return out
 
     def _methodArgs(self):

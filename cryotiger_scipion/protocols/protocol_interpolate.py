@@ -31,7 +31,8 @@ from ..constants import (ATTR_CONFIDENCE, OUT_FAILED, METHODS, MODES, MODEL_CRYO
                          MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
 from ..convert import EngineInputs, recordDoses
 from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, addInputTiltSeriesParam,
-                            alignedSizeArgs, parseAlignedSize, validateAlignedInput)
+                            alignedSizeArgs, findSavedModel, parseAlignedSize,
+                            validateAlignedInput)
 from ..objects import CryoTigerModel
 
 # Form choices (order matters: stored as indices).
@@ -46,25 +47,6 @@ MODEL_SOURCE_STARTER = 4          # only with fitting: the engine's starter mode
 MODEL_SOURCE_LABELS = ["cryoTIGER model (published)", "Vimeo-90K model (published)",
                        "model trained by the plugin", "other model folder", "starter model (fit to each series)"]
 FILM_PER_GAP = (1, 3, 7)
-
-
-def findSavedModel(folder: str, maxDepth: int = 4):
-    """The folder holding ``saved_model.pb`` at or below ``folder`` (FILM's own
-    download nests it as film_net/<Style|VGG|L1>/saved_model; 'Style' is
-    preferred, as in cryoTIGER), or None."""
-    if not folder or not os.path.isdir(folder):
-        return None
-    if os.path.isfile(os.path.join(folder, "saved_model.pb")):
-        return folder
-    if maxDepth <= 0:
-        return None
-    subs = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
-    subs.sort(key=lambda d: (d != "Style", d != "saved_model", d))
-    for d in subs:
-        found = findSavedModel(os.path.join(folder, d), maxDepth - 1)
-        if found:
-            return found
-    return None
 
 
 class ProtCryoTigerInterpolate(ProtCryoTigerBase):

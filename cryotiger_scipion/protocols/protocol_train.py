@@ -22,7 +22,7 @@ from .. import Plugin
 from ..constants import IN_TILTSERIES_LIST, MODELS_INSTALL_HINT, OUT_MODEL
 from ..objects import CryoTigerModel
 from ..convert import EngineInputs, validateTiltSeriesFiles
-from .protocol_base import ProtCryoTigerBase, validateAlignedInput
+from .protocol_base import ProtCryoTigerBase, findSavedModel, validateAlignedInput
 
 CONFIG_CHOICES = ["small", "published"]
 INIT_NONE, INIT_CRYOTIGER, INIT_VIMEO, INIT_TRAINED, INIT_FOLDER = range(5)
@@ -136,7 +136,6 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
         src = self.initSource.get()
         if src in (INIT_CRYOTIGER, INIT_VIMEO):
             from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO
-            from .protocol_interpolate import findSavedModel
             name = MODEL_CRYOTIGER if src == INIT_CRYOTIGER else MODEL_VIMEO
             return findSavedModel(os.path.join(Plugin.getModelsDir(), name))
         if src == INIT_TRAINED:

@@ -26,6 +26,12 @@ _logo = "cryotiger_logo.png"      # shown in the protocol forms' header
 if pwem is not None:
 
     class Plugin(pwem.Plugin):
+        """The cryoTIGER plugin: its variables (managed environment, models
+        folder, Gctf and novaCTF binaries), the command that runs the
+        ``cryotiger`` engine inside the managed environment, whether that
+        environment sees a GPU, and the installers of the environment and
+        the published models (``scipion3 installb cryotiger`` /
+        ``cryotiger_models``)."""
         _homeVar = CRYOTIGER_ENV_HOME
         _pathVars = [CRYOTIGER_ENV_HOME]
         # This project's own home: a placeholder the maintainers replace when the
@@ -62,9 +68,10 @@ if pwem is not None:
 
         @classmethod
         def validateInstallation(cls):
-            """With CRYOTIGER_ENV_ACTIVATION set (scripts/env.sh, or an environment
-            made without scipion-app), check the script it sources instead of the
-            default CRYOTIGER_ENV_HOME folder."""
+            """Messages (list of str, empty when fine) about the installation.
+            With CRYOTIGER_ENV_ACTIVATION set (scripts/env.sh, or an environment
+            made without scipion-app), the script it sources must exist;
+            otherwise Scipion's check of the CRYOTIGER_ENV_HOME folder."""
             custom = cls.getVar(CRYOTIGER_ENV_ACTIVATION)
             if not custom:
                 return super().validateInstallation()
@@ -77,11 +84,17 @@ if pwem is not None:
 
         @classmethod
         def getEngineCommand(cls):
-            """The program string for runJob: activate, then the ``cryotiger`` CLI."""
+            """The program string for runJob: the activation command
+            (:meth:`getActivationCmd`), then the ``cryotiger`` CLI, joined by
+            ``&&``; the subcommand and its arguments come after it."""
             return "%s && cryotiger" % cls.getActivationCmd()
 
         @classmethod
         def getEnviron(cls):
+            """The environment of the engine's jobs (pyworkflow Environ): this
+            process's variables with TensorFlow's C++ log level 2 (errors only)
+            and unbuffered Python output, so the run log shows the engine's
+            lines as they come."""
             environ = pwutils.Environ(os.environ)
             environ.update({"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"},
                            position=pwutils.Environ.REPLACE)
@@ -136,30 +149,44 @@ if pwem is not None:
 
         @classmethod
         def useCuda(cls):
+            """True when CRYOTIGER_CUDA says the managed environment is (to be)
+            built with the CUDA build of TensorFlow ('1', 'true', 'yes')."""
             return str(cls.getVar(CRYOTIGER_CUDA)).lower() in ("1", "true", "yes")
 
         # --- models and external programs ------------------------------------
         @classmethod
         def getModelsDir(cls):
+            """The folder of the published models (CRYOTIGER_MODELS, default
+            <EM_ROOT>/cryotiger-models): cryoTIGER_model/ and
+            pre-trained_Vimeo-90K_data_model/ are looked up in it."""
             return cls.getVar(CRYOTIGER_MODELS)
 
         @classmethod
         def getGctfBinary(cls):
-            """Gctf binary from CRYOTIGER_GCTF_BIN, else from scipion-em-gctf's
-            GCTF_HOME (bin/Gctf*), else None."""
+            """Path of the Gctf binary: CRYOTIGER_GCTF_BIN (None when that file
+            does not exist), else found in scipion-em-gctf's GCTF_HOME or its
+            bin/ (Gctf, gctf or the versioned names), else None."""
             return _find_binary(cls.getVar(GCTF_BIN), os.environ.get(GCTF_HOME) or _em_var(GCTF_HOME),
                                 ("Gctf", "gctf", "Gctf-v1.18_sm_30_cu10.1_x86_64",
                                  "Gctf-v1.06_sm_30_cu8.0_x86_64"))
 
         @classmethod
         def getNovaCtfBinary(cls):
-            """novaCTF binary from CRYOTIGER_NOVACTF_BIN, else NOVACTF_HOME/novaCTF."""
+            """Path of the novaCTF binary: CRYOTIGER_NOVACTF_BIN (None when that
+            file does not exist), else novaCTF in NOVACTF_HOME or its bin/, else
+            None."""
             return _find_binary(cls.getVar(NOVACTF_BIN),
                                 os.environ.get(NOVACTF_HOME) or _em_var(NOVACTF_HOME),
                                 ("novaCTF",))
 
         @classmethod
         def defineBinaries(cls, env):
+            """Scipion's installer hook (``env``: scipion.install's Environment):
+            the package ``cryotiger`` (default; the managed environment at
+            CRYOTIGER_ENV_HOME, made by :func:`environment.install_commands`,
+            CUDA build when CRYOTIGER_CUDA) and ``cryotiger_models`` (not
+            default; the published models, downloaded from the authors' share
+            and checked by ``cryotiger model download``)."""
             from .environment import install_commands
             prefix = cls.getHome()           # CRYOTIGER_ENV_HOME (default <EM_ROOT>/cryotiger-<version>)
             cmds = install_commands(prefix, gpu=cls.useCuda(), editable=False)

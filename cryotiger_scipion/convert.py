@@ -68,7 +68,10 @@ MRC_SUFFIXES = STACK_SUFFIXES
 # ---------------------------------------------------------------------------
 @dataclass
 class TiltRecord:
-    """One TiltImage of an input series, in stack order."""
+    """One TiltImage of an input series as plain values (made by
+    :func:`tiltRecords`), in stack order: where its image is, its angle
+    (degrees), acquisition order, enabled flag, doses (e/Å²) and, when it is
+    to be applied, its 2D transform."""
     position: int                 # 1-based position in the engine stack (= stack order)
     objId: int                    # TiltImage id in the input series
     fileName: str                 # image file (absolute)
@@ -83,7 +86,9 @@ class TiltRecord:
 
 @dataclass
 class EngineInputs:
-    """Files written for one tilt series by :func:`writeEngineFiles`."""
+    """Files written for one tilt series by :func:`writeEngineFiles` (paths
+    absolute), the pixel size (Å) and the records they were made from; saved
+    as <tsId>_inputs.json so that later steps reload it (:meth:`load`)."""
     tsId: str
     stack: str                    # MRC stack in stack order (may be the input file itself)
     tlt: str                      # angles, one a line, stack order
@@ -94,7 +99,8 @@ class EngineInputs:
     records: List[TiltRecord] = field(default_factory=list)
 
     def engineArgs(self) -> str:
-        """``--input --angles --acquisition-json [--xf] [--exclude]`` for the engine."""
+        """The engine's input arguments as one string: ``--input --angles
+        --acquisition-json [--xf] [--exclude]`` (paths quoted)."""
         args = '--input "%s" --angles "%s" --acquisition-json "%s"' % (
             self.stack, self.tlt, self.acquisitionJson)
         if self.xf:
@@ -104,7 +110,8 @@ class EngineInputs:
         return args
 
     def save(self, path: str) -> None:
-        """Write these inputs (records included) as JSON to ``path``."""
+        """Write these inputs (records included) as JSON to ``path`` (OSError
+        when it cannot be written)."""
         with open(path, "w") as f:
             json.dump(asdict(self), f, indent=1)
 
@@ -135,9 +142,11 @@ def imageFileName(ti) -> str:
 
 
 def tiltRecords(ts: TiltSeries, withTransforms: bool = True) -> List[TiltRecord]:
-    """The images of ``ts`` (all, enabled or not) as plain records in stack
-    order (sorted by index, then id).  Doses: ``dose`` = dosePerFrame,
-    ``priorDose`` = accumDose - dosePerFrame (else doseInitial, else 0)."""
+    """The images of ``ts`` (TiltSeries; all, enabled or not) as
+    :class:`TiltRecord` in stack order (sorted by index, then id).  Doses in
+    e/Å²: ``dose`` = dosePerFrame, ``priorDose`` = accumDose - dosePerFrame
+    (else doseInitial, else 0).  With ``withTransforms``, each record carries
+    its image's 3x3 transform matrix (None for an image without one)."""
     records = []
     items = [ti.clone() for ti in ts.iterItems(orderBy="_index")]
     items.sort(key=lambda t: (t.getIndex() or 0, t.getObjId()))
@@ -160,8 +169,8 @@ def tiltRecords(ts: TiltSeries, withTransforms: bool = True) -> List[TiltRecord]
 
 
 def needsTransforms(ts) -> bool:
-    """True when ``ts`` must be resampled with its per-image transforms
-    (it has an alignment and is not ``interpolated()`` yet)."""
+    """True when ``ts`` (TiltSeries) must be resampled with its per-image
+    transforms (it has an alignment and is not ``interpolated()`` yet)."""
     return bool(ts.hasAlignment()) and not bool(ts.interpolated())
 
 
@@ -184,9 +193,10 @@ def stackCountErrors(tsId: str, fileName: str, indices: List[int], nz: int) -> L
 
 
 def validateTiltSeriesFiles(tsSet, maxErrors: int = 10) -> List[str]:
-    """Validation messages for the enabled series of ``tsSet``: missing image
-    files and stacks whose image count does not match the series
-    (:func:`stackCountErrors`; MRC headers only)."""
+    """Validation messages (list of str; the search stops after the series
+    that brings them to ``maxErrors``) for the enabled series of ``tsSet``
+    (SetOfTiltSeries): missing image files and stacks whose image count does
+    not match the series (:func:`stackCountErrors`; MRC headers only)."""
     import mrcfile
     errors = []
     if tsSet is None:
@@ -209,9 +219,10 @@ def validateTiltSeriesFiles(tsSet, maxErrors: int = 10) -> List[str]:
 
 
 def writeXf(path: str, records: List[TiltRecord]) -> None:
-    """IMOD .xf (A11 A12 A21 A22 DX DY, one line per image) of ``records`` in
-    stack order, identity for images without a transform; written by the
-    engine's .xf writer (``engine.align.write_xf``)."""
+    """Write ``path``, the IMOD .xf (A11 A12 A21 A22 DX DY, shifts in
+    pixels, one line per image) of ``records`` in stack order, identity for
+    images without a transform; written by the engine's .xf writer
+    (``engine.align.write_xf``).  OSError when it cannot be written."""
     write_xf(path, [np.eye(3) if r.matrix is None else np.asarray(r.matrix, dtype=float)
                     for r in records])
 
@@ -220,7 +231,8 @@ def writeXf(path: str, records: List[TiltRecord]) -> None:
 # Image data
 # ---------------------------------------------------------------------------
 def readImage(fileName: str, index: int) -> np.ndarray:
-    """Image ``index`` (1-based) of ``fileName`` as a (y, x) float32 array.
+    """Image ``index`` (1-based; ignored for a single 2D image) of
+    ``fileName`` as a (y, x) float32 array.
 
     MRC files go through the engine's reader (``engine.io.open_stack``: header
     checks, IMOD's rule for 8-bit data; raises ``engine.InputError`` on a bad
@@ -238,7 +250,9 @@ def readImage(fileName: str, index: int) -> np.ndarray:
 
 
 def isWholeMrcStack(records: List[TiltRecord]) -> bool:
-    """True when the records are exactly images 1..n of one MRC file."""
+    """True when ``records`` (stack order) are exactly images 1..n of one MRC
+    file with n images (read from its header), which the engine may then read
+    in place."""
     files = {r.fileName for r in records}
     if len(files) != 1:
         return False
@@ -260,8 +274,10 @@ def volumeFileName(obj) -> str:
 
 
 def readVolume(obj) -> np.ndarray:
-    """The (z, y, x) float32 data of a Tomogram/TomoMask (MRC; other formats
-    through Scipion's image readers)."""
+    """The (z, y, x) float32 data of a Tomogram or TomoMask (``obj``).  MRC
+    files go through the engine's checked reader (raises
+    ``engine.InputError`` on a bad file); other formats through Scipion's
+    image readers.  OSError when the file is missing."""
     fn = volumeFileName(obj)
     if os.path.splitext(fn)[1].lower() in MRC_SUFFIXES:
         # The engine's checked reader (header fields, modes, IMOD's 8-bit rule: IMOD
@@ -353,8 +369,9 @@ def recordDoses(entry: dict) -> tuple:
 
 
 def newOutputTs(inTs: TiltSeries, interpolated: Optional[bool] = None) -> TiltSeries:
-    """An output TiltSeries with the input's info (tsId, acquisition, origin,
-    CTF-corrected flag); ``interpolated`` overrides the resampled flag."""
+    """A new, empty output TiltSeries with the info of ``inTs`` (tsId,
+    acquisition, origin, CTF-corrected flag); ``interpolated`` overrides the
+    resampled flag (True: its images are aligned)."""
     outTs = TiltSeries()
     outTs.copyInfo(inTs)
     if interpolated is not None:
@@ -366,11 +383,23 @@ def newTiltImage(src: TiltImage, fileName: str, index: int, synthetic: bool,
                  sources: str, angle: Optional[float] = None,
                  acqOrder: Optional[int] = None, enabled: Optional[bool] = None,
                  keepTransform: bool = False) -> TiltImage:
-    """A TiltImage copied from ``src`` (acquisition, tsId, ...) at
-    ``index`` of ``fileName``, with the plugin's synthetic flag and
-    sources attributes set (set them on EVERY output image: the first item
-    decides the table's columns).  Odd/even files are dropped (they would
-    not match the new stack)."""
+    """A TiltImage copied from ``src`` (acquisition, tsId, sampling rate,
+    ...) at ``index`` (1-based) of ``fileName``, with the plugin's synthetic
+    flag and sources attributes set (set them on EVERY output image: the
+    first item decides the table's columns).  Odd/even files are dropped
+    (they would not match the new stack).
+
+    Args:
+        src: the input TiltImage it comes from.
+        fileName: the output stack; index: the image's position in it.
+        synthetic: True for a tilt made by the plugin.
+        sources: 1-based input positions it was made from, comma separated.
+        angle: tilt angle in degrees (default: ``src``'s).
+        acqOrder: acquisition order (default: ``src``'s).
+        enabled: enabled flag (default: ``src``'s).
+        keepTransform: keep ``src``'s transform (False: the output images
+            are already aligned).
+    """
     ti = TiltImage()
     ti.copyInfo(src, copyId=False, copyTM=keepTransform)
     ti.setLocation(index, fileName)
@@ -415,8 +444,10 @@ def microscopeOf(acq) -> dict:
 
 def updateTsAcquisition(outTs: TiltSeries, angles: List[float],
                         accumDose: Optional[float] = None) -> None:
-    """Angle range and mean step (degrees) of ``outTs``'s acquisition from
-    ``angles`` (all output angles), and its accumulated dose if given."""
+    """Set the angle range and mean step (degrees) of the acquisition of
+    ``outTs`` (a TiltSeries or SetOfTiltSeries) from ``angles`` (all output
+    angles, degrees, any order, at least one), and its accumulated dose
+    (e/Å²) when given."""
     acq = outTs.getAcquisition()
     a = np.sort(np.asarray(angles, dtype=float))
     acq.setAngleMin(float(a[0]))

@@ -61,8 +61,10 @@ CPU_DEVICE_ARGS = "--device cpu"
 
 
 def validateAlignedInput(tsSet, label: str = "Input tilt series") -> List[str]:
-    """Validation messages when ``tsSet`` (SetOfTiltSeries) is not aligned:
-    each series must be ``interpolated()`` or carry per-image transforms."""
+    """Validation messages (list of str; empty when fine) when ``tsSet``
+    (SetOfTiltSeries, or None when nothing is selected) is not aligned: the
+    set must be ``interpolated()`` (resampled with its alignment) or carry
+    per-image transforms.  ``label`` names the input in the messages."""
     errors = []
     if tsSet is None:
         return ["%s: no input selected" % label]
@@ -133,7 +135,9 @@ def addInputCtfParam(form, help: str) -> None:
 
 
 def addAlignedSizeParam(form) -> None:
-    """The expert field "Aligned image size" (engine --aligned-size NX,NY)."""
+    """Add the advanced field ``alignedSize`` (constants.PARAM_ALIGNED_SIZE),
+    "Aligned image size (px)": text 'NX,NY' in pixels for the engine's
+    --aligned-size, empty by default (see :func:`parseAlignedSize`)."""
     from ..constants import ALIGNED_SIZE_HELP, PARAM_ALIGNED_SIZE
     form.addParam(PARAM_ALIGNED_SIZE, params.StringParam, default="",
                   expertLevel=params.LEVEL_ADVANCED, label="Aligned image size (px)",
@@ -141,8 +145,13 @@ def addAlignedSizeParam(form) -> None:
 
 
 def parseAlignedSize(text) -> Optional[Tuple[int, int]]:
-    """'NX,NY' (pixels, both >= 1; also 'NX NY' or 'NXxNY') -> (nx, ny); None
-    when empty.  ValueError (one line naming the fix) for anything else."""
+    """Parse the "Aligned image size" field.
+
+    Args:
+        text: 'NX,NY' in pixels (also 'NX NY' or 'NXxNY'), or empty/None.
+    Returns (nx, ny), both >= 1, or None when empty.
+    Raises ValueError (one line naming the fix) for anything else.
+    """
     text = (text or "").strip()
     if not text:
         return None
@@ -158,8 +167,10 @@ def parseAlignedSize(text) -> Optional[Tuple[int, int]]:
 
 
 def alignedSizeArgs(text, inputs) -> str:
-    """`` --aligned-size NX,NY`` when a size is given and the engine applies
-    transforms (``inputs.xf``; EngineInputs), else ''."""
+    """Engine argument `` --aligned-size NX,NY`` (pixels) when ``text`` gives
+    a size and the engine applies transforms (``inputs.xf`` set; inputs: the
+    series' :class:`EngineInputs`), else ''.  Raises ValueError for bad text
+    (:func:`parseAlignedSize`)."""
     size = parseAlignedSize(text)
     if size is None or not inputs.xf:
         return ""
@@ -233,8 +244,9 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
         return gpus
 
     def gpuSlotWarnings(self) -> List[str]:
-        """A warning when fewer parallel steps (Threads - 1) than GPU slots
-        are set, so that some listed GPUs would stay idle."""
+        """Validation warnings (list of str; empty when fine): one when fewer
+        parallel steps (Threads - 1) than GPU slots (GPUs x processes per
+        GPU) are set, so that some listed GPUs would stay idle."""
         if not self.usesGpu() or not hasattr(self, "procsPerGpu"):
             return []
         ids = super().getGpuList()
@@ -248,9 +260,11 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
         return []
 
     def gpuWarnings(self, useNetwork: bool = True, what: str = "FILM") -> List[str]:
-        """Validation warnings about the device: the GPU is selected but
-        TensorFlow in the managed environment sees none (the run will use the
-        CPU), or the network runs on the CPU (slow)."""
+        """Validation warnings (list of str) about the device: the GPU is
+        selected but TensorFlow in the managed environment sees none (the run
+        will use the CPU), or the network runs on the CPU (slow).  Empty when
+        ``useNetwork`` is False (no network in this run, e.g. linear).
+        ``what`` names the network's use in the message ("FILM", "Training")."""
         if not useNetwork:
             return []
         if self.usesGpu():
@@ -264,10 +278,15 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
 
     # -------------------------- engine ---------------------------------------
     def runEngine(self, subcommand: str, args: str, **kwargs) -> None:
-        """Run ``cryotiger <subcommand> <args>`` in the managed environment.
+        """Run ``cryotiger <subcommand> <args>`` in the managed environment
+        (Scipion's runJob; ``kwargs`` go to it).
 
-        Raises on a non-zero exit; the engine's one-line message is in the
-        run log.  ``args`` may contain ``%(GPU)s`` (see :meth:`engineDeviceArgs`).
+        ``args`` is one command-line string (quote paths) and may contain
+        ``%(GPU)s`` (see :meth:`engineDeviceArgs`); then, outside a queue and
+        unless CUDA_VISIBLE_DEVICES is set, the process sees only its slot's
+        GPUs.  Raises RuntimeError on a non-zero exit, with the engine's
+        one-line message ('cryotiger SUB: error: ...') taken from the run log
+        when there is one.
         """
         program = Plugin.getEngineCommand()
         if "%(GPU)s" in args and not self.useQueue() and not os.environ.get("CUDA_VISIBLE_DEVICES"):
@@ -304,7 +323,8 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
         return lines[-1][lines[-1].index(tag):]
 
     def engineDeviceArgs(self, useNetwork: bool = True) -> str:
-        """``--device gpu --gpu-ids "%(GPU)s"`` when the GPU is used (Scipion fills
+        """Engine device arguments (str):
+        ``--device gpu --gpu-ids "%(GPU)s"`` when the GPU is used (Scipion fills
         in the GPUs given to the running thread, space separated), else
         ``--device cpu``.  ``useNetwork`` False (e.g. linear method): always cpu.
         'Use GPU' Yes but no GPU seen by TensorFlow in the managed environment:
@@ -325,18 +345,20 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
 
     # -------------------------- input helpers --------------------------------
     def getTsIds(self, tsSet) -> List[str]:
-        """Tilt-series ids of the enabled series of ``tsSet``, sorted."""
+        """Tilt-series ids (str) of the enabled series of ``tsSet`` (SetOfTiltSeries), sorted."""
         return sorted(ts.getTsId() for ts in tsSet.iterItems() if ts.isEnabled())
 
     def getTiltSeries(self, tsSet, tsId: str) -> TiltSeries:
-        """The tilt series ``tsId`` of ``tsSet`` (call under ``self._lock``)."""
+        """The TiltSeries ``tsId`` of ``tsSet`` (SetOfTiltSeries; call under
+        ``self._lock``).  Raises ValueError when the set has no such series."""
         ts = tsSet.getTiltSeriesFromTsId(tsId)
         if ts is None:
             raise ValueError("%s: no tilt series with this id in the input" % tsId)
         return ts
 
     def getTsFolder(self, tsId: str, tmp: bool = False) -> str:
-        """extra/<tsId> (outputs) or tmp/<tsId> (engine inputs), created."""
+        """Path of extra/<tsId> (outputs) or, with ``tmp``, tmp/<tsId> (engine
+        inputs), relative to the project; created when missing."""
         folder = self._getTmpPath(tsId) if tmp else self._getExtraPath(tsId)
         os.makedirs(folder, exist_ok=True)
         return folder
@@ -351,7 +373,13 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
         ``applyAlignment`` and :func:`needsTransforms`) and
         <tsId>_inputs.json (the returned :class:`EngineInputs`, reloadable with
         ``EngineInputs.load``).  Excluded views: 1-based positions of the
-        disabled images.
+        disabled images.  Pixel size: the series' sampling rate (Å/px), else
+        the set's.  A copy of <tsId>_inputs.json goes to extra/<tsId>/ when
+        ``folder`` is elsewhere (Scipion empties tmp/ at the end of a run).
+
+        Raises ValueError for a series not in the set, without images or with
+        images of different sizes; OSError/``engine.InputError`` for image
+        files that cannot be read.
         """
         folder = folder or self.getTsFolder(tsId, tmp=True)
         with self._lock:
@@ -368,7 +396,8 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
 
     def loadEngineInputs(self, tsId: str) -> EngineInputs:
         """The :class:`EngineInputs` written by :meth:`writeEngineInputs` for
-        ``tsId`` (tmp/<tsId>/, else the copy in extra/<tsId>/)."""
+        ``tsId`` (tmp/<tsId>/, else the copy in extra/<tsId>/).  Raises
+        FileNotFoundError (naming the fix: Restart) when neither exists."""
         for folder in (self._getTmpPath(tsId), self._getExtraPath(tsId)):
             path = os.path.join(folder, tsId + "_inputs.json")
             if os.path.exists(path):
@@ -476,7 +505,9 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
 
     def addFailedItem(self, tsId: str, error) -> None:
         """Record that ``tsId`` failed: logged, kept in the summary and copied
-        with the reason into the output set ``FailedTiltSeries``."""
+        with the reason into the output set ``FailedTiltSeries``.  ``error``:
+        the exception (or message); its last line is the reason.  Never
+        raises for a failure to fill the failed set (a warning is logged)."""
         msg = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         self.error("%s failed: %s" % (tsId, msg))
         with self._lock:
@@ -538,7 +569,7 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
         self._store(outSet)
 
     def getFailedItems(self) -> Dict[str, str]:
-        """{tsId: message} of the failed tilt series."""
+        """{tsId: message} of the tilt series that failed in this run (empty dict when none)."""
         out = {}
         for line in (self.failedItems.get() or "").split("\n"):
             if line:
@@ -559,7 +590,8 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
                ["    %s: %s" % kv for kv in sorted(failed.items())]
 
     def countsSummary(self, outputName: str, what: str = "tilt series") -> List[str]:
-        """'N tilt series done, M failed' for the summary."""
+        """Summary line '<N> <what> done, <M> failed.' (N: size of the output
+        ``outputName``), as a list; empty before there is an output or a failure."""
         out = getattr(self, outputName, None)
         done = out.getSize() if out is not None else 0
         failed = len(self.getFailedItems())
@@ -639,13 +671,16 @@ class ProtCryoTigerBase(TsStreamingMixin, EMProtocol, ProtTomoBase):
         return item
 
     def storeOutput(self, outSet) -> None:
-        """Write ``outSet`` and persist it (call under ``self._lock``)."""
+        """Write ``outSet`` (a Scipion Set) to its file and store it in the
+        project database (call under ``self._lock``)."""
         outSet.write()
         self._store(outSet)
 
     def closeOutputSetsStep(self):
-        """Close every output set; fail when there is none but the failed set
-        (every item failed)."""
+        """Final step: close every output set (streaming closed, written,
+        stored).  Raises RuntimeError, listing the reasons, when there is no
+        output but the failed set (every item failed); logs a warning naming
+        the failed series otherwise."""
         with self._lock:
             n = 0
             for name, output in self.iterOutputAttributes():

@@ -95,6 +95,9 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
 
     # -------------------------- STEPS functions ------------------------------
     def convertInputStep(self, tsId):
+        """Step: the engine's inputs of series ``tsId`` in extra/<tsId>/input/
+        (stack as it is, no alignment applied; <tsId>_record.json, and
+        <tsId>_ctf.json with a CTF set); a failure marks the series failed."""
         self.forItem(tsId, self._convertInput, tsId)
 
     def _convertInput(self, tsId):
@@ -124,6 +127,9 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
             json.dump(settings, f)
 
     def exportStep(self, tsId):
+        """Step: ``cryotiger export`` of series ``tsId`` in each chosen format,
+        into extra/<tsId>/; the series counts as exported only when every
+        format was written.  A failure marks the series failed."""
         self.forItem(tsId, self._export, tsId)
 
     def _export(self, tsId):
@@ -169,17 +175,19 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
             self.warning("%d tilt series failed: %s" % (len(failed), ", ".join(sorted(failed))))
 
     def getCombinedFile(self, fmt) -> str:
-        """The file joining all series: extra/tomograms.star (relion5) or
-        extra/wedgelist.star (stopgap)."""
+        """Absolute path of the file joining all series: extra/tomograms.star
+        (``fmt`` 'relion5') or extra/wedgelist.star ('stopgap'); KeyError for
+        another format."""
         name = {"relion5": "tomograms.star", "stopgap": "wedgelist.star"}[fmt]
         return os.path.abspath(self._getExtraPath(name))
 
     # -------------------------- helpers --------------------------------------
     def getExportFolder(self, tsId) -> str:
-        """extra/<tsId>: the exported files of one tilt series."""
+        """Absolute path of extra/<tsId> (created): the exported files of one tilt series."""
         return os.path.abspath(self.getTsFolder(tsId))
 
-    def getExportedTsIds(self):
+    def getExportedTsIds(self) -> list:
+        """tsIds (str) of the series exported in this run, in the order they finished."""
         return [l for l in (self.exportedItems.get() or "").split("\n") if l]
 
     def _inputFolder(self, tsId) -> str:

@@ -13,7 +13,8 @@ PLUGIN = "cryotiger_scipion"
 
 def getTemplate(name: str):
     """The plugin's template ``name`` (file name without .json.template), as
-    Scipion's template list finds it (``Plugin.getTemplates()``)."""
+    Scipion's template list finds it (``Plugin.getTemplates()``): a
+    pyworkflow Template.  Raises ValueError when there is no such template."""
     import pyworkflow as pw
     plugin = pw.Config.getDomain().getPlugins()[PLUGIN]._pluginInstance
     for t in plugin.getTemplates():
@@ -26,7 +27,9 @@ def fillTemplate(name: str, values: Dict[str, object]) -> str:
     """Fill the template's placeholders by alias (values are converted to
     str and checked by pyworkflow: folders must exist, integers be digits...)
     and return the path of the resulting workflow JSON (a temporary file).
-    Placeholders not in ``values`` keep their defaults."""
+    Placeholders not in ``values`` keep their defaults.  Raises ValueError
+    for an unknown template or alias (naming the aliases it has), and what
+    pyworkflow raises for a value it refuses."""
     template = getTemplate(name)
     template.replaceEnvVariables()
     template.parseContent()
@@ -43,7 +46,8 @@ def fillTemplate(name: str, values: Dict[str, object]) -> str:
 def loadTemplate(project, name: str, values: Optional[Dict[str, object]] = None) -> list:
     """Fill template ``name`` and load its protocols into ``project`` (as
     File > Import workflow does).  Returns the new protocols in template
-    order (not launched)."""
+    order (not launched).  ``project``: a pyworkflow Project; ``values``:
+    {alias: value} as for :func:`fillTemplate` (which raises for bad ones)."""
     path = fillTemplate(name, values or {})
     try:
         protocols = project.loadProtocols(path)

@@ -18,8 +18,9 @@ from ..convert import readVolume, volumeFileName  # noqa: F401 (used by the prot
 
 
 def itemsById(objSet) -> List[Tuple[str, object]]:
-    """(key, clone) of the enabled items of a set of volumes, in set order.
-    The key is the tsId, or "#<position>" when items have none."""
+    """[(key, clone)] of the enabled items of a set of volumes (SetOfTomograms,
+    SetOfTomoMasks), in set order.  The key is the tsId, or "#<position>"
+    (1-based) when an item has none."""
     out = []
     for k, item in enumerate(objSet.iterItems(orderBy="id"), 1):
         if hasattr(item, "isEnabled") and not item.isEnabled():
@@ -30,8 +31,11 @@ def itemsById(objSet) -> List[Tuple[str, object]]:
 
 
 def pairItems(setA, setB, labelA="first set", labelB="second set") -> List[Tuple[str, object, object]]:
-    """Items of two sets paired by tsId (or by position when either set lacks
-    tsIds).  Raises ValueError naming the problem when nothing pairs."""
+    """[(key, itemA, itemB)]: the items of two sets of volumes paired by tsId
+    (or by position when either set lacks tsIds; see :func:`itemsById`).
+    ``labelA``/``labelB`` name the sets in messages.  Raises ValueError naming
+    the problem when no tsId is shared, or when sets without tsIds differ in
+    size."""
     a, b = itemsById(setA), itemsById(setB)
     if all(not k.startswith("#") for k, _ in a) and all(not k.startswith("#") for k, _ in b):
         db = dict(b)
@@ -49,7 +53,9 @@ def pairItems(setA, setB, labelA="first set", labelB="second set") -> List[Tuple
 
 
 def writeJson(path: str, data) -> None:
-    """Write ``data`` (numpy values made plain, metrics.json_safe) as JSON, atomically."""
+    """Write ``data`` (numpy values made plain, NaN/inf as null:
+    metrics.json_safe) as JSON to ``path``, atomically (a reader never sees
+    half a file).  OSError when it cannot be written."""
     from ..engine.io import atomic_path
     from ..engine.metrics import json_safe
     with atomic_path(path) as tmp:
@@ -71,7 +77,8 @@ def readJsonIfExists(path: str):
 
 
 def fmt(v, spec=".4g") -> str:
-    """Format a number that may be None/NaN/inf."""
+    """``v`` formatted with ``spec`` (e.g. '.3f'); str(v) when it is not a
+    number (None); 'nan'/'inf' as Python writes them."""
     try:
         return format(float(v), spec)
     except (TypeError, ValueError):
@@ -79,7 +86,9 @@ def fmt(v, spec=".4g") -> str:
 
 
 def testsLines(tests: List[Dict]) -> List[str]:
-    """One line per paired test dict (engine.metrics.paired_tests + a, b, metric)."""
+    """One summary line per paired test: ``tests`` are dicts from
+    engine.metrics.paired_tests plus the names ``a``, ``b`` and ``metric``
+    (n, mean difference, t-test and Wilcoxon p-values)."""
     return ["%s vs %s, %s: n=%d, mean diff %s, paired t p=%s, Wilcoxon p=%s"
             % (t["a"], t["b"], t["metric"], t["n"], fmt(t["mean_diff"]), fmt(t["t_pvalue"], ".3g"),
                fmt(t["wilcoxon_pvalue"], ".3g")) for t in tests]

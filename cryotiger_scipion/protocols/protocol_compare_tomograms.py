@@ -25,8 +25,10 @@ CONTRAST_METRICS = ("std", "gradient")
 
 
 def setLabels(pointers):
-    """Unique display names for the selected sets: the producing protocol's
-    run name and output name, else 'set N'."""
+    """Unique display names (list of str) for the selected sets
+    (``pointers``: the Pointers of a MultiPointerParam, in order): the
+    producing protocol's run name and output name, else 'set N'; repeated
+    names get ' (2)', ' (3)'..."""
     names = []
     for k, p in enumerate(pointers, 1):
         name = None

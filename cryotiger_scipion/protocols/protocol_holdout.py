@@ -90,7 +90,10 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
 
     # -------------------------- methods --------------------------------------
     def getMethodList(self):
-        """[(name, method, model folder or None)] in the order shown."""
+        """The selected methods as [(name, method, model folder or None)] in
+        the order shown: name unique (suffix -2, -3... on a clash), method
+        'linear' or 'film', the SavedModel folder of a FILM method (None when
+        it is not found; the validation says so)."""
         out, used = [], set()
 
         def add(name, method, model):
@@ -180,7 +183,9 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
         self.runEngine("holdout", args)
 
     def summaryStep(self):
-        """Step: pool the per-series reports into the summary JSON (engine.holdout.combine_reports)."""
+        """Step: pool the per-series reports into the summary JSON
+        (engine.holdout.combine_reports).  Raises RuntimeError, listing the
+        reasons, when no series could be evaluated."""
         from ..engine.holdout import combine_reports
         reports = {}
         for tsId in self.getTsIds(self.inputSetOfTiltSeries.get()):
@@ -198,11 +203,12 @@ class ProtCryoTigerHoldout(ProtCryoTigerBase):
         return os.path.join(self._getExtraPath(tsId), "holdout.json")
 
     def getSummaryFile(self):
-        """The pooled report of every series (extra/)."""
+        """Path of the pooled report of every series (extra/holdout_summary.json)."""
         return self._getExtraPath(SUMMARY_JSON)
 
     def getSummaryReport(self):
-        """The pooled report as a dict, or None before the summary step ran."""
+        """The pooled report as a dict, or None before the summary step ran
+        (ValueError when the file is not valid JSON)."""
         return readJsonIfExists(self.getSummaryFile())
 
     # -------------------------- INFO -----------------------------------------

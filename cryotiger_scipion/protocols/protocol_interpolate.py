@@ -148,7 +148,8 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
     # -------------------------- STEPS functions ------------------------------
     def interpolateStep(self, tsId):
-        """Step: ``cryotiger interpolate`` on series ``tsId``."""
+        """Step: ``cryotiger interpolate`` on series ``tsId`` (output stack and
+        its OUT.json record in extra/<tsId>/); a failure marks the series failed."""
         self.forItem(tsId, self._interpolate, tsId)
 
     def createOutputStep(self, tsId):
@@ -448,7 +449,10 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
             return False
 
     def getModelPath(self):
-        """The SavedModel folder to give the engine (FILM), or None."""
+        """Absolute path of the FILM SavedModel folder to give the engine (the
+        chosen published model, trained model or folder, searched with
+        :func:`findSavedModel`), or None when none is found or the starter
+        model is chosen (the engine then uses its own)."""
         source = self.modelSource.get()
         if source == MODEL_SOURCE_CRYOTIGER:
             folder = os.path.join(Plugin.getModelsDir(), MODEL_CRYOTIGER)
@@ -515,8 +519,9 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
 
 def confidenceMapOf(outStack: str) -> str:
-    """The confidence maps the engine writes beside ``outStack`` (issue 13;
-    engine.interpolate.confidence_path, repeated here: no engine import)."""
+    """Path of the confidence maps the engine writes beside ``outStack``
+    (<stem>_confidence<ext>; issue 13; engine.interpolate.confidence_path,
+    repeated here: no engine import)."""
     stem, ext = os.path.splitext(outStack)
     return "%s_confidence%s" % (stem, ext or ".mrc")
 

@@ -132,7 +132,9 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
         return os.path.abspath(self._getExtraPath("work"))
 
     def getInitFolder(self):
-        """The folder of the model to start from, or None."""
+        """The folder of the model to start from (fine-tuning): the published
+        model's SavedModel folder (None when not installed), the trained
+        model's folder or the folder given; None for a random start."""
         src = self.initSource.get()
         if src in (INIT_CRYOTIGER, INIT_VIMEO):
             from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO
@@ -147,7 +149,10 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
 
     # -------------------------- STEPS functions ------------------------------
     def convertInputStep(self):
-        """Engine files of every enabled tilt series (tmp/<set>_<tsId>/)."""
+        """Step: engine files of every enabled tilt series of every input set
+        (tmp/<set number>_<tsId>/) and the list of them (extra/training_inputs.json).
+        A series that fails is recorded as failed; raises RuntimeError when
+        none is usable."""
         entries = []
         for k, tsSet in enumerate(self._inputSets()):
             for tsId in self.getTsIds(tsSet):

@@ -29,7 +29,10 @@ def confidenceOf(ts) -> list:
 
 
 def drawConfidence(fig, tsList) -> None:
-    """Two panels per series: per-tilt confidence vs angle; lowest-confidence map."""
+    """Draw two panels per series into the matplotlib Figure ``fig``:
+    per-tilt confidence (0..1) against tilt angle (degrees), and the
+    confidence map of the least confident synthetic tilt.  ``tsList``: as
+    :func:`seriesConfidence` returns."""
     import mrcfile
     n = max(1, len(tsList))
     for k, (tsId, rows, mapPath) in enumerate(tsList):
@@ -61,7 +64,9 @@ def drawConfidence(fig, tsList) -> None:
 
 
 def seriesConfidence(prot) -> list:
-    """[(tsId, rows, map path)] for every series of the protocol's output."""
+    """[(tsId, rows, map path or None)] for every series of the output
+    tilt series of ``prot`` (ProtCryoTigerInterpolate); rows as
+    :func:`confidenceOf`.  Raises ValueError when there is no output yet."""
     out = []
     from ..constants import OUT_TILTSERIES
     outSet = getattr(prot, OUT_TILTSERIES, None)
@@ -74,7 +79,9 @@ def seriesConfidence(prot) -> list:
 
 
 def writeConfidenceFigure(prot, outDir: str = None) -> str:
-    """confidence.png (headless) for an interpolation protocol; returns its path."""
+    """Write confidence.png (headless; :func:`drawConfidence`) for the
+    interpolation protocol ``prot`` into ``outDir`` (default extra/plots);
+    returns its path.  Raises ValueError when there is no output yet."""
     data = seriesConfidence(prot)
     outDir = plotsFolder(prot, outDir)
     return savePng(lambda fig: drawConfidence(fig, data), os.path.join(outDir, "confidence.png"),

@@ -45,7 +45,10 @@ def _contrastPanels(r):
 
 
 def writeContrastFigures(prot, outDir=None) -> list:
-    """contrast_table.txt and contrast_boxplots.png (std and gradient, one box per set)."""
+    """Write contrast_table.txt and contrast_boxplots.png (std and gradient,
+    one box per set) of ProtCryoTigerCompareTomograms ``prot`` into
+    ``outDir`` (default extra/plots of ``prot``); returns the paths, the
+    table first.  Raises ValueError when the protocol has no results yet."""
     from ..engine.plots import boxplots_figure
     r, outDir = _results(prot), plotsFolder(prot, outDir)
     return [writeText(os.path.join(outDir, "contrast_table.txt"), contrastTable(r)),
@@ -94,7 +97,10 @@ def _curves(r):
 
 
 def writePickingFigures(prot, outDir=None) -> list:
-    """picking_table.txt, pr_curve.png and (with scores) f1_threshold.png."""
+    """Write picking_table.txt, pr_curve.png and (with scores)
+    f1_threshold.png of ProtCryoTigerPickingMetrics ``prot`` into
+    ``outDir`` (default extra/plots of ``prot``); returns the paths, the
+    table first.  Raises ValueError when the protocol has no results yet."""
     from ..engine.plots import f1_threshold_figure, pr_curve_figure
     r, outDir = _results(prot), plotsFolder(prot, outDir)
     paths = [writeText(os.path.join(outDir, "picking_table.txt"), pickingTable(r)),
@@ -137,7 +143,10 @@ def _bars(r):
 
 
 def writeSegmentationFigures(prot, outDir=None) -> list:
-    """segmentation_table.txt and segmentation_overlap.png (Dice, Jaccard per tomogram)."""
+    """Write segmentation_table.txt and segmentation_overlap.png (Dice,
+    Jaccard per tomogram) of ProtCryoTigerSegmentationMetrics ``prot`` into
+    ``outDir`` (default extra/plots of ``prot``); returns the paths, the
+    table first.  Raises ValueError when the protocol has no results yet."""
     from ..engine.plots import bar_figure
     r, outDir = _results(prot), plotsFolder(prot, outDir)
     return [writeText(os.path.join(outDir, "segmentation_table.txt"), segmentationTable(r)),

@@ -47,7 +47,8 @@ def holdoutTable(report: dict) -> str:
 def writeHoldoutFigures(prot, outDir: str = None) -> list:
     """Write the table and figures of a finished hold-out protocol into
     ``outDir`` (default extra/plots): holdout_table.txt, holdout_boxplots.png,
-    holdout_psnr/rmse/ssim.png, holdout_per_tilt.png.  Returns the paths."""
+    holdout_psnr/rmse/ssim.png, holdout_per_tilt.png.  Returns the paths, the
+    table first.  Raises ValueError when the protocol has no results yet."""
     from ..engine.plots import holdout_figures
     report = prot.getSummaryReport()
     if report is None:

@@ -18,7 +18,9 @@ TRAIN_JSON = "cryotiger_train.json"
 
 
 def modelOf(obj):
-    """The CryoTigerModel of ``obj`` (a model, or a training protocol)."""
+    """The CryoTigerModel of ``obj`` (a CryoTigerModel, or a training
+    protocol and its output ``Model``).  Raises ValueError when the protocol
+    has no model yet."""
     if isinstance(obj, CryoTigerModel):
         return obj
     model = getattr(obj, OUT_MODEL, None)
@@ -63,7 +65,9 @@ def modelTable(model) -> str:
 
 
 def drawModelCurves(fig, record: dict) -> None:
-    """Two panels: training loss per step; validation PSNR (model and linear)."""
+    """Draw two panels into the matplotlib Figure ``fig``: training loss per
+    step, and validation PSNR (dB) of the model and of linear interpolation,
+    from a training ``record`` (:func:`trainingRecord`; {} draws empty panels)."""
     ax1 = fig.add_subplot(1, 2, 1)
     losses = record.get("losses") or []
     if losses:

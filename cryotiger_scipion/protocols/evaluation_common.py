@@ -98,8 +98,9 @@ class ProtCryoTigerEvaluation(EMProtocol):
     """Base of the evaluation protocols whose result is one JSON file in
     extra/ (tomogram contrast, picking and segmentation metrics), shown by
     their viewers: one step, ``computeStep`` (each subclass's), no Scipion
-    output objects.  Subclasses set :attr:`RESULTS_JSON`, the file name."""
-    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
+    output objects.  Subclasses set :attr:`RESULTS_JSON`, the file name, and
+    declare ``_possibleOutputs = {}`` themselves (Scipion's convention, checked
+    by tests/scipion/test_discovery.py)."""
     _devStatus = pw.BETA
     #: Name of the results file in extra/ (set by each subclass).
     RESULTS_JSON = None

@@ -53,6 +53,7 @@ class ProtCryoTigerCompareTomograms(ProtCryoTigerEvaluation):
     without and with interpolated tilts): standard-deviation and gradient
     contrast of the central slab of each tomogram, with paired tests."""
     _label = "compare tomogram contrast"
+    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
     RESULTS_JSON = CONTRAST_JSON
 
     def _defineParams(self, form):

@@ -110,6 +110,7 @@ class ProtCryoTigerPickingMetrics(ProtCryoTigerEvaluation):
     3D coordinates against ground-truth positions (one-to-one matching within a
     distance tolerance)."""
     _label = "picking metrics"
+    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
     RESULTS_JSON = PICKING_JSON
 
     def _defineParams(self, form):

@@ -18,6 +18,7 @@ class ProtCryoTigerSegmentationMetrics(ProtCryoTigerEvaluation):
     """Compare two segmentations (e.g. from tomograms with and without
     interpolated tilts, or against a reference): Dice, Jaccard and Hausdorff."""
     _label = "segmentation metrics"
+    _possibleOutputs = {}    # results are files in extra/ shown by the viewer
     RESULTS_JSON = SEGMENTATION_JSON
 
     def _defineParams(self, form):

@@ -109,7 +109,11 @@ class ProtCryoTigerEvaluation(EMProtocol):
         self._insertFunctionStep(self.computeStep)
 
     def computeStep(self):
-        """Step: compute the metrics and write :meth:`getResultsFile` (subclasses)."""
+        """Step: compute the metrics and write :meth:`getResultsFile` (subclasses).
+
+        Raises:
+            NotImplementedError: always here; every evaluation protocol defines it.
+        """
         raise NotImplementedError
 
     def getResultsFile(self) -> str:

@@ -68,7 +68,11 @@ class ProtCryoTigerCompareTomograms(ProtCryoTigerEvaluation):
 
     def computeStep(self):
         """Step: compute the std and gradient contrast of each tomogram with engine.metrics
-        and write the results JSON (extra/)."""
+        and write the results JSON (extra/).
+
+        Raises:
+            ValueError: the sets share no tomogram (by tsId) and differ in size.
+        """
         from ..engine import metrics as M
         pointers = list(self.inputTomograms)
         names = setLabels(pointers)

@@ -151,7 +151,11 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
     def closeStep(self):
         """Fail when no tilt series was exported; list the failed ones; join the
         series' files where the tool reads one file for all tomograms:
-        extra/tomograms.star (RELION 5) and extra/wedgelist.star (STOPGAP)."""
+        extra/tomograms.star (RELION 5) and extra/wedgelist.star (STOPGAP).
+
+        Raises:
+            RuntimeError: every tilt series failed (nothing was exported).
+        """
         from ..engine.export import combine_relion_tomograms, combine_stopgap_wedgelists
         with self._lock:        # the only set is FailedTiltSeries (series that failed), if any
             for _, output in self.iterOutputAttributes():

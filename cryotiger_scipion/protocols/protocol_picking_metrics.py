@@ -86,7 +86,14 @@ def coordinatesByTomo(coordSet, scoreAttr: str = "_score", sampling: float = Non
 
 
 def readPositionsFile(path: str, columns: str = "x y z") -> np.ndarray:
-    """(n, 3) x, y, z pixel positions from a text file (commas or spaces; '#' comments)."""
+    """(n, 3) x, y, z pixel positions from a text file (commas or spaces; '#' comments).
+
+    ``columns``: the order of the three numbers on a line (e.g. "z y x").
+
+    Raises:
+        ValueError: a line without three numbers (names the file and line).
+        OSError: the file cannot be read.
+    """
     rows = []
     with open(path) as f:
         for lineno, line in enumerate(f, 1):

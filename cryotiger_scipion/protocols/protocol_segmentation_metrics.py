@@ -36,7 +36,11 @@ class ProtCryoTigerSegmentationMetrics(ProtCryoTigerEvaluation):
 
     def computeStep(self):
         """Step: compute the Dice/Jaccard/Hausdorff per tomogram pair with engine.metrics
-        and write the results JSON (extra/)."""
+        and write the results JSON (extra/).
+
+        Raises:
+            ValueError: a pair of masks whose sizes differ.
+        """
         from ..engine import metrics as M
         setA, setB = self.inputMasksA.get(), self.inputMasksB.get()
         pixelSize = float(setA.getSamplingRate() or 0) or None

@@ -180,12 +180,16 @@ def test_film_confidence_is_scored_against_the_real_error(ts, tmp_path):
     idx = R["input_indices"]
     out_rows = [i for i in range(syn.shape[0]) if maps[i].min() < 1.0]   # synthetic slices
     assert len(out_rows) == len(idx) == len(film["confidence"]) == 5
-    rhos, means, errs = [], [], []
+    from cryotiger_scipion.engine.film.confidence import noise_sigma
+    rhos, means, errs, excess = [], [], [], []
     for row, i in zip(out_rows, idx):
         err = np.abs(syn[row].astype(np.float64) - real[i])
         rhos.append(spearmanr(maps[row].ravel(), err.ravel()).correlation)
         means.append(float(maps[row].mean()))
         errs.append(float(err.mean()))
+        excess.append(float(np.mean(err ** 2)) - noise_sigma(real[i]) ** 2)
+    np.testing.assert_allclose(film["excess_mse"], excess, rtol=1e-6)
+    assert film["confidence_rho_tilt_excess"] == pytest.approx(spearmanr(means, excess).correlation)
     np.testing.assert_allclose(film["confidence_rho_pixel"], rhos, atol=1e-9)
     np.testing.assert_allclose(film["confidence"], means, rtol=1e-6)
     assert film["median_confidence_rho_pixel"] == pytest.approx(float(np.median(rhos)))

@@ -27,9 +27,9 @@ FIX = "give the CTF.json written by 'cryotiger ctf'"
 
 
 def write_ctf_json(path: str, entries: List[dict]) -> None:
-    """Write CTF.json at ``path`` atomically (``io.atomic_path``): ``entries``
+    """Write CTF.json at ``path`` atomically (``outputs.atomic_path``): ``entries``
     is a list, one dict per tilt in stack order (``ctf.results_to_json``)."""
-    from .io import atomic_path
+    from .outputs import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(entries, f, indent=1)

@@ -600,7 +600,7 @@ def combine_stopgap_wedgelists(paths: Sequence[str], out_path: str) -> int:
         with one tomo_num or with different columns.
     """
     import starfile
-    from .io import atomic_path
+    from .outputs import atomic_path
     rows, synthetic, columns, nums = [], [], None, set()
     for p in paths:
         table = starfile.read(p, always_dict=True).get(STOPGAP_BLOCK)
@@ -639,7 +639,7 @@ def combine_relion_tomograms(paths: Sequence[str], out_path: str) -> int:
     """
     import pandas as pd
     import starfile
-    from .io import atomic_path
+    from .outputs import atomic_path
     tables = [starfile.read(p, always_dict=True)["global"] for p in paths]
     table = pd.concat(tables, ignore_index=True)
     dup = table["rlnTomoName"][table["rlnTomoName"].duplicated()]

@@ -48,7 +48,8 @@ import numpy as np
 
 from . import InputError
 from . import metrics as M
-from .io import atomic_path, check_finite_views, open_stack
+from .io import check_finite_views, open_stack
+from .outputs import atomic_path
 from .interpolate import confidence_path, describe_input, get_interpolator, run_interpolation
 
 METRICS = ("psnr", "rmse", "ssim")
@@ -401,7 +402,7 @@ def kept_files(keep_dir: str, names: Sequence[str], methods: Optional[Sequence[s
 
 def write_report(report: dict, path: str) -> None:
     """Write a hold-out report (the dict of :func:`run_holdout`) as indented
-    JSON at ``path``, atomically (``io.atomic_path``).
+    JSON at ``path``, atomically (``outputs.atomic_path``).
 
     Raises:
       OSError: when the file cannot be written.

@@ -12,15 +12,15 @@ import math
 import os
 import re
 import struct
-import tempfile
 import warnings
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import mrcfile
 import numpy as np
 
 from . import InputError
+from .outputs import atomic_path
 
 STACK_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".rec", ".map")
 
@@ -265,35 +265,6 @@ def check_finite_views(data, views, name: str, excluded_hint: bool = True) -> No
         raise InputError(f"{name}: NaN or infinite values in image(s) "
                          f"{', '.join(map(str, bad[:10]))}{' ...' if len(bad) > 10 else ''} "
                          f"(numbered from 1); {fix}")
-
-
-@contextlib.contextmanager
-def atomic_path(final_path: str) -> Iterator[str]:
-    """Yield a temporary path beside ``final_path``; rename on success, delete on error.
-
-    Inside an open :class:`engine.outputs.OutputSet` that declares ``final_path``
-    the set's temporary path is yielded instead and the set renames it when it
-    commits (all files of the set together)."""
-    from .outputs import active_temp
-    managed = active_temp(final_path)
-    if managed is not None:
-        yield managed
-        return
-    folder = os.path.dirname(os.path.abspath(final_path)) or "."
-    os.makedirs(folder, exist_ok=True)
-    base = os.path.basename(final_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=folder)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-    try:
-        yield tmp
-        os.replace(tmp, final_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 class StackWriter:

@@ -8,7 +8,7 @@ everything it reads, and is used as a context manager around the work::
                      inputs=[(TS.st, "--input"), (TS.tlt, "--angles"), ...],
                      input_folders=[(MODEL, "--model")])
     with outs:          # checks, locks, cleans stale temporaries: all before any work
-        ...             # every writer (engine.io.atomic_path) writes the members under temporary names
+        ...             # every writer (atomic_path below) writes the members under temporary names
     # leaving the block without error commits the set; with an error removes the temporaries
 
 The rules (README, section "Bad input" / "Output files"):
@@ -54,7 +54,8 @@ import re
 import secrets
 import shutil
 import signal
-from typing import Iterable, List, Optional, Sequence, Tuple
+import tempfile
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import CryoTigerError, InputError
 
@@ -528,8 +529,40 @@ class OutputSet:
 
 
 # ----------------------------------------------------------------------------
-# helpers used by writers (engine.io) and the command line
+# helpers used by writers (engine.formats, plots, export, ...) and the command line
 # ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_path(final_path: str) -> Iterator[str]:
+    """Write ``final_path`` atomically: yield a temporary path beside it (a hidden
+    ``.NAME.<random>.part`` in the same folder, made with the usual permissions),
+    rename it to ``final_path`` when the block ends without error, delete it on
+    any error (the exception propagates).  Every writer of the engine writes
+    through here, so a crash never leaves a half-written file under the final name.
+
+    Inside an open :class:`OutputSet` that declares ``final_path``
+    the set's temporary path is yielded instead and the set renames it when it
+    commits (all files of the set together)."""
+    managed = active_temp(final_path)
+    if managed is not None:
+        yield managed
+        return
+    folder = os.path.dirname(os.path.abspath(final_path)) or "."
+    os.makedirs(folder, exist_ok=True)
+    base = os.path.basename(final_path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=folder)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+    try:
+        yield tmp
+        os.replace(tmp, final_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
 def active_temp(final: str) -> Optional[str]:
     """The temporary path of ``final`` when an open OutputSet declares it, else None
     (the writer then writes ``final`` itself).
@@ -694,5 +727,5 @@ def os_error_line(exc: OSError) -> str:
 
 
 __all__ = ["OutputSet", "OutputError", "temp_name", "lock_name", "clean_stale_temporaries",
-           "active_temp", "active_temp_folder", "check_space", "preallocate", "write_error",
+           "atomic_path", "active_temp", "active_temp_folder", "check_space", "preallocate", "write_error",
            "os_error_line", "is_temporary", "remove_path", "place"]

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .io import atomic_path
+from .outputs import atomic_path
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "rmse": "RMSE (input units)", "ssim": "SSIM",
                  "std": "std contrast", "gradient": "gradient contrast",

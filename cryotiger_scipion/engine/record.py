@@ -35,9 +35,9 @@ from . import InputError
 def write_record(path: str, entries: List[dict]) -> None:
     """Write the interpolation record ``entries`` (``plan.OutputTilt.to_json``,
     one per output slice, stack order) as indented JSON at ``path``,
-    atomically (``io.atomic_path``: the old record or the new one, never a
+    atomically (``outputs.atomic_path``: the old record or the new one, never a
     mix)."""
-    from .io import atomic_path
+    from .outputs import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(entries, f, indent=1)

@@ -56,7 +56,7 @@ def writeJson(path: str, data) -> None:
     """Write ``data`` (numpy values made plain, NaN/inf as null:
     metrics.json_safe) as JSON to ``path``, atomically (a reader never sees
     half a file).  OSError when it cannot be written."""
-    from ..engine.io import atomic_path
+    from ..engine.outputs import atomic_path
     from ..engine.metrics import json_safe
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:

@@ -109,7 +109,7 @@ def run(args) -> int:
         from .. import InputError
         raise InputError(f"--procs-per-gpu {args.procs_per_gpu}: must be at least 1")
     log_dir = args.log_dir or os.path.splitext(args.tasks)[0] + "_logs"
-    from ..io import atomic_path
+    from ..outputs import atomic_path
     from ..outputs import OutputSet
     # The report and the log folder are this command's outputs (engine/outputs.py);
     # each task checks its own outputs.

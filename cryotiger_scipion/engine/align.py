@@ -42,7 +42,7 @@ def read_xf(path: str) -> np.ndarray:
     binary file, a line without six numbers, NaN/inf values or a singular
     matrix, so that every command refuses before any work.
     """
-    from .io import read_text_lines
+    from .formats.text import read_text_lines
     rows = []
     for lineno, line in enumerate(read_text_lines(path, "transform file (.xf)"), 1):
         if not line.strip():

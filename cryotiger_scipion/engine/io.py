@@ -20,6 +20,7 @@ import mrcfile
 import numpy as np
 
 from . import InputError
+from .formats.text import read_text_lines
 from .outputs import atomic_path
 
 STACK_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".rec", ".map")
@@ -370,38 +371,6 @@ def write_volume(path: str, volume: np.ndarray, pixel_size: float) -> None:
 # ----------------------------------------------------------------------------
 # Tilt angles
 # ----------------------------------------------------------------------------
-def read_text_lines(path: str, what: str) -> List[str]:
-    """Lines of a small text file (angles, transforms, task lists), decoded as
-    UTF-8 (a BOM and CRLF line ends accepted) or UTF-16 with its BOM;
-    InputError (one line) for a missing or unreadable file, a folder, binary
-    data, text that is not UTF-8, or over 16 MB."""
-    if not os.path.exists(path):
-        raise InputError(f"{path}: {what} not found")
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a folder; give the {what}")
-    limit = 16 << 20                      # far above any angle or transform file
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(limit + 1)       # never the whole of a stack given by mistake
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror}); check the file and its "
-                         "permissions") from None
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") and len(raw) <= limit:   # UTF-16 (Windows editors)
-        try:
-            return raw.decode("utf-16").splitlines()
-        except UnicodeDecodeError:
-            pass
-    if b"\0" in raw[:65536] or (len(raw) > limit and b"\0" in raw):
-        raise InputError(f"{path}: binary data, not a text {what} (was an image stack given?)")
-    if len(raw) > limit:
-        raise InputError(f"{path}: over {limit >> 20} MB, too large for a {what}; check the file name")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not a text {what} (byte {exc.start + 1} is not UTF-8 text)") from None
-    return text.splitlines()
-
-
 def read_angles(path: str) -> np.ndarray:
     """Read a .tlt/.rawtlt file: one angle (degrees) per line, stack order.
 

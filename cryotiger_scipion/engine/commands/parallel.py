@@ -59,7 +59,7 @@ def read_tasks(path: str) -> list:
     """
     from .. import InputError
     from ..cli import COMMANDS
-    from ..io import read_text_lines
+    from ..formats.text import read_text_lines
     lines = read_text_lines(path, "tasks file")   # missing, folder, binary: one line
     tasks, names = [], set()
     for n, line in enumerate(lines, 1):

@@ -58,7 +58,8 @@ def simulate(folder, k, dose, seed=0, tomo="13pf_MT", base=5000, prefix="ts"):
     training series (bench/make_starter.py): 14pf_MT, seeds 1000+."""
     from train_vs_linear import _ingredients, make_volume
     from cryotiger_scipion.engine.commands.simulate import dose_symmetric_order
-    from cryotiger_scipion.engine.io import read_stack, write_angles, write_stack
+    from cryotiger_scipion.engine.formats.mrc import read_stack, write_stack
+    from cryotiger_scipion.engine.io import write_angles
     from cryotiger_scipion.engine.simulate import Acquisition, simulate_tilt_series
     stem = os.path.join(folder, f"{prefix}{k}")
     angles = np.arange(-60, 60.1, 2.0)
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
                    help="reuse fitted outputs already in --workdir (recompute the tables only)")
     a = p.parse_args(argv)
     os.makedirs(a.workdir, exist_ok=True)
-    from cryotiger_scipion.engine.io import read_stack
+    from cryotiger_scipion.engine.formats.mrc import read_stack
     from cryotiger_scipion.engine.interpolate import LinearInterpolator
     from cryotiger_scipion.engine import reconstruct as R
 

@@ -118,7 +118,8 @@ def make_volume(mt, ribos, seed: int, shape=(56, 128, 128), n_ribo: int = 10) ->
 def simulate_series(folder: str, n_train: int, n_test: int, seed: int = 0, noise: float = 1.0,
                     log=print) -> dict:
     """Noisy series (Gaussian noise of ``noise`` x the signal's std) and their noise-free twins."""
-    from cryotiger_scipion.engine.io import write_angles, write_stack
+    from cryotiger_scipion.engine.formats.mrc import write_stack
+    from cryotiger_scipion.engine.io import write_angles
     from cryotiger_scipion.engine.simulate import Acquisition, simulate_tilt_series
     os.makedirs(folder, exist_ok=True)
     mt, ribos = _ingredients()
@@ -150,7 +151,7 @@ def against_clean(clean_path: str, keep: str) -> dict:
     noise-free twins of the real tilts (data range: the clean tilt's max-min)."""
     import glob
     from cryotiger_scipion.engine import metrics as M
-    from cryotiger_scipion.engine.io import read_stack
+    from cryotiger_scipion.engine.formats.mrc import read_stack
     clean, _ = read_stack(clean_path)
     out = {}
     for path in sorted(glob.glob(os.path.join(keep, "*.mrc"))):

@@ -56,9 +56,9 @@ from tomo.objects import TiltImage, TiltSeries
 
 from .constants import ATTR_CONFIDENCE, ATTR_SOURCES, ATTR_SYNTHETIC
 from .engine.align import write_xf
-from .engine.io import STACK_SUFFIXES
+from .engine.formats.mrc import STACK_SUFFIXES
 
-# The MRC suffixes the engine reads (engine/io.py).
+# The MRC suffixes the engine reads (engine/formats/mrc.py).
 MRC_SUFFIXES = STACK_SUFFIXES
 
 
@@ -234,12 +234,12 @@ def readImage(fileName: str, index: int) -> np.ndarray:
     """Image ``index`` (1-based; ignored for a single 2D image) of
     ``fileName`` as a (y, x) float32 array.
 
-    MRC files go through the engine's reader (``engine.io.open_stack``: header
+    MRC files go through the engine's reader (``engine.formats.mrc.open_stack``: header
     checks, IMOD's rule for 8-bit data; raises ``engine.InputError`` on a bad
     file); other formats through Scipion's image readers."""
     if os.path.splitext(fileName)[1].lower() in MRC_SUFFIXES:
         # The engine's reader: header checks and IMOD's rule for 8-bit data.
-        from .engine.io import open_stack
+        from .engine.formats.mrc import open_stack
         with open_stack(fileName) as m:
             data = m.data
             img = data if data.ndim == 2 else data[index - 1]
@@ -282,7 +282,7 @@ def readVolume(obj) -> np.ndarray:
     if os.path.splitext(fn)[1].lower() in MRC_SUFFIXES:
         # The engine's checked reader (header fields, modes, IMOD's 8-bit rule: IMOD
         # masks are often unsigned bytes).
-        from .engine.io import open_stack
+        from .engine.formats.mrc import open_stack
         with open_stack(fn) as m:
             return np.array(m.data, dtype=np.float32)
     from pwem.emlib.image import ImageHandler
@@ -309,7 +309,8 @@ def writeEngineFiles(records: List[TiltRecord], folder: str, tsId: str, pixelSiz
     not usable.  Raises ValueError when there are no records or the images do
     not all have the same size.
     """
-    from .engine.io import StackWriter, write_angles
+    from .engine.formats.mrc import StackWriter
+    from .engine.io import write_angles
     if not records:
         raise ValueError("%s: the tilt series has no images" % tsId)
     os.makedirs(folder, exist_ok=True)

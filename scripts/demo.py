@@ -56,7 +56,7 @@ def simulate(args, folder):
     """Write folder/TS_MT.mrcs and TS_MT.tlt (angle, accumulated dose, order)."""
     import numpy as np
     from cryotiger_scipion.engine.commands.simulate import dose_symmetric_order
-    from cryotiger_scipion.engine.io import write_stack
+    from cryotiger_scipion.engine.formats.mrc import write_stack
     from cryotiger_scipion.engine.simulate import Acquisition, load_volume, simulate_tilt_series
 
     vol, px = load_volume(args.volume)

@@ -913,7 +913,7 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
     options.check(scope.pixel_size)
     mrc = None
     if isinstance(stack, str):
-        from .io import open_stack
+        from .formats.mrc import open_stack
         mrc = open_stack(stack)
         data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
     else:

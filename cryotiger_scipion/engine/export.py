@@ -306,7 +306,7 @@ def load_series(stack: str, record: Optional[str] = None, ctf: Optional[str] = N
         size, microscope values out of range, a hand other than -1 or 1, or
         a name that is empty or holds spaces or slashes.
     """
-    from .io import open_stack
+    from .formats.mrc import open_stack
     if not os.path.exists(stack):
         raise InputError(f"{stack}: input stack not found")
     with open_stack(stack) as m:
@@ -314,7 +314,7 @@ def load_series(stack: str, record: Optional[str] = None, ctf: Optional[str] = N
         header_px = float(m.voxel_size.x)
     record = record or os.path.splitext(stack)[0] + ".json"
     tilts = read_record(record, shape[0])
-    from .io import resolve_pixel_size      # the rule of every command (README, "Bad input")
+    from .formats.mrc import resolve_pixel_size      # the rule of every command (README, "Bad input")
     px = resolve_pixel_size(pixel_size, stack, header_px=header_px)
     for value, label, lo, hi in ((voltage, "--voltage (kV)", 1, 5000), (cs, "--cs (mm)", 0, 100),
                                  (amp_contrast, "--amp-contrast (fraction)", 0, 1)):

@@ -119,7 +119,7 @@ def fit_series(stack: str, angles: Sequence[float], plan, output_model: str, ini
             ``train.data.build_database`` and ``train.trainer.Trainer``.
         CryoTigerError: when the training diverges (``Trainer.run``).
     """
-    from .io import open_stack
+    from .formats.mrc import open_stack
     from .train.data import DatabaseParams, SeriesSpec, build_database, select_triplets
     from .train.film_api import size_multiple
     from .train.trainer import TrainConfig, Trainer

@@ -237,7 +237,7 @@ def run_gctf_stack(binary: str, stack_path: str, angles: Sequence[float], option
             angle count differs from the image count.
         GctfError: when Gctf fails (``run_gctf``).
     """
-    from .io import read_stack, write_stack
+    from .formats.mrc import read_stack, write_stack
     from .progress import Progress
     data, _ = read_stack(stack_path)
     if len(angles) != data.shape[0]:

@@ -48,7 +48,7 @@ import numpy as np
 
 from . import InputError
 from . import metrics as M
-from .io import check_finite_views, open_stack
+from .formats.mrc import check_finite_views, open_stack
 from .outputs import atomic_path
 from .interpolate import confidence_path, describe_input, get_interpolator, run_interpolation
 
@@ -217,7 +217,7 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
     defocus_of = None
     if ctf is not None:
         from .ctf import FitOptions, Microscope, estimate_image
-        from .io import resolve_pixel_size
+        from .formats.mrc import resolve_pixel_size
         scope_keys = {"pixel_size", "voltage", "cs", "amp_contrast"}
         scope_args = {k: v for k, v in ctf.items() if k in scope_keys and v is not None}
         scope_args["pixel_size"] = resolve_pixel_size(ctf.get("pixel_size"), input_path)

@@ -36,7 +36,7 @@ def preflight(args) -> None:
       InputError: (one line) for the first value refused above.
     """
     import math
-    from .io import check_pixel_size_option
+    from .formats.mrc import check_pixel_size_option
     check_pixel_size_option(getattr(args, "pixel_size", None))
     for name in PATH_OPTIONS:           # '' (an unset shell variable) is not "left out"
         value = getattr(args, name, None)

@@ -267,7 +267,8 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
         NovaCtfError: when novaCTF fails (:func:`reconstruct_novactf`).
     """
     from .align import Aligner
-    from .io import check_finite_views, open_stack, read_angles, write_volume
+    from .formats.mrc import check_finite_views, open_stack, write_volume
+    from .io import read_angles
     from .progress import Progress
     from .reconstruct import bin_image, kept_views, stack_data_checked, views_ctf
 

@@ -38,7 +38,7 @@ The rules (README, section "Bad input" / "Output files"):
    no permission), before any work.
 5. **Disk space.**  :meth:`OutputSet.need_space` compares the bytes a command
    will write with the free space before the work; stacks are preallocated
-   (``posix_fallocate``, see engine.io.StackWriter) so a full disk is a clean
+   (``posix_fallocate``, see engine.formats.mrc.StackWriter) so a full disk is a clean
    error, never a SIGBUS of a memory-mapped file.
 
 ``CRYOTIGER_TEST_KILL_AT_COMMIT=k`` (tests only) sends SIGKILL to the process

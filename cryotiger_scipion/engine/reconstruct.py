@@ -439,7 +439,8 @@ def stack_data_checked(mrc, angles, input_path: str, angles_path: str,
             finite number, or none is given and the header has none
             (``io.resolve_pixel_size``).
     """
-    from .io import check_angles_match, resolve_pixel_size
+    from .formats.mrc import resolve_pixel_size
+    from .io import check_angles_match
     data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
     n = data.shape[0]
     dropped = [] if keep is None else sorted(set(range(n)) - set(keep))
@@ -497,7 +498,8 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
         RuntimeError: when the volume has NaN/inf values (nothing is written).
     """
     from .align import Aligner
-    from .io import check_finite_views, open_stack, read_angles, write_volume
+    from .formats.mrc import check_finite_views, open_stack, write_volume
+    from .io import read_angles
     from .progress import Progress
 
     if correction not in CORRECTIONS:

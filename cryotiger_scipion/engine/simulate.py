@@ -191,7 +191,7 @@ def load_volume(path: str) -> tuple:
         return _read_em(path), 0.0
     # The engine's checked reader: header fields, modes, IMOD 8-bit rule, NaN/inf;
     # voxel size 0 when the header has none usable.
-    from .io import read_stack
+    from .formats.mrc import read_stack
     return read_stack(path)
 
 

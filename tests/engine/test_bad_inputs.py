@@ -459,7 +459,7 @@ def test_imod_8bit_signed_flag_and_unstamped_mode0_are_signed(tmp_path, capsys):
     _imod_u8(tmp_path / "s8.mrc", [200, 100, 250], flags=1)
     write_mrc(tmp_path / "plain8.mrc", np.array([[[-56]], [[100]], [[-6]]], np.int8).repeat(8, 1).repeat(8, 2))
     write_tlt(tmp_path / "a.tlt", [-3, 0, 3])
-    from cryotiger_scipion.engine.io import read_stack
+    from cryotiger_scipion.engine.formats.mrc import read_stack
     for name in ("s8.mrc", "plain8.mrc"):
         data, _ = read_stack(str(tmp_path / name))
         assert [float(s.mean()) for s in data] == [-56.0, 100.0, -6.0]

@@ -15,7 +15,8 @@ import pytest
 from scipy import ndimage
 
 from cryotiger_scipion.engine import ctf
-from cryotiger_scipion.engine.io import write_angles, write_stack
+from cryotiger_scipion.engine.formats.mrc import write_stack
+from cryotiger_scipion.engine.io import write_angles
 from conftest import cryotiger_cmd
 
 LAM = 0.0196875

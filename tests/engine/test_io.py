@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cryotiger_scipion.engine import InputError
-from cryotiger_scipion.engine.io import (StackWriter, check_angles_match, read_angles, read_mdoc,
-                                         read_stack, write_angles, write_stack)
+from cryotiger_scipion.engine.formats.mrc import StackWriter, read_stack, write_stack
+from cryotiger_scipion.engine.io import check_angles_match, read_angles, read_mdoc, write_angles
 
 
 def test_stack_round_trip_keeps_values_and_pixel_size(tmp_path):

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from cryotiger_scipion.engine.io import write_stack
+from cryotiger_scipion.engine.formats.mrc import write_stack
 from cryotiger_scipion.engine.simulate import Acquisition, phantom_volume, simulate_tilt_series
 
 # ProtImportTs.anglesFrom choices: 0 range, 1 header, 2 .tlt/.rawtlt

@@ -16,7 +16,7 @@ from common import (IMPORT_OUTPUT, doseSymmetricOrder, importTiltSeries, runOnTi
                     tiltImages)
 from cryotiger_scipion import Plugin
 from cryotiger_scipion.constants import ATTR_SYNTHETIC, OUT_CTFS, OUT_TILTSERIES
-from cryotiger_scipion.engine.io import write_stack
+from cryotiger_scipion.engine.formats.mrc import write_stack
 from cryotiger_scipion.engine.simulate import Acquisition, phantom_volume, simulate_tilt_series
 from cryotiger_scipion.protocols import ProtCryoTigerCtf, ProtCryoTigerInterpolate
 

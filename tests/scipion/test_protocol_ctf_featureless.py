@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from common import IMPORT_OUTPUT, importTiltSeries, runOnTiltSeries
 from cryotiger_scipion.constants import OUT_CTFS
-from cryotiger_scipion.engine.io import write_stack
+from cryotiger_scipion.engine.formats.mrc import write_stack
 from cryotiger_scipion.protocols import ProtCryoTigerCtf
 
 ANGLES = list(range(-30, 31, 10))         # 7 tilts

@@ -22,7 +22,7 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from common import (IMPORT_OUTPUT, addAlignedCopy, importTiltSeries, makeFilmTestModel,
                     runOnTiltSeries, simulateTiltSeries, tiltImages)
 from cryotiger_scipion.constants import ATTR_CONFIDENCE, ATTR_SYNTHETIC, OUT_TILTSERIES, OUT_TOMOGRAMS
-from cryotiger_scipion.engine.io import write_stack
+from cryotiger_scipion.engine.formats.mrc import write_stack
 from cryotiger_scipion.engine.record import low_confidence_views
 from cryotiger_scipion.protocols import ProtCryoTigerInterpolate, ProtCryoTigerReconstruct
 

@@ -11,7 +11,7 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from common import (IMPORT_OUTPUT, importTiltSeries, launch, runOnTiltSeries,
                     simulateTiltSeries)
 from cryotiger_scipion.engine import metrics as M
-from cryotiger_scipion.engine.io import write_volume
+from cryotiger_scipion.engine.formats.mrc import write_volume
 from cryotiger_scipion.protocols import (ProtCryoTigerCompareTomograms, ProtCryoTigerHoldout,
                                          ProtCryoTigerPickingMetrics,
                                          ProtCryoTigerSegmentationMetrics)

@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from common import IMPORT_OUTPUT, excludeViews, importTiltSeries, runOnTiltSeries, tiltImages
 from cryotiger_scipion.constants import ATTR_SYNTHETIC, OUT_CTFS, OUT_TILTSERIES, OUT_TOMOGRAMS
-from cryotiger_scipion.engine.io import write_stack
+from cryotiger_scipion.engine.formats.mrc import write_stack
 from cryotiger_scipion.engine.simulate import Acquisition, phantom_volume, simulate_tilt_series
 from cryotiger_scipion.protocols import (ProtCryoTigerCtf, ProtCryoTigerInterpolate,
                                          ProtCryoTigerReconstruct)

@@ -15,7 +15,7 @@ from common import (IMPORT_OUTPUT, doseSymmetricOrder, excludeViews, fileChecksu
                     importTiltSeries, makeFilmTestModel, addAlignedCopy, simulateTiltSeries,
                     runOnTiltSeries, tiltImages)
 from cryotiger_scipion.constants import ATTR_SOURCES, ATTR_SYNTHETIC, OUT_TILTSERIES
-from cryotiger_scipion.engine.io import write_stack
+from cryotiger_scipion.engine.formats.mrc import write_stack
 from cryotiger_scipion.protocols import ProtCryoTigerInterpolate
 
 ANGLES = list(range(-30, 31, 6))          # 11 tilts, 6 degree steps

@@ -134,7 +134,7 @@ class TestCryoTigerReconstructCtf(BaseTest):
         except ImportError as exc:
             raise unittest.SkipTest("ProtCryoTigerCtf is not available (%s)" % exc)
         from common import doseSymmetricOrder
-        from cryotiger_scipion.engine.io import write_stack
+        from cryotiger_scipion.engine.formats.mrc import write_stack
         from cryotiger_scipion.engine.simulate import simulate_thick_ctf
         setupTestProject(cls)
         cls.data = cls.getOutputPath("data")

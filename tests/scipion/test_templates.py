@@ -34,7 +34,7 @@ class TestFullChainTemplates(BaseTest):
             from cryotiger_scipion.protocols import ProtCryoTigerCtf  # noqa: F401
         except ImportError as exc:
             raise unittest.SkipTest("ProtCryoTigerCtf is not available (%s)" % exc)
-        from cryotiger_scipion.engine.io import write_stack
+        from cryotiger_scipion.engine.formats.mrc import write_stack
         from cryotiger_scipion.engine.simulate import Acquisition, phantom_volume, simulate_tilt_series
         setupTestProject(cls)
         cls.data = cls.getOutputPath("data")

@@ -189,7 +189,8 @@ def record_exclusions(args, angles=None, synthetic: bool = False) -> list:
       InputError: for a bad --exclude, or an unreadable angle file or stack.
     """
     from ..interpolate import parse_view_list
-    from ..io import read_angles, stack_shape
+    from ..formats.mrc import stack_shape
+    from ..io import read_angles
     from ..record import excluded_views, find_record, synthetic_views
     exclude = parse_view_list(args.exclude)
     if not os.path.exists(args.input):

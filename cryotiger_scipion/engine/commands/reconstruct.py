@@ -115,7 +115,7 @@ def output_bytes(input_path: str, thickness: int, binning: int = 1) -> int:
     with ``thickness`` (pixels of the input) and ``binning``, plus 1024 for
     the MRC header.
     """
-    from ..io import stack_shape
+    from ..formats.mrc import stack_shape
     _, ny, nx = stack_shape(input_path)
     b = max(1, int(binning))
     nz = max(1, int(round(int(thickness) / b)))
@@ -143,7 +143,8 @@ def _run(args, outs) -> int:
     if min_conf is not None and not 0.0 <= min_conf <= 1.0:
         raise InputError(f"--min-confidence {min_conf:g}: give a value from 0 to 1")
     if min_conf is not None and not args.exclude_synthetic:
-        from ..io import read_angles, stack_shape
+        from ..formats.mrc import stack_shape
+        from ..io import read_angles
         from ..record import find_record, low_confidence_views
         record = find_record(args.input, stack_shape(args.input)[0], read_angles(args.angles))
         if record is None:
@@ -158,7 +159,8 @@ def _run(args, outs) -> int:
     if not args.exclude_synthetic:
         # Views an interpolation record beside the stack flags excluded are left out
         # (engine/record.py); --exclude-synthetic OUT.json leaves them out itself.
-        from ..io import read_angles, stack_shape
+        from ..formats.mrc import stack_shape
+        from ..io import read_angles
         from ..record import excluded_views, find_record
         record = find_record(args.input, stack_shape(args.input)[0], read_angles(args.angles))
         exclude = sorted(set(exclude) | set(excluded_views(record)))

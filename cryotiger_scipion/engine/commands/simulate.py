@@ -93,7 +93,8 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from ..io import write_angles, write_stack
+    from ..formats.mrc import write_stack
+    from ..io import write_angles
     from ..outputs import atomic_path
     from ..simulate import Acquisition, load_volume, phantom_volume, simulate_tilt_series
 

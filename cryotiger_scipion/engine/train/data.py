@@ -42,7 +42,8 @@ import numpy as np
 
 from .. import InputError
 from ..film.normalization import CLIP_MARGIN, ROBUST_PERCENTILES
-from ..io import check_angles_match, check_finite_views, open_stack, read_angles
+from ..formats.mrc import check_finite_views, open_stack
+from ..io import check_angles_match, read_angles
 
 RAW_FLOAT32 = "raw_float32"
 MANIFEST = "database.json"

@@ -78,7 +78,7 @@ def bench_detection():
 def bench_holdout(work):
     from scipy import ndimage
     from cryotiger_scipion.engine.formats.mrc import write_stack
-    from cryotiger_scipion.engine.io import write_angles
+    from cryotiger_scipion.engine.formats.tlt import write_angles
     rng = np.random.default_rng(2)
     angles = np.arange(-60.0, 61.0, 2.0)
     a = ndimage.gaussian_filter(rng.normal(size=(1024, 1024)), 3).astype(np.float32)
@@ -100,7 +100,7 @@ def bench_holdout(work):
 
 def bench_real(work):
     from cryotiger_scipion.engine.formats.mrc import write_stack
-    from cryotiger_scipion.engine.io import write_angles
+    from cryotiger_scipion.engine.formats.tlt import write_angles
     from cryotiger_scipion.engine.simulate import Acquisition, load_volume, simulate_tilt_series
     tif = os.path.join(SHARED, "cylindra_mt", "14pf_MT.tif")
     if not os.path.exists(tif):

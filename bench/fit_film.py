@@ -59,7 +59,7 @@ def simulate(folder, k, dose, seed=0, tomo="13pf_MT", base=5000, prefix="ts"):
     from train_vs_linear import _ingredients, make_volume
     from cryotiger_scipion.engine.commands.simulate import dose_symmetric_order
     from cryotiger_scipion.engine.formats.mrc import read_stack, write_stack
-    from cryotiger_scipion.engine.io import write_angles
+    from cryotiger_scipion.engine.formats.tlt import write_angles
     from cryotiger_scipion.engine.simulate import Acquisition, simulate_tilt_series
     stem = os.path.join(folder, f"{prefix}{k}")
     angles = np.arange(-60, 60.1, 2.0)

@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=256, help="size of the hashed file in MB (256)")
     args = ap.parse_args()
     from cryotiger_scipion.engine.formats.mrc import StackWriter
-    from cryotiger_scipion.engine.io import write_angles
+    from cryotiger_scipion.engine.formats.tlt import write_angles
     from cryotiger_scipion.engine.outputs import OutputSet
     from cryotiger_scipion.engine.train.data import file_digest
 

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import header  # noqa: E402
 from cryotiger_scipion.engine.formats.mrc import write_stack  # noqa: E402
-from cryotiger_scipion.engine.io import write_angles  # noqa: E402
+from cryotiger_scipion.engine.formats.tlt import write_angles  # noqa: E402
 
 
 def main():

@@ -203,7 +203,7 @@ DOTS = _dots((128, 8, 192), 800)
 def interpolate_linear(ts4, angles4, workdir, film_model=None):
     """4-degree series + one synthetic tilt per gap through `cryotiger interpolate`."""
     from cryotiger_scipion.engine.formats.mrc import read_stack, write_stack
-    from cryotiger_scipion.engine.io import read_angles, write_angles
+    from cryotiger_scipion.engine.formats.tlt import read_angles, write_angles
     src = os.path.join(workdir, "ts4.mrc")
     write_stack(src, ts4, 10.0)
     write_angles(os.path.join(workdir, "ts4.tlt"), angles4)

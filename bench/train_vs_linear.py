@@ -119,7 +119,7 @@ def simulate_series(folder: str, n_train: int, n_test: int, seed: int = 0, noise
                     log=print) -> dict:
     """Noisy series (Gaussian noise of ``noise`` x the signal's std) and their noise-free twins."""
     from cryotiger_scipion.engine.formats.mrc import write_stack
-    from cryotiger_scipion.engine.io import write_angles
+    from cryotiger_scipion.engine.formats.tlt import write_angles
     from cryotiger_scipion.engine.simulate import Acquisition, simulate_tilt_series
     os.makedirs(folder, exist_ok=True)
     mt, ribos = _ingredients()

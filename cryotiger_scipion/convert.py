@@ -310,7 +310,7 @@ def writeEngineFiles(records: List[TiltRecord], folder: str, tsId: str, pixelSiz
     not all have the same size.
     """
     from .engine.formats.mrc import StackWriter
-    from .engine.io import write_angles
+    from .engine.formats.tlt import write_angles
     if not records:
         raise ValueError("%s: the tilt series has no images" % tsId)
     os.makedirs(folder, exist_ok=True)

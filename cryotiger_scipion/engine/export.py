@@ -473,7 +473,7 @@ def write_imod_files(series: ExportSeries, folder: str, experimental_only: bool 
       OSError: when a file cannot be written.
     """
     from .align import write_xf
-    from .io import write_angles
+    from .formats.tlt import write_angles
     from .novactf import write_defocus_file
     stem = series.name
     names = [f"{stem}.tlt", f"{stem}.xf"]

@@ -268,7 +268,7 @@ def reconstruct_file_novactf(binary: str, input_path: str, angles_path: str, out
     """
     from .align import Aligner
     from .formats.mrc import check_finite_views, open_stack, write_volume
-    from .io import read_angles
+    from .formats.tlt import read_angles
     from .progress import Progress
     from .reconstruct import bin_image, kept_views, stack_data_checked, views_ctf
 

@@ -440,7 +440,7 @@ def stack_data_checked(mrc, angles, input_path: str, angles_path: str,
             (``io.resolve_pixel_size``).
     """
     from .formats.mrc import resolve_pixel_size
-    from .io import check_angles_match
+    from .formats.tlt import check_angles_match
     data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
     n = data.shape[0]
     dropped = [] if keep is None else sorted(set(range(n)) - set(keep))
@@ -499,7 +499,7 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
     """
     from .align import Aligner
     from .formats.mrc import check_finite_views, open_stack, write_volume
-    from .io import read_angles
+    from .formats.tlt import read_angles
     from .progress import Progress
 
     if correction not in CORRECTIONS:

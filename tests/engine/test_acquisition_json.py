@@ -9,7 +9,7 @@ import pytest
 from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine.cli import main
 from cryotiger_scipion.engine.formats.mrc import write_stack
-from cryotiger_scipion.engine.io import write_angles
+from cryotiger_scipion.engine.formats.tlt import write_angles
 
 
 @pytest.fixture

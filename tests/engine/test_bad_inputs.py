@@ -549,7 +549,7 @@ def test_excluded_nan_view_is_accepted_and_left_out(tmp_path, capsys):
     "\ufeff".encode("utf-16-le") + lines(ANGLES, "{:.2f}\r\n").decode().encode("utf-16-le"),  # UTF-16
 ])
 def test_angle_file_variants_that_are_accepted(text, tmp_path):
-    from cryotiger_scipion.engine.io import read_angles
+    from cryotiger_scipion.engine.formats.tlt import read_angles
     with open(tmp_path / "a.tlt", "wb") as f:
         f.write(text)
     got = read_angles(str(tmp_path / "a.tlt"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cryotiger_scipion.engine.formats.mrc import write_stack
-from cryotiger_scipion.engine.io import write_angles
+from cryotiger_scipion.engine.formats.tlt import write_angles
 from conftest import cryotiger_cmd
 
 

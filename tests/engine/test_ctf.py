@@ -15,7 +15,7 @@ from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine import ctf
 from cryotiger_scipion.engine.ctf_json import read_ctf_json, write_ctf_json
 from cryotiger_scipion.engine.formats.mrc import write_stack
-from cryotiger_scipion.engine.io import write_angles
+from cryotiger_scipion.engine.formats.tlt import write_angles
 from cryotiger_scipion.engine.simulate import Acquisition, phantom_volume, simulate_tilt_series
 
 from conftest import cryotiger_cmd

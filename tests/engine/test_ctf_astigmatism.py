@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from cryotiger_scipion.engine import ctf
 from cryotiger_scipion.engine.formats.mrc import write_stack
-from cryotiger_scipion.engine.io import write_angles
+from cryotiger_scipion.engine.formats.tlt import write_angles
 from conftest import cryotiger_cmd
 
 LAM = 0.0196875

@@ -15,7 +15,7 @@ from cryotiger_scipion.engine.export import (format_view_list, read_imod_defocus
                                              read_stopgap_synthetic_rows, relion_image_name)
 from cryotiger_scipion.engine.interpolate import parse_view_list
 from cryotiger_scipion.engine.formats.mrc import write_stack
-from cryotiger_scipion.engine.io import read_angles, write_angles
+from cryotiger_scipion.engine.formats.tlt import read_angles, write_angles
 from conftest import cryotiger_cmd
 
 # Input: 7 tilts -9..9 every 3 deg, dose-symmetric-like acquisition order WITH GAPS

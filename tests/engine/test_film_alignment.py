@@ -123,7 +123,7 @@ def trained_model(tmp_path_factory):
     """A small model trained by `cryotiger train` on a low-dose series (issue 10 C20:
     Poisson, ~4 electrons per pixel, 5 % contrast, 0.6 px motion per tilt)."""
     from cryotiger_scipion.engine.formats.mrc import write_stack
-    from cryotiger_scipion.engine.io import write_angles
+    from cryotiger_scipion.engine.formats.tlt import write_angles
     d = tmp_path_factory.mktemp("trained")
     lam = 4.0 * (1.0 + 0.05 * _moving(7, 21, 0.6) / 1.0)
     write_stack(str(d / "train.mrc"), np.random.default_rng(8).poisson(lam).astype(np.float32), 5.0)

@@ -17,7 +17,7 @@ from cryotiger_scipion.engine.holdout import MethodSpec, run_holdout  # noqa: E4
 from cryotiger_scipion.engine.interpolate import (LinearInterpolator, describe_input,  # noqa: E402
                                                   run_interpolation)
 from cryotiger_scipion.engine.formats.mrc import open_stack, write_stack  # noqa: E402
-from cryotiger_scipion.engine.io import write_angles  # noqa: E402
+from cryotiger_scipion.engine.formats.tlt import write_angles  # noqa: E402
 
 UNEVEN = [-10, -9, -5, -4, 0, 1, 5, 6, 10]          # issue 10 case C21
 

@@ -15,7 +15,7 @@ from cryotiger_scipion.engine.film.network import FilmNet  # noqa: E402
 from cryotiger_scipion.engine.film.precision import ERROR_BOUND, auto_precision, cpu_has_bf16  # noqa: E402
 from cryotiger_scipion.engine.film.tiling import TileGrid, default_overlap, network_context  # noqa: E402
 from cryotiger_scipion.engine.formats.mrc import write_stack  # noqa: E402
-from cryotiger_scipion.engine.io import write_angles  # noqa: E402
+from cryotiger_scipion.engine.formats.tlt import write_angles  # noqa: E402
 from cryotiger_scipion.engine.train.data import DatabaseParams, SeriesSpec, build_database  # noqa: E402
 from cryotiger_scipion.engine.train.trainer import TrainConfig, Trainer  # noqa: E402
 

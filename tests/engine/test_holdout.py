@@ -13,7 +13,7 @@ from cryotiger_scipion.engine import metrics as M
 from cryotiger_scipion.engine.commands.holdout import method_entries
 from cryotiger_scipion.engine.holdout import MethodSpec, kept_files, method_specs, run_holdout
 from cryotiger_scipion.engine.formats.mrc import read_stack, write_stack
-from cryotiger_scipion.engine.io import write_angles
+from cryotiger_scipion.engine.formats.tlt import write_angles
 from cryotiger_scipion.engine.simulate import phantom_volume, simulate_tilt_series
 
 from conftest import cryotiger_cmd

@@ -7,7 +7,7 @@ import pytest
 from cryotiger_scipion.engine.interpolate import (LinearInterpolator, describe_input,
                                                   run_interpolation)
 from cryotiger_scipion.engine.formats.mrc import read_stack, write_stack
-from cryotiger_scipion.engine.io import read_angles, write_angles
+from cryotiger_scipion.engine.formats.tlt import read_angles, write_angles
 
 
 def test_weights_by_angular_distance_hand_computed():

@@ -16,7 +16,7 @@ from conftest import cryotiger_cmd
 from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine.devices import device_slots, overlapping, parse_gpu_ids
 from cryotiger_scipion.engine.formats.mrc import write_stack
-from cryotiger_scipion.engine.io import write_angles
+from cryotiger_scipion.engine.formats.tlt import write_angles
 
 N_TILTS = 9
 

@@ -12,7 +12,7 @@ from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine import reconstruct as R
 from cryotiger_scipion.engine.interpolate import LinearInterpolator, describe_input, run_interpolation
 from cryotiger_scipion.engine.formats.mrc import write_stack
-from cryotiger_scipion.engine.io import write_angles
+from cryotiger_scipion.engine.formats.tlt import write_angles
 from cryotiger_scipion.engine.simulate import phantom_volume, simulate_thick_ctf, simulate_tilt_series
 from conftest import cryotiger_cmd
 

@@ -21,7 +21,7 @@ pytest.importorskip("tensorflow")
 from cryotiger_scipion.engine.cli import main  # noqa: E402
 from cryotiger_scipion.engine.film.confidence import confidence_map  # noqa: E402
 from cryotiger_scipion.engine.formats.mrc import write_stack  # noqa: E402
-from cryotiger_scipion.engine.io import write_angles  # noqa: E402
+from cryotiger_scipion.engine.formats.tlt import write_angles  # noqa: E402
 
 
 def cli(capsys, *args):

@@ -8,7 +8,7 @@ import pytest
 
 from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine.formats.mrc import write_stack
-from cryotiger_scipion.engine.io import write_angles
+from cryotiger_scipion.engine.formats.tlt import write_angles
 from cryotiger_scipion.engine.train.data import (DatabaseParams, SeriesSpec, build_database,
                                                  make_dataset, parse_example, patch_origins,
                                                  select_triplets, shard_paths)

@@ -9,7 +9,7 @@ import pytest
 
 from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine.formats.mrc import read_stack, write_stack
-from cryotiger_scipion.engine.io import write_angles
+from cryotiger_scipion.engine.formats.tlt import write_angles
 from cryotiger_scipion.engine.train.data import DatabaseParams, SeriesSpec, build_database
 from cryotiger_scipion.engine.train.trainer import TrainConfig, Trainer, learning_rate_at, train
 

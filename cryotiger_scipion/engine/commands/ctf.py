@@ -115,7 +115,7 @@ def _run(args) -> int:
     from ..ctf_json import write_ctf_json
     from ..interpolate import parse_view_list
     from ..formats.mrc import check_finite_views, open_stack, resolve_pixel_size
-    from ..io import check_angles_match, read_angles
+    from ..formats.tlt import check_angles_match, read_angles
     from ..record import excluded_views, find_record, synthetic_views
 
     if not os.path.exists(args.input):

@@ -190,7 +190,7 @@ def record_exclusions(args, angles=None, synthetic: bool = False) -> list:
     """
     from ..interpolate import parse_view_list
     from ..formats.mrc import stack_shape
-    from ..io import read_angles
+    from ..formats.tlt import read_angles
     from ..record import excluded_views, find_record, synthetic_views
     exclude = parse_view_list(args.exclude)
     if not os.path.exists(args.input):

@@ -144,7 +144,7 @@ def _run(args, outs) -> int:
         raise InputError(f"--min-confidence {min_conf:g}: give a value from 0 to 1")
     if min_conf is not None and not args.exclude_synthetic:
         from ..formats.mrc import stack_shape
-        from ..io import read_angles
+        from ..formats.tlt import read_angles
         from ..record import find_record, low_confidence_views
         record = find_record(args.input, stack_shape(args.input)[0], read_angles(args.angles))
         if record is None:
@@ -160,7 +160,7 @@ def _run(args, outs) -> int:
         # Views an interpolation record beside the stack flags excluded are left out
         # (engine/record.py); --exclude-synthetic OUT.json leaves them out itself.
         from ..formats.mrc import stack_shape
-        from ..io import read_angles
+        from ..formats.tlt import read_angles
         from ..record import excluded_views, find_record
         record = find_record(args.input, stack_shape(args.input)[0], read_angles(args.angles))
         exclude = sorted(set(exclude) | set(excluded_views(record)))

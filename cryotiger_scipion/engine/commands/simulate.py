@@ -94,7 +94,7 @@ def run(args) -> int:
 
 def _run(args) -> int:
     from ..formats.mrc import write_stack
-    from ..io import write_angles
+    from ..formats.tlt import write_angles
     from ..outputs import atomic_path
     from ..simulate import Acquisition, load_volume, phantom_volume, simulate_tilt_series
 

@@ -43,7 +43,7 @@ import numpy as np
 from .. import InputError
 from ..film.normalization import CLIP_MARGIN, ROBUST_PERCENTILES
 from ..formats.mrc import check_finite_views, open_stack
-from ..io import check_angles_match, read_angles
+from ..formats.tlt import check_angles_match, read_angles
 
 RAW_FLOAT32 = "raw_float32"
 MANIFEST = "database.json"

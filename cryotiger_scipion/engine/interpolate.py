@@ -14,7 +14,7 @@ import numpy as np
 from . import InputError
 from .formats.mrc import check_finite_views, open_stack, resolve_pixel_size, StackWriter
 from .formats.tlt import check_angles_match, read_angles, write_angles
-from .io import read_mdoc
+from .formats.mdoc import read_mdoc
 from .plan import InputTilt, OutputTilt, gaps_of, make_input_tilts, make_plan
 from .progress import Progress
 # The record OUT.json has one module (record.py); read_plan_json is its reader.

@@ -8,7 +8,7 @@ import pytest
 from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine.formats.mrc import StackWriter, read_stack, write_stack
 from cryotiger_scipion.engine.formats.tlt import check_angles_match, read_angles, write_angles
-from cryotiger_scipion.engine.io import read_mdoc
+from cryotiger_scipion.engine.formats.mdoc import read_mdoc
 
 
 def test_stack_round_trip_keeps_values_and_pixel_size(tmp_path):

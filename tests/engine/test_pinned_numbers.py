@@ -91,7 +91,7 @@ def test_acquisition_orders_with_gaps():
 def test_mdoc_subset_with_gaps(tmp_path):
     """An .mdoc of a subset (ZValues 0, 2, 5, 6 of a longer series, DateTime in
     acquisition order 2, 1, 4, 3): orders by time, PriorRecordDose kept."""
-    from cryotiger_scipion.engine.io import read_mdoc
+    from cryotiger_scipion.engine.formats.mdoc import read_mdoc
     sections = [(0, 0.0, 3.0, "01-Jan-24  10:00:10", 9.0), (2, -3.0, 3.0, "01-Jan-24  10:00:00", 0.0),
                 (5, 3.0, 2.5, "01-Jan-24  10:00:40", 24.0), (6, 6.0, 2.5, "01-Jan-24  10:00:30", 15.5)]
     text = "PixelSpacing = 2.0\n\n"

@@ -158,7 +158,7 @@ def read_series_options(args) -> tuple:
         raise InputError("no tilt angles: give --angles TS.tlt (or --mdoc TS.mdoc)")
     angles = None
     if not args.angles:
-        from ..io import read_mdoc
+        from ..formats.mdoc import read_mdoc
         angles = [t.angle for t in read_mdoc(args.mdoc).tilts]
     xf = None
     if getattr(args, "xf", None):

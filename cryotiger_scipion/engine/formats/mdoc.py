@@ -1,9 +1,13 @@
-"""Tilt-series files: MRC stacks, tilt-angle files, SerialEM .mdoc.
+"""SerialEM .mdoc files (read only): per-image tilt angle, dose, time stamp.
 
-Axis order of every array is (tilt, y, x); angles in degrees; pixel sizes in
-Angstrom.  Writers are atomic: data go to a hidden temporary file in the
-destination folder that is renamed into place only when complete, so a crash
-never leaves a half-written file under the final name.
+Format: SerialEM's autodoc (``.mdoc``) metadata files,
+https://bio3d.colorado.edu/SerialEM/hlp/html/about_formats.htm: a header of
+``key = value`` lines, then one ``[ZValue = n]`` section per image of the
+stack (n from 0, stack order) with keys such as ``TiltAngle`` (degrees),
+``ExposureDose`` and ``PriorRecordDose`` (e/A^2), ``DateTime``
+(``dd-Mon-yy  HH:MM:SS``), ``PixelSpacing`` (Angstrom), ``Defocus`` /
+``TargetDefocus`` (microns) and ``SubFramePath``; other sections (``[T =
+...]``, frame-set sections) are skipped.  The engine never writes .mdoc files.
 """
 from __future__ import annotations
 
@@ -15,20 +19,19 @@ from typing import List, Optional
 
 import numpy as np
 
-from . import InputError
+from .. import InputError
 
-# ----------------------------------------------------------------------------
-# SerialEM .mdoc
-# ----------------------------------------------------------------------------
+
 @dataclass
 class MdocTilt:
-    """One [ZValue = n] section of a SerialEM .mdoc."""
-    z_value: int
-    angle: float
+    """One [ZValue = n] section of a SerialEM .mdoc (one image); ``extra``
+    holds every key of the section as text."""
+    z_value: int                       # n of [ZValue = n]: the image's position in the stack, from 0
+    angle: float                       # TiltAngle, degrees
     dose: float = 0.0                  # exposure of this image, e/A^2
     datetime: str = ""
     defocus: Optional[float] = None    # target defocus (microns, SerialEM sign)
-    pixel_size: Optional[float] = None
+    pixel_size: Optional[float] = None  # PixelSpacing, Angstrom
     sub_frame_path: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -42,9 +45,9 @@ class Mdoc:
 
     @property
     def acquisition_order(self) -> np.ndarray:
-        """1-based acquisition order per section (ZValue order), by DateTime
-        when all sections carry one, else by ZValue (SerialEM writes sections
-        in acquisition order)."""
+        """(n,) int: the 1-based acquisition order of each section (ZValue
+        order), by DateTime when every section carries a distinct one, else by
+        ZValue (SerialEM writes sections in acquisition order)."""
         from datetime import datetime
         stamps = []
         for t in self.tilts:
@@ -66,16 +69,17 @@ class Mdoc:
 
     @property
     def accumulated_dose(self) -> np.ndarray:
-        """Dose received before each image (e/A^2), in section order: SerialEM's
-        PriorRecordDose when every section has it, else the sum of the
-        ExposureDose of the images acquired earlier (``plan.dose_before``)."""
+        """(n,) float: the dose received before each image (e/A^2), in section
+        order: SerialEM's PriorRecordDose when every section has it, else the
+        sum of the ExposureDose of the images acquired earlier
+        (``engine.plan.dose_before``, the engine's one dose rule)."""
         prior = [t.extra.get("PriorRecordDose") for t in self.tilts]
         if all(p is not None for p in prior):
             try:
                 return np.array([float(p.split()[0]) for p in prior])
             except ValueError:
                 pass
-        from .plan import dose_before
+        from ..plan import dose_before
         return dose_before([t.dose for t in self.tilts], self.acquisition_order)
 
 
@@ -84,7 +88,10 @@ def read_mdoc(path: str) -> Mdoc:
     sections of ``key = value`` lines) into an :class:`Mdoc`: one MdocTilt per
     section, in ZValue order; angles in degrees (TiltAngle), doses in e/A^2
     (ExposureDose), pixel size in Angstrom (PixelSpacing).  Raises InputError
-    when the file is missing or has no usable section."""
+    (one line naming the file and the section) when the file is missing or has
+    no [ZValue = n] section, when a section appears twice, has no TiltAngle or
+    one outside [-90, 90] degrees, or has an ExposureDose/PriorRecordDose that
+    is not a finite number >= 0."""
     if not os.path.exists(path):
         raise InputError(f"{path}: .mdoc file not found")
     header, tilts, current = {}, [], None

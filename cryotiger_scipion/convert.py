@@ -32,7 +32,7 @@ Scipion-em-tomo stores a TiltImage transform as the 3x3 matrix
 and the IMOD plugin reads .xf files into the same layout), which is what
 engine/align.py applies: raw point x (pixels from the image centre) goes to
 A x + d.  The .xf is written by the engine's own writer
-(``engine.align.write_xf``), so both sides share one format implementation.
+(``engine.formats.xf.write_xf``), so both sides share one format implementation.
 
 Doses (e/A^2): ``TiltRecord.dose`` is the image's own dose (acquisition
 ``dosePerFrame``); ``TiltRecord.priorDose`` the dose received BEFORE the image
@@ -40,7 +40,7 @@ Doses (e/A^2): ``TiltRecord.dose`` is the image's own dose (acquisition
 the image, the engine's ``accum_dose`` does not).
 
 This module imports Scipion (tomo, pwem) but never TensorFlow; from the engine
-it uses only numpy/scipy/mrcfile modules (engine.io, engine.align).
+it uses only the numpy/mrcfile modules of engine.formats (MRC, .tlt, .xf, acquisition JSON).
 Units: angles in degrees, pixel sizes in Angstrom, doses in e/A^2; stacks are
 (n, y, x) float32 and "stack order" means the tilt images sorted by their index.
 """
@@ -55,8 +55,8 @@ from pyworkflow.object import Boolean, String
 from tomo.objects import TiltImage, TiltSeries
 
 from .constants import ATTR_CONFIDENCE, ATTR_SOURCES, ATTR_SYNTHETIC
-from .engine.align import write_xf
 from .engine.formats.mrc import STACK_SUFFIXES
+from .engine.formats.xf import write_xf
 
 # The MRC suffixes the engine reads (engine/formats/mrc.py).
 MRC_SUFFIXES = STACK_SUFFIXES
@@ -222,7 +222,7 @@ def writeXf(path: str, records: List[TiltRecord]) -> None:
     """Write ``path``, the IMOD .xf (A11 A12 A21 A22 DX DY, shifts in
     pixels, one line per image) of ``records`` in stack order, identity for
     images without a transform; written by the engine's .xf writer
-    (``engine.align.write_xf``).  OSError when it cannot be written."""
+    (``engine.formats.xf.write_xf``).  OSError when it cannot be written."""
     write_xf(path, [np.eye(3) if r.matrix is None else np.asarray(r.matrix, dtype=float)
                     for r in records])
 

@@ -34,46 +34,6 @@ from . import InputError
 CUT_WARN_FRACTION = 0.05
 
 
-def read_xf(path: str) -> np.ndarray:
-    """Read an IMOD .xf file -> (n, 2, 3) array [[A11, A12, DX], [A21, A22, DY]].
-
-    One line per view, six numbers ``A11 A12 A21 A22 DX DY``; blank lines are
-    skipped.  InputError (one line naming the file and line) for a missing or
-    binary file, a line without six numbers, NaN/inf values or a singular
-    matrix, so that every command refuses before any work.
-    """
-    from .formats.text import read_text_lines
-    rows = []
-    for lineno, line in enumerate(read_text_lines(path, "transform file (.xf)"), 1):
-        if not line.strip():
-            continue
-        try:
-            v = [float(x) for x in line.split()]
-        except ValueError:
-            raise InputError(f"{path}, line {lineno}: not an IMOD .xf line ('{line.strip()[:60]}'); "
-                             "expected 6 numbers A11 A12 A21 A22 DX DY") from None
-        if len(v) != 6:
-            raise InputError(f"{path}, line {lineno}: expected 6 numbers "
-                             f"(A11 A12 A21 A22 DX DY), found {len(v)}")
-        if not all(np.isfinite(v)):
-            raise InputError(f"{path}, line {lineno}: NaN or infinite value in the transform; "
-                             "fix the alignment (e.g. redo it in IMOD)")
-        if abs(v[0] * v[3] - v[1] * v[2]) < 1e-12:
-            raise InputError(f"{path}, line {lineno}: the transform matrix is singular "
-                             "(determinant 0); fix the alignment")
-        rows.append([[v[0], v[1], v[4]], [v[2], v[3], v[5]]])
-    if not rows:
-        raise InputError(f"{path}: no transforms in the file; give an IMOD .xf with one line per view")
-    return np.asarray(rows, dtype=np.float64)
-
-
-def write_xf(path: str, xf: np.ndarray) -> None:
-    with open(path, "w") as f:
-        for m in np.asarray(xf):
-            f.write("%12.7f %12.7f %12.7f %12.7f %12.3f %12.3f\n"
-                    % (m[0, 0], m[0, 1], m[1, 0], m[1, 1], m[0, 2], m[1, 2]))
-
-
 def is_identity(xf: np.ndarray, tol: float = 1e-6) -> bool:
     """True when one 2x3 transform [[A11, A12, DX], [A21, A22, DY]] is the identity
     within ``tol`` (matrix part and shift in pixels)."""

@@ -472,7 +472,7 @@ def write_imod_files(series: ExportSeries, folder: str, experimental_only: bool 
         while others have one.
       OSError: when a file cannot be written.
     """
-    from .align import write_xf
+    from .formats.xf import write_xf
     from .formats.tlt import write_angles
     from .novactf import write_defocus_file
     stem = series.name

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from cryotiger_scipion.engine.align import apply_xf, read_xf, write_xf
+from cryotiger_scipion.engine.align import apply_xf
+from cryotiger_scipion.engine.formats.xf import read_xf, write_xf
 from cryotiger_scipion.engine.simulate import (Acquisition, phantom_volume, project,
                                                simulate_tilt_series)
 

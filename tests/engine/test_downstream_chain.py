@@ -163,7 +163,8 @@ def test_c25_ninety_degree_axis_on_non_square_images(tmp_path):
     """raw 48 rows x 24 columns with the tilt axis along x; .xf '0 -1 1 0 0 0'
     turns it into the 24 x 48 aligned frame: interpolate writes (n, 24, 48) and
     reconstruct gives the same (z, 24, 48) tomogram as from the aligned stack."""
-    from cryotiger_scipion.engine.align import apply_xf, write_xf
+    from cryotiger_scipion.engine.align import apply_xf
+    from cryotiger_scipion.engine.formats.xf import write_xf
     angles = np.arange(-30.0, 30.0 + 1e-9, 6.0)
     vol = phantom_volume((12, 24, 48), n_blobs=8, seed=2)
     ali = simulate_tilt_series(vol, angles)                       # (n, 24, 48), axis along y
@@ -195,7 +196,7 @@ def test_aligned_size_sets_the_frame(tmp_path):
     """--aligned-size NX,NY (as newstack -size) overrides the automatic frame:
     the 90-degree aligned images centred in a 48 x 48 frame; without --xf, or
     with a malformed size, refused in one line."""
-    from cryotiger_scipion.engine.align import write_xf
+    from cryotiger_scipion.engine.formats.xf import write_xf
     angles = np.array([-6.0, 0.0, 6.0])
     vol = phantom_volume((8, 24, 48), n_blobs=6, seed=3)
     ali = simulate_tilt_series(vol, angles)                        # (3, 24, 48)

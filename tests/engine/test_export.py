@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import starfile
 
-from cryotiger_scipion.engine.align import read_xf
+from cryotiger_scipion.engine.formats.xf import read_xf
 from cryotiger_scipion.engine.export import (format_view_list, read_imod_defocus,
                                              read_stopgap_synthetic_rows, relion_image_name)
 from cryotiger_scipion.engine.interpolate import parse_view_list

@@ -202,7 +202,7 @@ def test_film_confidence_is_scored_against_the_real_error(ts, tmp_path):
 def test_xf_aligns_real_tilts_before_comparison(tmp_path):
     # Aligned tilts vary linearly with angle (linear restore is exact); the raw images
     # are shifted by a different whole number of pixels each, undone by the .xf.
-    from cryotiger_scipion.engine.align import write_xf
+    from cryotiger_scipion.engine.formats.xf import write_xf
     rng = np.random.default_rng(7)
     angles = np.arange(-8.0, 9.0, 2.0)
     A = np.zeros((32, 32)); B = np.zeros((32, 32))  # noqa: E702

@@ -288,7 +288,8 @@ def test_cli_novactf_backend(series):
 
 
 def test_cli_applies_xf_transforms(series):
-    from cryotiger_scipion.engine.align import apply_xf, write_xf
+    from cryotiger_scipion.engine.align import apply_xf
+    from cryotiger_scipion.engine.formats.xf import write_xf
     d, vol, ts, angles = series
     n = len(angles)
     move = np.array([[[1.0, 0.0, 4.0], [0.0, 1.0, -3.0]]] * n)

@@ -3,7 +3,7 @@ resampling: one convention end to end (issue 10 item 6).
 
 tomo (as scipion-em-imod reads and writes it) stores an IMOD line
 ``A11 A12 A21 A22 DX DY`` as the matrix [[A11, A12, DX], [A21, A22, DY], [0, 0, 1]];
-convert.writeXf (the engine's align.write_xf) must write it back unchanged, and the engine must map a
+convert.writeXf (the engine's formats.xf.write_xf) must write it back unchanged, and the engine must map a
 raw point X to X' = A X + D about the centre (n - 1) / 2 (IMOD's convention)."""
 import os
 import tempfile
@@ -15,7 +15,8 @@ import numpy as np
 class TestXfConvention(unittest.TestCase):
     def test_tomo_transform_to_xf_to_engine(self):
         from pwem.objects import Transform
-        from cryotiger_scipion.engine.align import apply_xf, read_xf
+        from cryotiger_scipion.engine.align import apply_xf
+        from cryotiger_scipion.engine.formats.xf import read_xf
         from cryotiger_scipion.convert import TiltRecord, writeXf
 
         # magnification 1.02, stretch 1.06 along 30 degrees, rotation 12 degrees, shift (3, -2)

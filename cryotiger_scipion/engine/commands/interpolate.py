@@ -162,7 +162,8 @@ def read_series_options(args) -> tuple:
         angles = [t.angle for t in read_mdoc(args.mdoc).tilts]
     xf = None
     if getattr(args, "xf", None):
-        from ..align import read_xf, with_frame
+        from ..align import with_frame
+        from ..formats.xf import read_xf
         xf = with_frame(read_xf(args.xf), getattr(args, "aligned_size", None))
     elif getattr(args, "aligned_size", None):
         raise InputError("--aligned-size sets the frame of the images aligned with --xf; give --xf")

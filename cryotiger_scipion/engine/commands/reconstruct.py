@@ -172,7 +172,8 @@ def _run(args, outs) -> int:
     if args.sirt_like:
         common["sirt_like"] = args.sirt_like
     if args.xf:
-        from ..align import read_xf, with_frame
+        from ..align import with_frame
+        from ..formats.xf import read_xf
         common["xf"] = with_frame(read_xf(args.xf), args.aligned_size)
     elif args.aligned_size:
         raise InputError("--aligned-size sets the frame of the images aligned with --xf; give --xf")

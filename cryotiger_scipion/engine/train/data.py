@@ -396,7 +396,7 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
                                 time_aware=params.time_aware)
         xf = None
         if sp.xf:
-            from ..align import read_xf
+            from ..formats.xf import read_xf
             xf = read_xf(sp.xf)
             if len(xf) != shape[0]:
                 raise InputError(f"{sp.xf}: {len(xf)} transforms for {shape[0]} images in {sp.stack}; "

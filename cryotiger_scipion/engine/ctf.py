@@ -1013,7 +1013,7 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
 
 
 # ----------------------------------------------------------------------------
-# CTF.json entries (the file format, its reader and writer: ctf_json.py)
+# CTF.json entries (the file format, its reader and writer: formats/ctf_json.py)
 # ----------------------------------------------------------------------------
 def results_to_json(results: List[CtfResult], synthetic: Optional[List[bool]] = None,
                     backend: str = "builtin") -> List[dict]:

@@ -56,7 +56,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from . import InputError
-from .ctf_json import read_ctf_json
+from .formats.ctf_json import read_ctf_json
 
 IMOD = "imod"
 STOPGAP = "stopgap"
@@ -206,7 +206,7 @@ def read_record(path: str, n_images: int) -> List[ExportTilt]:
 
 
 def match_ctf(tilts: List[ExportTilt], entries: List[dict], path: str = "CTF.json") -> str:
-    """Give each tilt its defocus from ``entries`` (``ctf_json.read_ctf_json``), in place.
+    """Give each tilt its defocus from ``entries`` (``formats.ctf_json.read_ctf_json``), in place.
 
     By ``acquisition_order`` when every entry has one (tilts whose order has no
     entry get none; gaps in the orders are fine), else by stack position when

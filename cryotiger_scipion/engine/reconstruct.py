@@ -36,7 +36,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from . import InputError
-from .ctf_json import read_ctf_json
+from .formats.ctf_json import read_ctf_json
 from .ctf_model import ctf_phase, electron_wavelength
 from .record import experimental_views  # noqa: F401 (re-exported)
 
@@ -371,7 +371,7 @@ def load_ctf_settings(path: str, n: int, angles: Optional[Sequence[float]] = Non
                       voltage: float = 300.0, cs: float = 2.7, amp_contrast: float = 0.07,
                       keep: Optional[Sequence[int]] = None) -> CtfSettings:
     """The :class:`CtfSettings` of a stack of ``n`` images from its CTF.json
-    (read by ``ctf_json.read_ctf_json``: one entry per tilt, stack order;
+    (read by ``formats.ctf_json.read_ctf_json``: one entry per tilt, stack order;
     defocus in Angstrom, astigmatism angle in degrees).  An entry's ``angle``
     must match ``angles`` (degrees) within 0.5 degree.  Entries of views not in
     ``keep`` (0-based; default all) are not used and may be null or not

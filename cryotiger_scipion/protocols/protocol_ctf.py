@@ -125,7 +125,7 @@ class ProtCryoTigerCtf(ProtCryoTigerBase):
 
     # -------------------------- output --------------------------------------
     def _createOutputCtf(self, tsId):
-        from ..engine.ctf_json import read_ctf_json     # the engine's reader of its own file
+        from ..engine.formats.ctf_json import read_ctf_json     # the engine's reader of its own file
         entries = read_ctf_json(self._getCtfJson(tsId))
         inputs = self._loadInputs(tsId)
         if len(entries) != len(inputs.records):

@@ -310,7 +310,7 @@ class ProtCryoTigerReconstruct(ProtCryoTigerBase):
         for i, o in enumerate(out):      # left-out tilts without CTF: any valid value
             if o is None:
                 out[i] = dict(known[0], angle=inputs.records[i].angle)
-        from ..engine.ctf_json import write_ctf_json
+        from ..engine.formats.ctf_json import write_ctf_json
         write_ctf_json(path, out)
 
     # -------------------------- INFO functions -------------------------------

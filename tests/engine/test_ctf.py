@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine import ctf
-from cryotiger_scipion.engine.ctf_json import read_ctf_json, write_ctf_json
+from cryotiger_scipion.engine.formats.ctf_json import read_ctf_json, write_ctf_json
 from cryotiger_scipion.engine.formats.mrc import write_stack
 from cryotiger_scipion.engine.formats.tlt import write_angles
 from cryotiger_scipion.engine.simulate import Acquisition, phantom_volume, simulate_tilt_series
@@ -198,7 +198,7 @@ def test_ctf_json_roundtrip(tmp_path):
 
 
 def test_ctf_json_one_reader_for_every_consumer(tmp_path):
-    """CTF.json has one reader (engine/ctf_json.py): reconstruct and export get
+    """CTF.json has one reader (engine/formats/ctf_json.py): reconstruct and export get
     the same per-tilt values from it.  V > U is the same CTF with U and V
     swapped and the angle turned by 90 degrees; a tilt marked not estimated (or
     a null entry) has no defocus; an unusable defocus of a used tilt is refused."""

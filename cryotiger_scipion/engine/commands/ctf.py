@@ -112,7 +112,7 @@ def run(args) -> int:
 def _run(args) -> int:
     from .. import InputError
     from ..ctf import FitOptions, Microscope, estimate_stack, results_to_json
-    from ..ctf_json import write_ctf_json
+    from ..formats.ctf_json import write_ctf_json
     from ..interpolate import parse_view_list
     from ..formats.mrc import check_finite_views, open_stack, resolve_pixel_size
     from ..formats.tlt import check_angles_match, read_angles

@@ -13,6 +13,11 @@ and whatever else the writer put there (``defocus``, ``fit_score``,
 ``resolution``, ``synthetic``, ``excluded``, ``estimated``...).  A tilt the
 estimator did not estimate (featureless image, excluded view) has
 ``"estimated": false`` and null defocus; a ``null`` entry means the same.
+
+Format: cryotiger's own (no outside specification; docs/ctf.md).  Defocus
+follows the convention of Scipion's CTFModel (``defocusU`` >= ``defocusV``,
+Angstrom, underfocus positive; ``defocusAngle`` in degrees), which the reader
+restores when a file has V > U.
 """
 from __future__ import annotations
 
@@ -21,15 +26,18 @@ import math
 import os
 from typing import Collection, List, Optional
 
-from . import InputError
+from .. import InputError
 
 FIX = "give the CTF.json written by 'cryotiger ctf'"
 
 
 def write_ctf_json(path: str, entries: List[dict]) -> None:
     """Write CTF.json at ``path`` atomically (``outputs.atomic_path``): ``entries``
-    is a list, one dict per tilt in stack order (``ctf.results_to_json``)."""
-    from .outputs import atomic_path
+    is a list, one dict per tilt in stack order (``ctf.results_to_json``;
+    defocus in Angstrom, angles in degrees), written as indented JSON.
+    Raises OSError (or OutputError inside an output set) when the file
+    cannot be written; TypeError for entries JSON cannot hold."""
+    from ..outputs import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(entries, f, indent=1)

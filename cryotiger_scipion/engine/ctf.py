@@ -878,7 +878,7 @@ def not_estimated(angle: float, reason: str) -> CtfResult:
 def excluded_result(angle: float) -> CtfResult:
     """The :class:`CtfResult` of an excluded view: not estimated, flagged
     ``excluded`` (CTF.json: ``"excluded": true``, ``"estimated": false``, null
-    values; engine/record.py)."""
+    values; engine/formats/record.py)."""
     r = not_estimated(angle, "excluded view")
     r.excluded = True
     return r

@@ -45,7 +45,6 @@ What each format gets (file names are a contract; see docs/export.md):
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -57,6 +56,7 @@ import numpy as np
 
 from . import InputError
 from .formats.ctf_json import read_ctf_json
+from .formats.record import read_record
 
 IMOD = "imod"
 STOPGAP = "stopgap"
@@ -135,21 +135,6 @@ class ExportSeries:
 # ----------------------------------------------------------------------------
 # Reading the product's records
 # ----------------------------------------------------------------------------
-def _load_json_list(path: str, what: str, fix: str) -> list:
-    if not os.path.exists(path):
-        raise InputError(f"{path}: {what} not found; {fix}")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}); {fix}") from None
-    if isinstance(data, dict) and isinstance(data.get("tilts"), list):
-        data = data["tilts"]
-    if not isinstance(data, list) or not data:
-        raise InputError(f"{path}: expected a non-empty list with one entry per tilt; {fix}")
-    return data
-
-
 def _number(entry: dict, key: str, path: str, i: int, default=None, cast=float):
     value = entry.get(key, default)
     if value is None:
@@ -163,25 +148,28 @@ def _number(entry: dict, key: str, path: str, i: int, default=None, cast=float):
     return value
 
 
-def read_record(path: str, n_images: int) -> List[ExportTilt]:
-    """Read an interpolation record (``OUT.json``) for a stack of ``n_images``.
+def record_tilts(path: str, n_images: int) -> List[ExportTilt]:
+    """The tilts of the interpolation record (``OUT.json``) at ``path``, for a
+    stack of ``n_images``.
 
-    Each entry needs ``angle`` (degrees); ``synthetic`` and ``excluded``
-    default to False, ``acquisition_order`` to the stack position (1-based),
-    ``dose`` and ``accum_dose`` (e/A^2; accum_dose = dose BEFORE the image)
-    to 0.  Returns one :class:`ExportTilt` per image in stack order (no CTF).
-    Raises InputError for a missing/unreadable file, a wrong number of
-    entries, entries out of stack order, duplicate acquisition orders or
-    negative doses.
+    The file is read by the record's one reader (``formats.record.read_record``:
+    a JSON list of objects); each entry needs ``angle`` (degrees);
+    ``synthetic`` and ``excluded`` default to False, ``acquisition_order`` to
+    the stack position (1-based), ``dose`` and ``accum_dose`` (e/A^2;
+    accum_dose = dose BEFORE the image) to 0.  Returns one
+    :class:`ExportTilt` per image in stack order (no CTF).
+
+    Raises InputError for a missing or unreadable file or one that is not a
+    record (the reader's messages), a wrong number of entries, an entry
+    without ``angle``, a field that is not a finite number, entries out of
+    stack order, duplicate acquisition orders or negative doses.
     """
     fix = "give the .json written beside the stack by 'cryotiger interpolate' (--record)"
-    data = _load_json_list(path, "interpolation record", fix)
+    data = read_record(path)
     if len(data) != n_images:
         raise InputError(f"{path}: {len(data)} entries but the stack has {n_images} images; {fix}")
     tilts = []
     for i, e in enumerate(data):
-        if not isinstance(e, dict):
-            raise InputError(f"{path}: entry {i + 1} is not an object; {fix}")
         if "angle" not in e:
             raise InputError(f"{path}: entry {i + 1} has no 'angle'; {fix}")
         idx = _number(e, "index", path, i, default=i, cast=int)
@@ -282,7 +270,7 @@ def load_series(stack: str, record: Optional[str] = None, ctf: Optional[str] = N
     Args:
       stack: the (interpolated) MRC stack, (n, y, x).
       record: its interpolation record (default: the .json beside the stack
-        with the same stem; read by :func:`read_record`).
+        with the same stem; read by :func:`record_tilts`).
       ctf: optional CTF.json (see :func:`match_ctf`).
       pixel_size: Angstrom per pixel (default: the stack header).
       voltage: kV, in [1, 5000].
@@ -313,7 +301,7 @@ def load_series(stack: str, record: Optional[str] = None, ctf: Optional[str] = N
         shape = tuple(int(s) for s in (m.data.shape if m.data.ndim == 3 else (1,) + m.data.shape))
         header_px = float(m.voxel_size.x)
     record = record or os.path.splitext(stack)[0] + ".json"
-    tilts = read_record(record, shape[0])
+    tilts = record_tilts(record, shape[0])
     from .formats.mrc import resolve_pixel_size      # the rule of every command (README, "Bad input")
     px = resolve_pixel_size(pixel_size, stack, header_px=header_px)
     for value, label, lo, hi in ((voltage, "--voltage (kV)", 1, 5000), (cs, "--cs (mm)", 0, 100),
@@ -906,7 +894,7 @@ def export(series: ExportSeries, fmt: str, out_dir: str, experimental_only: bool
             "synthetic": sum(t.synthetic for t in kept), "notes": notes}
 
 
-__all__ = ["FORMATS", "ExportTilt", "ExportSeries", "read_record", "match_ctf",
+__all__ = ["FORMATS", "ExportTilt", "ExportSeries", "record_tilts", "match_ctf",
            "load_series", "export", "format_view_list", "read_imod_defocus",
            "read_stopgap_synthetic_rows", "relion_image_name", "relion_tables", "stopgap_table",
            "parse_tomo_size", "combine_stopgap_wedgelists", "combine_relion_tomograms"]

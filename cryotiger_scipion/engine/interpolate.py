@@ -12,13 +12,12 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from . import InputError
-from .formats.mrc import check_finite_views, open_stack, resolve_pixel_size, StackWriter
-from .formats.tlt import check_angles_match, read_angles, write_angles
 from .formats.mdoc import read_mdoc
+from .formats.mrc import check_finite_views, open_stack, resolve_pixel_size, StackWriter
+from .formats.record import write_record
+from .formats.tlt import check_angles_match, read_angles, write_angles
 from .plan import InputTilt, OutputTilt, gaps_of, make_input_tilts, make_plan
 from .progress import Progress
-# The record OUT.json has one module (record.py); read_plan_json is its reader.
-from .record import read_plan_json, write_record  # noqa: F401 (read_plan_json re-exported)
 
 # The interface every interpolator implements, the linear method and the method
 # names live in methods.py (film/inference.py subclasses the interface from
@@ -253,7 +252,7 @@ def run_interpolation(input_path: str, output_path: str, tilts: Sequence[InputTi
 
     Writes ``output_path`` (MRC stack, (n_out, y, x) float32, sorted by angle,
     pixel size kept), the .tlt and the .json record beside it (same stem;
-    engine/record.py).  Methods with confidence maps (FILM) also write
+    engine/formats/record.py).  Methods with confidence maps (FILM) also write
     OUT_confidence.mrc: one (y, x) float32 map in [0, 1] per output slice, real
     tilts 1.0; the record's synthetic entries get the map's mean as
     ``confidence``.  Excluded views holding NaN/inf are left out of the output.

@@ -36,9 +36,9 @@ import numpy as np
 from scipy import fft as sfft
 
 from . import InputError
-from .formats.ctf_json import read_ctf_json
 from .ctf_model import ctf_phase, electron_wavelength
-from .record import experimental_views  # noqa: F401 (re-exported)
+from .formats.ctf_json import read_ctf_json
+from .formats.record import experimental_views
 
 CORRECTIONS = ("none", "phaseflip", "3d")
 CTF_MODES = ("phaseflip", "multiply")

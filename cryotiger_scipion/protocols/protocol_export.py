@@ -114,8 +114,8 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
                    "excluded": not r.enabled,
                    "acquisition_order": int(r.acqOrder) if useOrders else r.position,
                    "dose": r.dose, "accum_dose": r.priorDose} for r in inputs.records]
-        with open(self._recordJson(tsId), "w") as f:
-            json.dump(record, f, indent=1)
+        from ..engine.formats.record import write_record     # the engine's writer of OUT.json
+        write_record(self._recordJson(tsId), record)
         import mrcfile
         with mrcfile.open(inputs.stack, mode="r", permissive=True, header_only=True) as m:
             size = [int(m.header.nx), int(m.header.ny)]          # x, y in pixels
@@ -259,8 +259,8 @@ class ProtCryoTigerExport(ProtCryoTigerBase):
                     raise ValueError("no CTF for the tilt image %d (%.2f deg), matched by index; "
                                      "estimate the CTF of every tilt" % (r.index, r.angle))
                 out.append(dict(values(e), angle=r.angle))
-        with open(self._ctfJson(tsId), "w") as f:
-            json.dump(out, f, indent=1)
+        from ..engine.formats.ctf_json import write_ctf_json  # the engine's writer of CTF.json
+        write_ctf_json(self._ctfJson(tsId), out)
 
     # -------------------------- INFO functions -------------------------------
     def _validate(self):

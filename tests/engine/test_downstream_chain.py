@@ -2,7 +2,7 @@
 (issue 10 item 5, case C23), and the aligned frame of a 90-degree tilt axis
 (item 6, case C25).
 
-Rule (engine/record.py, README "Excluded views downstream"): views excluded in
+Rule (engine/formats/record.py, README "Excluded views downstream"): views excluded in
 the input are carried into the output at their own angle, flagged `excluded`
 in OUT.json; ctf does not estimate them, reconstruct and holdout leave them
 out, interpolate never uses them as anchors.  The record is read from

@@ -12,6 +12,7 @@ from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine import reconstruct as R
 from cryotiger_scipion.engine.interpolate import LinearInterpolator, describe_input, run_interpolation
 from cryotiger_scipion.engine.formats.mrc import write_stack
+from cryotiger_scipion.engine.formats.record import experimental_views
 from cryotiger_scipion.engine.formats.tlt import write_angles
 from cryotiger_scipion.engine.simulate import phantom_volume, simulate_thick_ctf, simulate_tilt_series
 from conftest import cryotiger_cmd
@@ -141,7 +142,7 @@ def test_exclude_synthetic_drops_exactly_the_synthetic_tilts(series):
     tilts = describe_input(str(d / "TS.mrc"), angles_path=str(d / "TS.tlt"), exclude=[0])
     plan = run_interpolation(str(d / "TS.mrc"), str(d / "OUT.mrc"), tilts, LinearInterpolator(),
                              per_gap=2, progress=False)
-    keep = R.experimental_views(str(d / "OUT.json"), len(plan))
+    keep = experimental_views(str(d / "OUT.json"), len(plan))
     assert [plan[i].input_index for i in keep] == list(range(1, len(angles)))   # view 1 excluded
     info = R.reconstruct_file(str(d / "OUT.mrc"), str(d / "OUT.tlt"), str(d / "REAL.mrc"), 16,
                               exclude_synthetic=str(d / "OUT.json"), progress=False)
@@ -154,7 +155,7 @@ def test_exclude_synthetic_drops_exactly_the_synthetic_tilts(series):
     with mrcfile.open(d / "ALL.mrc") as m:
         assert not np.allclose(m.data, ref, atol=1e-3)
     with pytest.raises(InputError, match="entries"):
-        R.experimental_views(str(d / "OUT.json"), len(plan) + 1)
+        experimental_views(str(d / "OUT.json"), len(plan) + 1)
 
 
 def test_cli_contract_with_ctf(series):

@@ -340,7 +340,7 @@ def test_train_time_aware_records_it(tmp_path, capsys):
 
 # -- reconstruct --min-confidence ---------------------------------------------------------------
 def test_reconstruct_min_confidence_leaves_out_low_confidence_tilts(tmp_path, models, capsys):
-    from cryotiger_scipion.engine.record import low_confidence_views
+    from cryotiger_scipion.engine.formats.record import low_confidence_views
     mid, _ = models
     _, inp = series(tmp_path, angles=(-9, -6, -3, 0, 3, 6, 9))
     out = tmp_path / "OUT.mrc"

@@ -23,7 +23,7 @@ from common import (IMPORT_OUTPUT, addAlignedCopy, importTiltSeries, makeFilmTes
                     runOnTiltSeries, simulateTiltSeries, tiltImages)
 from cryotiger_scipion.constants import ATTR_CONFIDENCE, ATTR_SYNTHETIC, OUT_TILTSERIES, OUT_TOMOGRAMS
 from cryotiger_scipion.engine.formats.mrc import write_stack
-from cryotiger_scipion.engine.record import low_confidence_views
+from cryotiger_scipion.engine.formats.record import low_confidence_views
 from cryotiger_scipion.protocols import ProtCryoTigerInterpolate, ProtCryoTigerReconstruct
 
 ANGLES = list(range(-30, 31, 6))          # 11 tilts, 6 degree steps

@@ -116,7 +116,7 @@ def _run(args) -> int:
     from ..interpolate import parse_view_list
     from ..formats.mrc import check_finite_views, open_stack, resolve_pixel_size
     from ..formats.tlt import check_angles_match, read_angles
-    from ..record import excluded_views, find_record, synthetic_views
+    from ..formats.record import excluded_views, find_record, synthetic_views
 
     if not os.path.exists(args.input):
         raise InputError(f"{args.input}: input stack not found")
@@ -124,7 +124,7 @@ def _run(args) -> int:
         data = m.data if m.data.ndim == 3 else m.data[None]
         n = data.shape[0]
         angles = read_angles(args.angles)
-        # Excluded views: --exclude and those the interpolation record flags (engine/record.py).
+        # Excluded views: --exclude and those the interpolation record flags (engine/formats/record.py).
         record = find_record(args.input, n, angles if len(angles) == n else None,
                              explicit=args.plan)
         skip = sorted(set(parse_view_list(args.exclude)) | set(excluded_views(record)))

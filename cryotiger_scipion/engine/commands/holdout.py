@@ -147,7 +147,7 @@ def run(args) -> int:
     with output_set(args, specs):   # checks, lock: before any work; commits at the end
         angles, xf, acq = read_series_options(args)
         # On an interpolated stack (a record OUT.json beside it) only real, not
-        # excluded tilts are held out and used (engine/record.py).
+        # excluded tilts are held out and used (engine/formats/record.py).
         exclude = record_exclusions(args, angles, synthetic=True)
         return _run(args, specs, angles, xf, acq, exclude)
 

@@ -174,7 +174,7 @@ def read_series_options(args) -> tuple:
 
 def record_exclusions(args, angles=None, synthetic: bool = False) -> list:
     """0-based views to exclude: --exclude, plus the views that the
-    interpolation record beside --input (OUT.json, engine/record.py) flags
+    interpolation record beside --input (OUT.json, engine/formats/record.py) flags
     excluded, plus (``synthetic``) its synthetic tilts.
 
     Args:
@@ -192,7 +192,7 @@ def record_exclusions(args, angles=None, synthetic: bool = False) -> list:
     from ..interpolate import parse_view_list
     from ..formats.mrc import stack_shape
     from ..formats.tlt import read_angles
-    from ..record import excluded_views, find_record, synthetic_views
+    from ..formats.record import excluded_views, find_record, synthetic_views
     exclude = parse_view_list(args.exclude)
     if not os.path.exists(args.input):
         return exclude
@@ -251,7 +251,7 @@ def output_set(args):
 def series_inputs(args) -> list:
     """[(path, option)] of the tilt-series files a command reads (--input,
     --angles, --mdoc, --xf, --acquisition-json; None when not given), plus the
-    record OUT.json beside --input (engine/record.py reads it).
+    record OUT.json beside --input (engine/formats/record.py reads it).
     """
     return [(getattr(args, k, None), "--" + k.replace("_", "-"))
             for k in ("input", "angles", "mdoc", "xf", "acquisition_json")] + [record_beside(args.input)]
@@ -259,8 +259,9 @@ def series_inputs(args) -> list:
 
 def record_beside(stack: str) -> tuple:
     """(path, role) of the interpolation record STEM.json beside ``stack``, read
-    when present (engine/record.py); (None, role) when there is none."""
-    path = os.path.splitext(stack)[0] + ".json" if stack else None
+    when present (engine/formats/record.py); (None, role) when there is none."""
+    from ..formats.record import record_beside as record_path
+    path = record_path(stack) if stack else None
     return (path if path and os.path.isfile(path) else None, "record beside --input")
 
 

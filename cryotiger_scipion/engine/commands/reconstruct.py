@@ -145,7 +145,7 @@ def _run(args, outs) -> int:
     if min_conf is not None and not args.exclude_synthetic:
         from ..formats.mrc import stack_shape
         from ..formats.tlt import read_angles
-        from ..record import find_record, low_confidence_views
+        from ..formats.record import find_record, low_confidence_views
         record = find_record(args.input, stack_shape(args.input)[0], read_angles(args.angles))
         if record is None:
             raise InputError(f"--min-confidence needs the interpolation record "
@@ -158,10 +158,10 @@ def _run(args, outs) -> int:
                   + (f" (views {', '.join(str(i + 1) for i in low)})" if low else ""), flush=True)
     if not args.exclude_synthetic:
         # Views an interpolation record beside the stack flags excluded are left out
-        # (engine/record.py); --exclude-synthetic OUT.json leaves them out itself.
+        # (engine/formats/record.py); --exclude-synthetic OUT.json leaves them out itself.
         from ..formats.mrc import stack_shape
         from ..formats.tlt import read_angles
-        from ..record import excluded_views, find_record
+        from ..formats.record import excluded_views, find_record
         record = find_record(args.input, stack_shape(args.input)[0], read_angles(args.angles))
         exclude = sorted(set(exclude) | set(excluded_views(record)))
     t0 = time.monotonic()

@@ -1,5 +1,15 @@
 """The interpolation record (OUT.json): its writer (``cryotiger interpolate``)
-and its readers for the commands downstream.
+and its reader for the commands downstream (ctf, reconstruct, holdout,
+interpolate on an interpolated stack, export, the Scipion protocols).
+
+Format: cryotiger's own JSON (no outside specification): a list with one
+object per output slice in stack order; the fields are documented in the
+README ("What the output tilts are") and written by
+``engine.plan.OutputTilt.to_json`` (``index``, ``angle`` in degrees,
+``synthetic``, ``excluded``, ``sources``, ``weights``, ``fraction``,
+``acquisition_order``, ``dose``/``accum_dose``/``dose_before``/
+``accumulated_dose_after`` in e/A^2, ``confidence`` ...).  Fields are only
+ever added; checks outside the repository read them.
 
 ``cryotiger interpolate --output OUT.mrc`` writes OUT.json beside the stack:
 one entry per output slice, stack order, with ``angle``, ``synthetic`` and
@@ -29,26 +39,29 @@ import json
 import os
 from typing import List, Optional, Sequence
 
-from . import InputError
+from .. import InputError
 
 
 def write_record(path: str, entries: List[dict]) -> None:
     """Write the interpolation record ``entries`` (``plan.OutputTilt.to_json``,
     one per output slice, stack order) as indented JSON at ``path``,
     atomically (``outputs.atomic_path``: the old record or the new one, never a
-    mix)."""
-    from .outputs import atomic_path
+    mix).  Raises OSError (or OutputError inside an output set) when the file
+    cannot be written."""
+    from ..outputs import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(entries, f, indent=1)
 
 
-def read_plan_json(path: str) -> List[dict]:
+def read_record(path: str) -> List[dict]:
     """Read an interpolation record OUT.json: a list with one dict per output
     slice, stack order (fields: README "What the output tilts are"; angles in
     degrees, doses in e/A^2).  Raises InputError (one line) for a missing,
-    binary or malformed file.  (Named after the plan the record holds; the
-    lenient lookup beside a stack is :func:`find_record`.)"""
+    unreadable, binary or malformed file, or JSON that is not a list of
+    objects.  The entries are not checked against a stack here (see
+    :func:`find_record`, the lenient lookup beside a stack, and
+    :func:`experimental_views`)."""
     if not os.path.exists(path):
         raise InputError(f"{path}: interpolation record not found; give the OUT.json written "
                          "beside the interpolated stack by 'cryotiger interpolate'")
@@ -88,7 +101,8 @@ def _matches(record: object, n: int, angles: Optional[Sequence[float]]) -> Optio
 
 
 def record_beside(stack_path: str) -> str:
-    """STEM.json beside STEM.mrc (where interpolate writes it)."""
+    """The path STEM.json beside the stack STEM.mrc (where interpolate writes
+    the record); nothing is read.  Returns a str."""
     return os.path.splitext(stack_path)[0] + ".json"
 
 
@@ -96,12 +110,16 @@ def find_record(stack_path: str, n: int, angles: Optional[Sequence[float]] = Non
                 explicit: Optional[str] = None) -> Optional[List[dict]]:
     """The interpolation record of a stack of ``n`` images (see module doc).
 
-    ``explicit``: a record the user named (InputError when it is missing or
-    does not match the stack).  Else STEM.json beside ``stack_path`` when it is
-    a matching record, or None.
+    ``angles`` ((n,) degrees, stack order): when given, each entry's angle
+    must match within 0.01 degrees.  ``explicit``: a record the user named
+    (--plan); InputError when it is missing, not a record (:func:`read_record`)
+    or does not match the stack (count, stack order, angles).  Else STEM.json
+    beside ``stack_path`` when it is a matching record, or None (a missing,
+    unreadable or non-matching file there is ignored).  Returns the list of
+    entries (dicts, stack order) or None.
     """
     if explicit:
-        record = read_plan_json(explicit)
+        record = read_record(explicit)
         problem = _matches(record, n, angles)
         if problem:
             raise InputError(f"{explicit}: {problem}; give the .json written beside this "
@@ -120,9 +138,9 @@ def find_record(stack_path: str, n: int, angles: Optional[Sequence[float]] = Non
 def experimental_views(path: str, n: int) -> List[int]:
     """0-based stack indices of the real (not synthetic, not excluded) tilts of
     the interpolation record at ``path`` (``reconstruct --exclude-synthetic``).
-    Raises InputError when the file is not a record (:func:`read_plan_json`)
+    Raises InputError when the file is not a record (:func:`read_record`)
     or does not describe a stack of ``n`` images in stack order."""
-    record = read_plan_json(path)
+    record = read_record(path)
     problem = _matches(record, n, None)
     if problem:
         raise InputError(f"{path}: {problem}; give the .json written beside this stack by "
@@ -132,7 +150,9 @@ def experimental_views(path: str, n: int) -> List[int]:
 
 
 def excluded_views(record: Optional[List[dict]]) -> List[int]:
-    """0-based indices of the views a record flags ``excluded``."""
+    """0-based stack indices (list of int) of the views that ``record`` (a
+    list of entries as :func:`read_record` returns, or None = no record)
+    flags ``excluded``."""
     return [i for i, e in enumerate(record or []) if e.get("excluded", False)]
 
 
@@ -140,7 +160,9 @@ def low_confidence_views(record: Optional[List[dict]], threshold: float) -> List
     """0-based indices of the synthetic tilts whose ``confidence`` (issue 13:
     mean of the confidence map, 0..1) is below ``threshold``.  A synthetic entry
     without a confidence (made by a method without maps, e.g. linear) counts as
-    below any threshold > 0: its reliability is unknown."""
+    below any threshold > 0: its reliability is unknown.  ``record``: entries
+    as :func:`read_record` returns, or None.  Returns a list of int; ValueError
+    for a confidence that is not a number."""
     out = []
     for i, e in enumerate(record or []):
         if e.get("synthetic", False):
@@ -151,5 +173,6 @@ def low_confidence_views(record: Optional[List[dict]], threshold: float) -> List
 
 
 def synthetic_views(record: Optional[List[dict]]) -> List[int]:
-    """0-based indices of the synthetic tilts of a record."""
+    """0-based stack indices (list of int) of the synthetic tilts of
+    ``record`` (entries as :func:`read_record` returns, or None)."""
     return [i for i, e in enumerate(record or []) if e.get("synthetic", False)]

@@ -212,7 +212,7 @@ class CtfResult:
         return 0.5 * (self.defocus_u + self.defocus_v)
 
     def to_json(self, synthetic: Optional[bool] = None, backend: str = "builtin") -> dict:
-        """The CTF.json entry of this tilt (the file: engine/ctf_json.py).
+        """The CTF.json entry of this tilt (the file: engine/formats/ctf_json.py).
 
         Keys: angle, defocus_u, defocus_v, astig_angle, defocus, fit_score,
         resolution (None when not finite), backend, estimated, on_bound, and
@@ -902,7 +902,7 @@ def estimate_stack(stack, angles: Sequence[float], scope: Microscope,
 
     Raises:
         InputError: when ``scope`` or ``options`` are invalid, the MRC file
-            cannot be read (``io.open_stack``), the angle count differs from the
+            cannot be read (``formats.mrc.open_stack``), the angle count differs from the
             image count, every tilt not excluded is featureless, every tilt is
             excluded, or an image fails as in ``estimate_image`` (NaN/inf, tiles,
             band).

@@ -233,7 +233,7 @@ def run_gctf_stack(binary: str, stack_path: str, angles: Sequence[float], option
     and ``resolution`` its EPA limit (A, NaN when not reported).
 
     Raises:
-        InputError: when the stack cannot be read (``io.read_stack``) or the
+        InputError: when the stack cannot be read (``formats.mrc.read_stack``) or the
             angle count differs from the image count.
         GctfError: when Gctf fails (``run_gctf``).
     """

@@ -380,7 +380,7 @@ def load_ctf_settings(path: str, n: int, angles: Optional[Sequence[float]] = Non
     mm and ``amp_contrast`` fraction are copied into the settings.
 
     Raises:
-        InputError: when the file is missing or invalid (``ctf_json.read_ctf_json``:
+        InputError: when the file is missing or invalid (``formats.ctf_json.read_ctf_json``:
             JSON, entry count, values) or an entry's angle differs from the
             stack's by more than 0.5 degree.
     """
@@ -430,14 +430,14 @@ def stack_data_checked(mrc, angles, input_path: str, angles_path: str,
     checking that ``angles`` has one angle per image (no two of the views in
     ``keep``, default all, at the same angle) and that a pixel size is known
     (``pixel_size`` when given, else the header's).  ``mrc``: an open stack
-    (``io.open_stack``); ``input_path`` and ``angles_path`` name the files in
+    (``formats.mrc.open_stack``); ``input_path`` and ``angles_path`` name the files in
     messages.
 
     Raises:
         InputError: when the angles do not match the stack
-            (``io.check_angles_match``), or ``pixel_size`` is not a positive
+            (``formats.tlt.check_angles_match``), or ``pixel_size`` is not a positive
             finite number, or none is given and the header has none
-            (``io.resolve_pixel_size``).
+            (``formats.mrc.resolve_pixel_size``).
     """
     from .formats.mrc import resolve_pixel_size
     from .formats.tlt import check_angles_match

@@ -167,7 +167,7 @@ def load_volume(path: str) -> tuple:
 
     Raises:
         InputError: for a missing or bad MRC file or NaN/inf values
-            (``io.read_stack``).
+            (``formats.mrc.read_stack``).
         OSError, ValueError, KeyError: from the TIFF and EM readers, which do
             not check their files (KeyError: an EM data type other than
             int8/16/32, float32/64).

@@ -76,7 +76,7 @@ class SeriesSpec:
 
         Raises:
             InputError: when neither is given, or the file cannot be read
-                (``io.read_angles``).
+                (``formats.tlt.read_angles``).
         """
         if self.angle_values is not None:
             return np.asarray(self.angle_values, dtype=float)

@@ -309,6 +309,7 @@ def writeEngineFiles(records: List[TiltRecord], folder: str, tsId: str, pixelSiz
     not usable.  Raises ValueError when there are no records or the images do
     not all have the same size.
     """
+    from .engine.formats.acquisition import write_acquisition_json
     from .engine.formats.mrc import StackWriter
     from .engine.formats.tlt import write_angles
     if not records:
@@ -331,15 +332,15 @@ def writeEngineFiles(records: List[TiltRecord], folder: str, tsId: str, pixelSiz
                 w[r.position - 1] = img
     write_angles(base + ".tlt", [r.angle for r in records])
     orders = [r.acqOrder for r in records]
-    acquisition = {"dose": [r.dose for r in records],
-                   "accum_dose": [r.priorDose for r in records]}
+    order = None
     if all(o is not None for o in orders) and len(set(orders)) == len(orders):
-        acquisition["order"] = [int(o) for o in orders]
+        order = [int(o) for o in orders]
     elif log is not None:
         log("%s: acquisition orders missing or not unique; the engine uses the "
             "stack order" % tsId)
-    with open(base + "_acquisition.json", "w") as f:
-        json.dump(acquisition, f)
+    write_acquisition_json(base + "_acquisition.json", order=order,
+                           dose=[r.dose for r in records],
+                           accum_dose=[r.priorDose for r in records])
     xf = None
     if applyXf:
         xf = base + ".xf"

@@ -17,8 +17,6 @@ real tilts 1.0) and a numeric 'confidence' for every synthetic entry of OUT.json
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
 import time
@@ -96,50 +94,6 @@ def film_options(args) -> dict:
             if getattr(args, k, None) is not None}
 
 
-#: The keys of an --acquisition-json file (lists in stack order): acquisition order (from 1),
-#: dose of each image and dose before it (e/A^2). Anything else is refused, never ignored.
-ACQUISITION_KEYS = ("order", "dose", "accum_dose")
-
-
-def read_acquisition_json(path: str, mdoc: str = None) -> dict:
-    """Read --acquisition-json -> keyword arguments of ``describe_input``
-    (orders, doses, accum_doses; lists in stack order)."""
-    from .. import InputError
-    if mdoc:
-        raise InputError("give either --mdoc or --acquisition-json, not both")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{path}: acquisition file not found") from None
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}); write an object with lists "
-                         "'order', 'dose', 'accum_dose'") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object with lists 'order', 'dose', 'accum_dose'")
-    unknown = sorted(set(data) - set(ACQUISITION_KEYS))
-    if unknown:
-        raise InputError(f"{path}: unknown key(s) {', '.join(repr(k) for k in unknown)}; an acquisition "
-                         "file holds only the lists 'order', 'dose', 'accum_dose' (one value per image)")
-    out = {}
-    for key, name, cast in (("order", "orders", int), ("dose", "doses", float),
-                            ("accum_dose", "accum_doses", float)):
-        values = data.get(key)
-        if values is None:
-            continue
-        try:
-            floats = [float(v) for v in values]
-        except (TypeError, ValueError):
-            raise InputError(f"{path}: '{key}' must be a list of numbers, one per image") from None
-        bad = [v for v in floats if not math.isfinite(v) or v < 0
-               or (cast is int and (v != int(v) or v < 1))]
-        if bad:
-            want = "whole numbers from 1" if cast is int else "finite numbers >= 0 (e/A^2)"
-            raise InputError(f"{path}: '{key}' holds {bad[0]:g}; give {want}, one per image")
-        out[name] = [cast(v) for v in floats]
-    return out
-
-
 def read_series_options(args) -> tuple:
     """(angles or None, xf or None, acquisition dict) from the options shared by
     the commands that read a tilt series: --angles/--mdoc, --xf, --acquisition-json.
@@ -167,8 +121,16 @@ def read_series_options(args) -> tuple:
         xf = with_frame(read_xf(args.xf), getattr(args, "aligned_size", None))
     elif getattr(args, "aligned_size", None):
         raise InputError("--aligned-size sets the frame of the images aligned with --xf; give --xf")
+    acq = {}
     acq_json = getattr(args, "acquisition_json", None)
-    acq = read_acquisition_json(acq_json, getattr(args, "mdoc", None)) if acq_json else {}
+    if acq_json:
+        if getattr(args, "mdoc", None):
+            raise InputError("give either --mdoc or --acquisition-json, not both")
+        from ..formats.acquisition import read_acquisition_json
+        lists = read_acquisition_json(acq_json)
+        # the file's keys -> describe_input's keyword arguments
+        acq = {name: lists[key] for key, name in (("order", "orders"), ("dose", "doses"),
+                                                  ("accum_dose", "accum_doses")) if key in lists}
     return angles, xf, acq
 
 

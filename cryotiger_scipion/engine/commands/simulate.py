@@ -1,7 +1,6 @@
 """``cryotiger simulate``: make a tilt series from a volume (or a phantom)."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -93,9 +92,9 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
+    from ..formats.acquisition import write_acquisition_json
     from ..formats.mrc import write_stack
     from ..formats.tlt import write_angles
-    from ..outputs import atomic_path
     from ..simulate import Acquisition, load_volume, phantom_volume, simulate_tilt_series
 
     if args.volume:
@@ -111,11 +110,8 @@ def _run(args) -> int:
     write_stack(args.output, ts, px)
     tlt, order_json = output_paths(args.output)
     write_angles(tlt, angles)
-    with atomic_path(order_json) as tmp, open(tmp, "w") as f:
-        # the --acquisition-json layout, so the file can be given to interpolate/holdout as is
-        acquisition = {"order": order.tolist()}
-        if args.dose:
-            acquisition["dose"] = [float(args.dose)] * len(angles)
-        json.dump(acquisition, f)
+    # the --acquisition-json layout, so the file can be given to interpolate/holdout as is
+    write_acquisition_json(order_json, order=order.tolist(),
+                           dose=[float(args.dose)] * len(angles) if args.dose else None)
     print(f"wrote {args.output}: {len(angles)} tilts of {ts.shape[1]}x{ts.shape[2]}, {px:g} A/px")
     return 0

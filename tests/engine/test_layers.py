@@ -198,3 +198,39 @@ def test_engine_has_no_import_cycle():
 def test_the_cycle_check_sees_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+# The engine modules the Scipion layer may import (numpy/mrcfile/matplotlib only, no
+# TensorFlow and no engine driver): the file formats, output safety, the .xf resampling,
+# the evaluation maths and figures, the report helpers of holdout and export, and the
+# external-program finder. docs/DEVELOPING.md ("What lives where") lists the same.
+SCIPION_MAY_IMPORT = {f"{PACKAGE}.engine", f"{PACKAGE}.engine.outputs", f"{PACKAGE}.engine.align",
+                      f"{PACKAGE}.engine.metrics", f"{PACKAGE}.engine.plots",
+                      f"{PACKAGE}.engine.holdout", f"{PACKAGE}.engine.export",
+                      f"{PACKAGE}.engine.binaries"}
+SCIPION_MAY_IMPORT |= {m for m in MODULES if m.startswith(f"{PACKAGE}.engine.formats")
+                       and not m.endswith(".training_db")}
+
+
+@pytest.mark.parametrize("module", SCIPION)
+def test_scipion_layer_imports_only_numpy_only_engine_modules(module):
+    """The Scipion layer calls the engine as a separate process (the ``cryotiger``
+    command); in its own Python it imports only the engine modules listed above
+    (issue 16: the file formats are one module each, engine/formats/)."""
+    used = {_own(name) for name in _imports(module, lazy=True)
+            if name.startswith(f"{PACKAGE}.engine")}
+    bad = sorted(m for m in used if m is not None and m not in SCIPION_MAY_IMPORT)
+    assert not bad, f"{module} imports engine module(s) {bad}; the Scipion layer may import " \
+                    f"only {sorted(SCIPION_MAY_IMPORT)}"
+
+
+def test_the_format_modules_stay_light():
+    """engine/formats/ imports no scipy, TensorFlow or engine driver at import time, so
+    the Scipion layer (and a numpy-only caller) may import any format module."""
+    formats = [m for m in MODULES if m.startswith(f"{PACKAGE}.engine.formats")]
+    assert {f"{PACKAGE}.engine.formats.{n}" for n in
+            ("mrc", "tlt", "mdoc", "xf", "acquisition", "ctf_json", "record", "text")} <= set(formats)
+    for module in formats:
+        found = _closure(module)
+        heavy = {pkg: chain for pkg, chain in found.items() if pkg in ("scipy",) + TF_PACKAGES}
+        assert not heavy, f"{module} reaches {heavy}"

@@ -208,8 +208,7 @@ SCIPION_MAY_IMPORT = {f"{PACKAGE}.engine", f"{PACKAGE}.engine.outputs", f"{PACKA
                       f"{PACKAGE}.engine.metrics", f"{PACKAGE}.engine.plots",
                       f"{PACKAGE}.engine.holdout", f"{PACKAGE}.engine.export",
                       f"{PACKAGE}.engine.binaries"}
-SCIPION_MAY_IMPORT |= {m for m in MODULES if m.startswith(f"{PACKAGE}.engine.formats")
-                       and not m.endswith(".training_db")}
+SCIPION_MAY_IMPORT |= {m for m in MODULES if m.startswith(f"{PACKAGE}.engine.formats")}
 
 
 @pytest.mark.parametrize("module", SCIPION)

@@ -208,7 +208,8 @@ SCIPION_MAY_IMPORT = {f"{PACKAGE}.engine", f"{PACKAGE}.engine.outputs", f"{PACKA
                       f"{PACKAGE}.engine.metrics", f"{PACKAGE}.engine.plots",
                       f"{PACKAGE}.engine.holdout", f"{PACKAGE}.engine.export",
                       f"{PACKAGE}.engine.binaries"}
-SCIPION_MAY_IMPORT |= {m for m in MODULES if m.startswith(f"{PACKAGE}.engine.formats")}
+SCIPION_MAY_IMPORT |= {m for m in MODULES if m.startswith(f"{PACKAGE}.engine.formats")
+                       and m != f"{PACKAGE}.engine.formats.training_db"}   # TensorFlow when used
 
 
 @pytest.mark.parametrize("module", SCIPION)
@@ -226,7 +227,9 @@ def test_scipion_layer_imports_only_numpy_only_engine_modules(module):
 def test_the_format_modules_stay_light():
     """engine/formats/ imports no scipy, TensorFlow or engine driver at import time, so
     the Scipion layer (and a numpy-only caller) may import any format module."""
-    formats = [m for m in MODULES if m.startswith(f"{PACKAGE}.engine.formats")]
+    # training_db (the TFRecord database) needs TensorFlow and is used by training only
+    formats = [m for m in MODULES if m.startswith(f"{PACKAGE}.engine.formats")
+               and m != f"{PACKAGE}.engine.formats.training_db"]
     assert {f"{PACKAGE}.engine.formats.{n}" for n in
             ("mrc", "tlt", "mdoc", "xf", "acquisition", "ctf_json", "record", "text")} <= set(formats)
     for module in formats:

@@ -9,9 +9,10 @@ import pytest
 from cryotiger_scipion.engine import InputError
 from cryotiger_scipion.engine.formats.mrc import write_stack
 from cryotiger_scipion.engine.formats.tlt import write_angles
+from cryotiger_scipion.engine.formats.training_db import shard_paths
 from cryotiger_scipion.engine.train.data import (DatabaseParams, SeriesSpec, build_database,
                                                  make_dataset, parse_example, patch_origins,
-                                                 select_triplets, shard_paths)
+                                                 select_triplets)
 
 
 def _series(folder, name, n=7, shape=(40, 48), seed=0, angles=None):

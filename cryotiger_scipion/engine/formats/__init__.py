@@ -16,14 +16,16 @@ module              format
 ``acquisition``     acquisition JSON (``--acquisition-json``, ``.order.json``)
 ``ctf_json``        CTF.json (``cryotiger ctf``)
 ``record``          the interpolation record OUT.json (``cryotiger interpolate``)
+``training_db``     the FILM training database (TFRecord shards + manifest;
+                    ``cryotiger train``); TensorFlow inside its functions
 ==================  =========================================================
 
-The FILM training database (TFRecord shards + manifest) and model folders
-(SavedModel) need TensorFlow and stay with their code (``train/data.py``,
-``film/savedmodel.py``).  Every module here imports only the standard
-library, numpy, mrcfile and ``engine`` (its errors, ``outputs.atomic_path``
-and, for the .mdoc dose rule, ``plan``), so that the Scipion layer may import
-it (``tests/engine/test_layers.py``).
+Model folders (SavedModel) stay with their code (``film/savedmodel.py``).
+Every module here but ``training_db`` imports only the standard library,
+numpy, mrcfile and ``engine`` (its errors, ``outputs.atomic_path`` and, for the
+.mdoc dose rule, ``plan``), so that the Scipion layer may import it
+(``tests/engine/test_layers.py``); ``training_db`` needs TensorFlow when used
+and the Scipion layer never imports it.
 Conventions: stacks (n, y, x) float32, volumes (z, y, x); angles in degrees;
 pixel sizes and defocus in Angstrom; doses in e/A^2.  A file a user can fix
 raises ``engine.InputError`` with one line naming the file, the problem and

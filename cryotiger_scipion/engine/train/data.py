@@ -5,33 +5,21 @@ A *triplet* is three views of one ALIGNED tilt series, sorted by angle:
 each spacing s (1 = neighbours, 2 = two tilts apart).  The outer two are the
 network inputs x0 and x1, the middle one is the target.
 
-Database layout (a folder)::
-
-    database.json                      manifest: parameters, series, record counts
-    train-00000-of-00004.tfrecord ...  training shards
-    val-00000-of-00001.tfrecord        validation shard(s) (whole tilt series)
-
-One record = one patch of one triplet, in FILM's layout: ``frame_0/encoded``,
-``frame_1/encoded`` (the MIDDLE, ground-truth frame), ``frame_2/encoded``, each
-with ``/format``, ``/height``, ``/width``, and a ``path`` string
-("<series>:<view a>,<view m>,<view b>:<y0>,<x0>", views numbered from 1).
-
-Format: ``raw_float32`` = the patch's pixels (y, x), one channel, as raw
-little-endian float32 bytes, in the ORIGINAL intensity units of the stack: no
-8-bit (or 16-bit) quantisation at all, the round trip is exact.  Each record
-also holds ``norm/lo`` and ``norm/hi`` (float): the robust intensity range of
-the triplet's two INPUT images (whole images, not the patch), the same
-per-pair normalisation the FILM interpolator applies at inference
-(:func:`pair_range`); the reader maps (x - lo) / (hi - lo) and copies grey to
-three channels, so training sees what inference sees.  Extra features:
-``angles`` (3 floats, degrees), ``series`` (int64 index into the manifest).
+The database (a folder of TFRecord shards and a manifest, FILM's record
+layout, pixels as raw float32 in the stack's own units) is the format module
+``engine/formats/training_db.py``: its writer and reader are used here.  Each
+record holds ``norm/lo`` and ``norm/hi``: the robust intensity range of the
+triplet's two INPUT images (whole images, not the patch), the same per-pair
+normalisation the FILM interpolator applies at inference
+(``film.normalization.pair_range``); :func:`parse_example` maps (x - lo) /
+(hi - lo) and copies grey to three channels, so training sees what inference
+sees.
 
 Everything is reproducible: the record order (shuffled before sharding) and
 the validation split depend only on the inputs and ``seed``.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -41,12 +29,12 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import InputError
-from ..film.normalization import CLIP_MARGIN, ROBUST_PERCENTILES
+from ..film.normalization import CLIP_MARGIN, ROBUST_PERCENTILES, pair_range
 from ..formats.mrc import check_finite_views, open_stack
 from ..formats.tlt import check_angles_match, read_angles
+from ..formats.training_db import (MANIFEST, RAW_FLOAT32, decode_example, encode_example, read_manifest,
+                                   shard_names, shard_paths, write_manifest)
 
-RAW_FLOAT32 = "raw_float32"
-MANIFEST = "database.json"
 DB_VERSION = 2                  # 2: keyed on the content of every input
 
 # Robust range of a pair of images (percentiles, %): the FILM interpolator's
@@ -146,14 +134,6 @@ def select_triplets(angles: Sequence[float], exclude: Sequence[int] = (),
     return out
 
 
-def pair_range(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
-    """Robust intensity range (lo, hi) of two images together: the 0.5th and
-    99.5th percentiles of their pixels, exactly as at inference
-    (``engine.film.normalization.pair_range``, one definition for both)."""
-    from ..film.normalization import pair_range as _pair_range
-    return _pair_range(a, b)
-
-
 def patch_origins(shape_yx: Sequence[int], patch: int, stride: Optional[int] = None
                   ) -> List[Tuple[int, int]]:
     """Top-left corners (y0, x0) of a regular grid of ``patch`` x ``patch``
@@ -180,60 +160,6 @@ def patch_origins(shape_yx: Sequence[int], patch: int, stride: Optional[int] = N
     return [(y, x) for y in starts(ny) for x in starts(nx)]
 
 
-# ----------------------------------------------------------------------------
-# TFRecord encoding (TensorFlow imported lazily)
-# ----------------------------------------------------------------------------
-def encode_example(frames: Sequence[np.ndarray], path: str, lo: float, hi: float,
-                   angles: Sequence[float] = (0.0, 0.0, 0.0), series: int = 0) -> bytes:
-    """Serialise one triplet patch (frame_0, frame_1 = middle, frame_2), each
-    (h, w) float32, as a tf.train.Example in FILM's layout (format raw_float32).
-
-    ``path``: record label (module doc); ``lo``, ``hi``: the normalisation range
-    of the two inputs (image units); ``angles``: the three tilt angles
-    (degrees); ``series``: index into the manifest's series.
-
-    Raises:
-        ValueError: when a frame is not 2-D.
-    """
-    import tensorflow as tf
-
-    def b(v):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
-
-    def i(v):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
-
-    def f(vs):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=[float(x) for x in vs]))
-
-    feats = {"path": b(path.encode()), "norm/lo": f([lo]), "norm/hi": f([hi]),
-             "angles": f(angles), "series": i(series)}
-    for k, img in enumerate(frames):
-        img = np.ascontiguousarray(img, dtype="<f4")
-        if img.ndim != 2:
-            raise ValueError(f"frame {k}: expected a (h, w) image, got shape {img.shape}")
-        feats[f"frame_{k}/encoded"] = b(img.tobytes())
-        feats[f"frame_{k}/format"] = b(RAW_FLOAT32.encode())
-        feats[f"frame_{k}/height"] = i(img.shape[0])
-        feats[f"frame_{k}/width"] = i(img.shape[1])
-    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
-
-
-def _feature_spec():
-    import tensorflow as tf
-    spec = {"path": tf.io.FixedLenFeature([], tf.string),
-            "norm/lo": tf.io.FixedLenFeature([1], tf.float32),
-            "norm/hi": tf.io.FixedLenFeature([1], tf.float32),
-            "angles": tf.io.FixedLenFeature([3], tf.float32),
-            "series": tf.io.FixedLenFeature([], tf.int64)}
-    for k in range(3):
-        spec[f"frame_{k}/encoded"] = tf.io.FixedLenFeature([], tf.string)
-        spec[f"frame_{k}/format"] = tf.io.FixedLenFeature([], tf.string)
-        spec[f"frame_{k}/height"] = tf.io.FixedLenFeature([], tf.int64)
-        spec[f"frame_{k}/width"] = tf.io.FixedLenFeature([], tf.int64)
-    return spec
-
-
 def parse_example(serialized, normalize: bool = True, channels: int = 3):
     """tf.data map function: one serialized record -> dict with 'x0', 'x1'
     (inputs) and 'y' (the middle frame), each (h, w, channels) float32, plus
@@ -242,14 +168,10 @@ def parse_example(serialized, normalize: bool = True, channels: int = 3):
     the inference mapping); otherwise they are the stored raw values."""
     import tensorflow as tf
     from ..film.normalization import to_unit
-    ex = tf.io.parse_single_example(serialized, _feature_spec())
-    lo, hi = ex["norm/lo"][0], ex["norm/hi"][0]
+    ex = decode_example(serialized)
+    lo, hi = ex["lo"], ex["hi"]
     frames = []
-    for k in range(3):
-        h = tf.cast(ex[f"frame_{k}/height"], tf.int32)
-        w = tf.cast(ex[f"frame_{k}/width"], tf.int32)
-        img = tf.reshape(tf.io.decode_raw(ex[f"frame_{k}/encoded"], tf.float32, little_endian=True),
-                         tf.stack([h, w, 1]))
+    for img in ex["frames"]:
         if normalize:  # the inference mapping, clipping included (one function)
             img = to_unit(img, lo, hi, xp=tf.math)
         if channels != 1:
@@ -303,10 +225,6 @@ def file_digest(path: str) -> str:
     except FileNotFoundError:
         return ""
     return h.hexdigest()
-
-
-def _shard_names(prefix: str, n: int) -> List[str]:
-    return [f"{prefix}-{k:05d}-of-{n:05d}.tfrecord" for k in range(n)]
 
 
 def split_series(n_series: int, val_fraction: float, seed: int) -> List[bool]:
@@ -371,10 +289,8 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
                       if sp.angle_values is not None else None,
                       "xf_sha256": file_digest(sp.xf) if sp.xf else ""})
     request = {"version": DB_VERSION, "params": params.key(), "inputs": descr}
-    manifest_path = os.path.join(folder, MANIFEST)
-    if reuse and os.path.exists(manifest_path):
-        with open(manifest_path) as f:
-            old = json.load(f)
+    if reuse and os.path.exists(os.path.join(folder, MANIFEST)):
+        old = read_manifest(folder)
         if old.get("request") == request:
             return old
 
@@ -435,7 +351,7 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.abspath(folder)) + ".", suffix=".part",
                            dir=parent)     # a name engine.outputs cleans after a kill
     try:
-        writers = {s: [tf.io.TFRecordWriter(os.path.join(tmp, n)) for n in _shard_names(s, n_shards[s])]
+        writers = {s: [tf.io.TFRecordWriter(os.path.join(tmp, n)) for n in shard_names(s, n_shards[s])]
                    for s in keys}
         counts = {s: 0 for s in keys}
         skipped_flat = 0
@@ -496,13 +412,12 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
                        for k in range(len(plans))],
             "validation_split": "series" if any(is_val) else ("triplets (every 10th)" if single else "none"),
             "counts": counts, "skipped_flat": skipped_flat,
-            "shards": {s: _shard_names(s, n_shards[s]) for s in keys},
+            "shards": {s: shard_names(s, n_shards[s]) for s in keys},
             "normalization": {"low_percentile": LOW_PERCENTILE, "high_percentile": HIGH_PERCENTILE,
                               "clip": [-CLIP_MARGIN, 1.0 + CLIP_MARGIN],
                               "scope": "the triplet's two input images"},
         }
-        with open(os.path.join(tmp, MANIFEST), "w") as f:
-            json.dump(manifest, f, indent=1)
+        write_manifest(tmp, manifest)
         if os.path.exists(folder):
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -510,32 +425,6 @@ def build_database(series: Sequence[SeriesSpec], folder: str, params: DatabasePa
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
-
-
-def read_manifest(folder: str) -> dict:
-    """The manifest (database.json) of a training database folder (see ``build_database``).
-
-    Raises:
-        InputError: when the folder has no database.json.
-        json.JSONDecodeError: when it is not JSON.
-    """
-    path = os.path.join(folder, MANIFEST)
-    if not os.path.exists(path):
-        raise InputError(f"{folder}: not a training database (no {MANIFEST}); build one with "
-                         "'cryotiger train' or build_database()")
-    with open(path) as f:
-        return json.load(f)
-
-
-def shard_paths(folder: str, split: str = "train") -> List[str]:
-    """Paths of the TFRecord shards of ``split`` ('train' or 'val'); [] when the
-    split has no record.
-
-    Raises:
-        InputError: when ``folder`` is not a training database (``read_manifest``).
-    """
-    man = read_manifest(folder)
-    return [os.path.join(folder, n) for n in man["shards"][split]] if man["counts"].get(split) else []
 
 
 def make_dataset(folder: str, split: str = "train", batch_size: int = 8, shuffle: bool = True,

@@ -131,17 +131,3 @@ def export(net, output: str, info: dict) -> str:
     finally:
         shutil.rmtree(tmp_parent, ignore_errors=True)
     return output
-
-
-def read_train_info(model_dir: str) -> dict:
-    """The training summary ``cryotiger_train.json`` of a model folder written by
-    ``export``, or {} when there is none (published models).
-
-    Raises:
-        OSError, json.JSONDecodeError: when the file exists but cannot be read.
-    """
-    path = os.path.join(model_dir, TRAIN_INFO)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)

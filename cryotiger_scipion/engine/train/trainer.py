@@ -185,7 +185,7 @@ class Trainer:
     def __init__(self, database: str, workdir: str, config="small", train: Optional[TrainConfig] = None,
                  init: Optional[str] = None, progress: bool = True, threads: int = 0, log=None):
         from . import film_api
-        from .data import read_manifest
+        from ..formats.training_db import read_manifest
         _set_threads(threads)
         import tensorflow as tf
 

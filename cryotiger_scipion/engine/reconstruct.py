@@ -534,8 +534,3 @@ def reconstruct_file(input_path: str, angles_path: str, output_path: str, thickn
     write_volume(output_path, vol, out_px)
     return {"output": output_path, "shape": tuple(int(v) for v in vol.shape), "pixel_size": out_px,
             "views": keep, "correction": correction}
-
-
-# ----------------------------------------------------------------------------
-# Forward model with the defocus of each height (for tests and benchmarks)
-# ----------------------------------------------------------------------------

@@ -10,11 +10,9 @@ import json
 import os
 from typing import Dict, List, Tuple
 
-import numpy as np
 import pyworkflow as pw
 from pwem.protocols import EMProtocol
 
-from ..convert import readVolume, volumeFileName  # noqa: F401 (used by the protocols)
 
 
 def itemsById(objSet) -> List[Tuple[str, object]]:

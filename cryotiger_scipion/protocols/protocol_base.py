@@ -24,18 +24,15 @@ series, so every series without output is processed again; *Continue* keeps
 the series that finished and retries the failed ones (their steps, and the
 final step, are marked to run again; they leave the failed set).
 
-Alignment: a series must be ``interpolated()`` or carry per-image transforms
-(applied by the engine through ``--xf``; see convert.py "Alignment"); a series
-with neither is refused by :func:`validateAlignedInput` with a message saying
-what to run first.
+Form fields several protocols share and the check that an input is aligned
+live in ``forms.py``; conversion in ``convert.py``.
 
 Units: angles in degrees, pixel sizes in Angstrom, doses in e/A^2; stacks are
 (n, y, x) and "stack order" means the tilt images sorted by their index.
 """
 import json
 import os
-import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import pyworkflow as pw
 import pyworkflow.protocol.params as params
@@ -46,36 +43,15 @@ from tomo.objects import TiltSeries
 from tomo.protocols import ProtTomoBase
 
 from .. import Plugin
-from ..constants import IN_CTFS, IN_TILTSERIES, ATTR_FAILED_REASON, OUT_FAILED
-# Conversion (Scipion objects <-> engine files); the names are also importable
-# from here, as they were before convert.py existed.
-from ..convert import (MRC_SUFFIXES, EngineInputs, TiltRecord, imageFileName,  # noqa: F401
-                       needsTransforms, newOutputTs, newTiltImage, stackCountErrors, tiltRecords,
-                       updateTsAcquisition, validateTiltSeriesFiles, writeEngineFiles, writeXf)
+from ..constants import IN_TILTSERIES, ATTR_FAILED_REASON, OUT_FAILED
+from ..convert import (EngineInputs, needsTransforms, newOutputTs, newTiltImage, tiltRecords,
+                       updateTsAcquisition, writeEngineFiles)
 from .streaming import TsStreamingMixin
 
 # Engine device arguments when the GPU is used; Scipion replaces %(GPU)s with
 # the GPUs given to the running thread, space separated.
 GPU_DEVICE_ARGS = '--device gpu --gpu-ids "%(GPU)s"'
 CPU_DEVICE_ARGS = "--device cpu"
-
-
-def validateAlignedInput(tsSet, label: str = "Input tilt series") -> List[str]:
-    """Validation messages (list of str; empty when fine) when ``tsSet``
-    (SetOfTiltSeries, or None when nothing is selected) is not aligned: the
-    set must be ``interpolated()`` (resampled with its alignment) or carry
-    per-image transforms.  ``label`` names the input in the messages."""
-    errors = []
-    if tsSet is None:
-        return ["%s: no input selected" % label]
-    if tsSet.interpolated() or tsSet.hasAlignment():
-        return errors
-    errors.append("%s are not aligned: they are neither resampled with their alignment "
-                  "(interpolated) nor carry per-image transforms. Align them first (e.g. IMOD "
-                  "'fiducial alignment' or AreTomo, then use their output), or, if the files are "
-                  "already aligned stacks, import them with 'Have images been aligned?' = Yes."
-                  % label)
-    return errors
 
 
 def findSavedModel(folder: Optional[str], maxDepth: int = 4) -> Optional[str]:
@@ -100,81 +76,6 @@ def findSavedModel(folder: Optional[str], maxDepth: int = 4) -> Optional[str]:
         if found:
             return found
     return None
-
-
-# ---------------------------------------------------------------------------
-# Form fields that several protocols share (same name, class and behaviour;
-# each protocol gives its own help text).  Saved templates and projects refer
-# to the names (constants IN_*), which therefore never change.
-# ---------------------------------------------------------------------------
-def addInputTiltSeriesParam(form, help: str, label: str = "Aligned tilt series") -> None:
-    """Add the main input field ``inputSetOfTiltSeries`` (constants.IN_TILTSERIES):
-    an important pointer to a SetOfTiltSeries.
-
-    Args:
-        form: the protocol's pyworkflow Form (inside the current section).
-        help: the protocol's help text (what it needs of the series).
-        label: the field's label ("Aligned tilt series" for the protocols that
-            need aligned input; "Tilt series" for CTF estimation).
-    """
-    form.addParam(IN_TILTSERIES, params.PointerParam, pointerClass="SetOfTiltSeries",
-                  important=True, label=label, help=help)
-
-
-def addInputCtfParam(form, help: str) -> None:
-    """Add the optional field ``inputSetOfCtfTomoSeries`` (constants.IN_CTFS),
-    labelled "CTF estimation": a pointer to a SetOfCTFTomoSeries that may be
-    left empty.
-
-    Args:
-        form: the protocol's pyworkflow Form (inside the current section).
-        help: the protocol's help text (what the CTF is used for).
-    """
-    form.addParam(IN_CTFS, params.PointerParam, pointerClass="SetOfCTFTomoSeries",
-                  allowsNull=True, label="CTF estimation", help=help)
-
-
-def addAlignedSizeParam(form) -> None:
-    """Add the advanced field ``alignedSize`` (constants.PARAM_ALIGNED_SIZE),
-    "Aligned image size (px)": text 'NX,NY' in pixels for the engine's
-    --aligned-size, empty by default (see :func:`parseAlignedSize`)."""
-    from ..constants import ALIGNED_SIZE_HELP, PARAM_ALIGNED_SIZE
-    form.addParam(PARAM_ALIGNED_SIZE, params.StringParam, default="",
-                  expertLevel=params.LEVEL_ADVANCED, label="Aligned image size (px)",
-                  help=ALIGNED_SIZE_HELP)
-
-
-def parseAlignedSize(text) -> Optional[Tuple[int, int]]:
-    """Parse the "Aligned image size" field.
-
-    Args:
-        text: 'NX,NY' in pixels (also 'NX NY' or 'NXxNY'), or empty/None.
-    Returns (nx, ny), both >= 1, or None when empty.
-    Raises ValueError (one line naming the fix) for anything else.
-    """
-    text = (text or "").strip()
-    if not text:
-        return None
-    parts = [p for p in re.split(r"[,\sxX]+", text) if p]
-    try:
-        nx, ny = (int(p) for p in parts)
-    except ValueError:
-        raise ValueError("Aligned image size '%s': give two whole numbers of pixels NX,NY "
-                         "(e.g. 1024,1440) or leave it empty." % text) from None
-    if nx < 1 or ny < 1:
-        raise ValueError("Aligned image size '%s': both sizes must be at least 1 pixel." % text)
-    return nx, ny
-
-
-def alignedSizeArgs(text, inputs) -> str:
-    """Engine argument `` --aligned-size NX,NY`` (pixels) when ``text`` gives
-    a size and the engine applies transforms (``inputs.xf`` set; inputs: the
-    series' :class:`EngineInputs`), else ''.  Raises ValueError for bad text
-    (:func:`parseAlignedSize`)."""
-    size = parseAlignedSize(text)
-    if size is None or not inputs.xf:
-        return ""
-    return " --aligned-size %d,%d" % size
 
 
 # ---------------------------------------------------------------------------

@@ -16,8 +16,8 @@ import itertools
 
 import pyworkflow.protocol.params as params
 
-from .evaluation_common import (ProtCryoTigerEvaluation, fmt, itemsById, readVolume, testsLines,
-                                writeJson)
+from ..convert import readVolume
+from .evaluation_common import ProtCryoTigerEvaluation, fmt, itemsById, testsLines, writeJson
 from ..constants import IN_TOMOGRAMS
 
 CONTRAST_JSON = "contrast.json"

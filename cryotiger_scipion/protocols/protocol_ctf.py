@@ -25,7 +25,8 @@ from tomo.objects import CTFTomo, CTFTomoSeries, SetOfCTFTomoSeries, SetOfTiltSe
 from .. import Plugin
 from ..constants import ATTR_SYNTHETIC, GCTF_BIN, GCTF_HOME, OUT_CTFS, OUT_FAILED
 from ..convert import EngineInputs, isSynthetic, validateTiltSeriesFiles
-from .protocol_base import ProtCryoTigerBase, addInputTiltSeriesParam
+from .forms import addInputTiltSeriesParam
+from .protocol_base import ProtCryoTigerBase
 
 BACKEND_BUILTIN = 0
 BACKEND_GCTF = 1

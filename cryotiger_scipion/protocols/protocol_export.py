@@ -36,8 +36,9 @@ from pyworkflow.object import Set, String
 from pyworkflow.protocol import MODE_RESTART, STEPS_PARALLEL
 
 from ..convert import isSynthetic, microscopeOf
-from .protocol_base import (EngineInputs, ProtCryoTigerBase, addInputCtfParam,
-                            addInputTiltSeriesParam)
+from ..convert import EngineInputs
+from .forms import addInputCtfParam, addInputTiltSeriesParam
+from .protocol_base import ProtCryoTigerBase
 
 FORMAT_LABELS = ["IMOD", "STOPGAP / cryoCAT", "RELION 5", "all three"]
 FORMAT_NAMES = [["imod"], ["stopgap"], ["relion5"], ["imod", "stopgap", "relion5"]]

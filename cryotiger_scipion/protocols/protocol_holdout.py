@@ -25,8 +25,8 @@ from tomo.objects import SetOfTiltSeries
 from ..constants import MODEL_CRYOTIGER, MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_FAILED
 from .evaluation_common import fmt, readJson, readJsonIfExists, testsLines, writeJson
 from ..convert import EngineInputs, validateTiltSeriesFiles
-from .protocol_base import (ProtCryoTigerBase, addInputTiltSeriesParam, findSavedModel,
-                            validateAlignedInput)
+from .forms import addInputTiltSeriesParam, validateAlignedInput
+from .protocol_base import ProtCryoTigerBase, findSavedModel
 
 SUMMARY_JSON = "holdout_summary.json"
 DATA_RANGES = ["tilt", "robust", "stack"]

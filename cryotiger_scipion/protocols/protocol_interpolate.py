@@ -30,9 +30,9 @@ from .. import Plugin
 from ..constants import (ATTR_CONFIDENCE, OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER, MODEL_VIMEO,
                          MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
 from ..convert import EngineInputs, recordDoses
-from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, addInputTiltSeriesParam,
-                            alignedSizeArgs, findSavedModel, parseAlignedSize,
-                            validateAlignedInput)
+from .forms import (addAlignedSizeParam, addInputTiltSeriesParam, alignedSizeArgs, parseAlignedSize,
+                    validateAlignedInput)
+from .protocol_base import ProtCryoTigerBase, findSavedModel
 from ..objects import CryoTigerModel
 
 # Form choices (order matters: stored as indices).

@@ -32,9 +32,9 @@ from .. import Plugin
 from ..constants import OUT_FAILED, OUT_TOMOGRAMS
 from ..convert import (EngineInputs, isSynthetic, microscopeOf, tiltConfidence,
                        validateTiltSeriesFiles)
-from .protocol_base import (ProtCryoTigerBase, addAlignedSizeParam, addInputCtfParam,
-                            addInputTiltSeriesParam, alignedSizeArgs, parseAlignedSize,
-                            validateAlignedInput)
+from .forms import (addAlignedSizeParam, addInputCtfParam, addInputTiltSeriesParam, alignedSizeArgs,
+                    parseAlignedSize, validateAlignedInput)
+from .protocol_base import ProtCryoTigerBase
 
 BACKEND_BUILTIN = 0
 BACKEND_NOVACTF = 1

@@ -8,7 +8,8 @@ sampling rate).  Results: extra/segmentation.json; figures from the viewer.
 """
 import pyworkflow.protocol.params as params
 
-from .evaluation_common import ProtCryoTigerEvaluation, fmt, pairItems, readVolume, writeJson
+from ..convert import readVolume
+from .evaluation_common import ProtCryoTigerEvaluation, fmt, pairItems, writeJson
 from ..constants import IN_MASKS_A, IN_MASKS_B
 
 SEGMENTATION_JSON = "segmentation.json"

@@ -22,7 +22,8 @@ from .. import Plugin
 from ..constants import IN_TILTSERIES_LIST, MODELS_INSTALL_HINT, OUT_MODEL
 from ..objects import CryoTigerModel
 from ..convert import EngineInputs, validateTiltSeriesFiles
-from .protocol_base import ProtCryoTigerBase, findSavedModel, validateAlignedInput
+from .forms import validateAlignedInput
+from .protocol_base import ProtCryoTigerBase, findSavedModel
 
 CONFIG_CHOICES = ["small", "published"]
 INIT_NONE, INIT_CRYOTIGER, INIT_VIMEO, INIT_TRAINED, INIT_FOLDER = range(5)

@@ -23,9 +23,7 @@ A protocol launched on closed inputs inserts all steps at once, as before.
 """
 import time
 from datetime import datetime
-from typing import List, Optional, Tuple
-
-from pyworkflow.object import Set
+from typing import List, Tuple
 
 from ..constants import IN_CTFS, IN_TILTSERIES, STREAM_POLL_S
 

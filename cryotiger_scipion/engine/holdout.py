@@ -337,12 +337,16 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                 if conf_maps is not None:
                     # How well the confidence ranks the real error (issue 13):
                     # negative rho = low confidence where the error is large.
+                    # Undefined correlations (a constant map or error) are null, not NaN.
+                    def rho(v):
+                        return v if np.isfinite(v) else None
+                    finite = [r for r in conf_rho if np.isfinite(r)]
                     entry["confidence"] = conf_tilt
-                    entry["confidence_rho_pixel"] = conf_rho
-                    entry["median_confidence_rho_pixel"] = float(np.median(conf_rho))
-                    entry["confidence_rho_tilt"] = M.spearman(conf_tilt, mae)
+                    entry["confidence_rho_pixel"] = [rho(r) for r in conf_rho]
+                    entry["median_confidence_rho_pixel"] = float(np.median(finite)) if finite else None
+                    entry["confidence_rho_tilt"] = rho(M.spearman(conf_tilt, mae))
                     entry["excess_mse"] = excess
-                    entry["confidence_rho_tilt_excess"] = M.spearman(conf_tilt, excess)
+                    entry["confidence_rho_tilt_excess"] = rho(M.spearman(conf_tilt, excess))
                 report["methods"][spec.name] = entry
                 for suffix in (".mrc", "_confidence.mrc", ".tlt", ".json"):
                     p = os.path.splitext(out)[0] + suffix
@@ -427,10 +431,12 @@ def format_table(report: dict) -> str:
                      + (f" {float(e['median_defocus_diff']):>15.0f}" if dz else ""))
     for name, e in report["methods"].items():
         if "confidence_rho_tilt" in e:
+            def f(v):
+                return "undefined" if v is None else f"{float(v):+.3f}"
             lines.append(f"{name}: confidence vs |error| (Spearman; negative = low confidence where the "
-                         f"error is large): per tilt {float(e['confidence_rho_tilt']):+.3f}, per pixel "
-                         f"median {float(e['median_confidence_rho_pixel']):+.3f}; per tilt against the excess "
-                         f"over the real tilt's noise {float(e['confidence_rho_tilt_excess']):+.3f}")
+                         f"error is large): per tilt {f(e['confidence_rho_tilt'])}, per pixel "
+                         f"median {f(e['median_confidence_rho_pixel'])}; per tilt against the excess "
+                         f"over the real tilt's noise {f(e['confidence_rho_tilt_excess'])}")
     for t in report.get("paired_tests", []):
         lines.append(f"{t['a']} vs {t['b']} {t['metric']}: n={t['n']} mean diff {float(t['mean_diff']):.4g}, "
                      f"t-test p={float(t['t_pvalue']):.3g}, Wilcoxon p={float(t['wilcoxon_pvalue']):.3g}")

@@ -61,9 +61,9 @@ def check_fractions(plan: Sequence[OutputTilt], interpolator: Interpolator,
             f"method {interpolator.name} synthesises only the midpoints of a gap (t = 0.5; 3 or 7 per gap: "
             f"recursive midpoints) but {len(bad)} target tilt(s) lie elsewhere, e.g. {o.angle:g} deg at "
             f"t = {t:.2f} between {a:g} and {b:g} deg (it would make the image at "
-            f"{a + m * (b - a):g} deg); use a time-aware FILM model (cryotiger train --time-aware; "
-            "'cryotiger model info' says 'time-aware: yes'), --mode add (new tilts at the midpoints), "
-            "--method linear, or evenly spaced tilts")
+            f"{a + m * (b - a):g} deg; excluded views make gaps uneven); use a time-aware FILM model "
+            "(cryotiger train --time-aware; 'cryotiger model info' says 'time-aware: yes') or --method "
+            "linear, or, in cryotiger interpolate, --mode add (new tilts at the midpoints)")
 
 
 def get_interpolator(method: str, **options) -> Interpolator:

@@ -268,3 +268,51 @@ def test_defocus_difference_with_builtin_ctf(tmp_path):
     assert len(lin["defocus_diff"]) == 3 and max(lin["defocus_diff"]) < 500
     assert lin["median_defocus_diff"] == pytest.approx(float(np.median(lin["defocus_diff"])))
     assert (tmp_path / "p" / "holdout_defocus_diff.png").exists()
+
+
+def test_rerun_with_the_report_beside_the_stack_works_but_a_real_record_stays_protected(ts, tmp_path):
+    """A hold-out report named like the stack (ts.json beside ts.mrc) is not an
+    interpolation record: the same command runs again and replaces it.  A real
+    OUT.json beside an interpolated stack stays an input and is refused."""
+    import shutil
+    stack, tlt = ts
+    s = tmp_path / "b2.mrc"
+    shutil.copy(stack, s)
+    shutil.copy(tlt, tmp_path / "b2.tlt")
+    for _ in range(2):
+        r = run_cli(["--input", str(s), "--angles", str(tmp_path / "b2.tlt"), "--method", "linear",
+                     "--report", str(tmp_path / "b2.json"), "--quiet"])
+        assert r.returncode == 0, r.stderr
+        assert "methods" in json.loads((tmp_path / "b2.json").read_text())
+    r = subprocess.run(cryotiger_cmd() + ["interpolate", "--input", str(s), "--angles", str(tmp_path / "b2.tlt"),
+                                          "--method", "linear", "--output", str(tmp_path / "o.mrc"), "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    record = (tmp_path / "o.json").read_bytes()
+    r = run_cli(["--input", str(tmp_path / "o.mrc"), "--angles", str(tmp_path / "o.tlt"), "--method", "linear",
+                 "--report", str(tmp_path / "o.json"), "--quiet"])
+    assert r.returncode == 2 and "replace the input" in r.stderr
+    assert (tmp_path / "o.json").read_bytes() == record
+
+
+@pytest.mark.skipif(not _film_available(), reason="FILM interpolator not in this checkout")
+def test_confidence_correlations_of_a_constant_series_are_null_not_nan(tmp_path):
+    """Constant tilts: every correlation is undefined and written as null (strict
+    JSON), and the table says 'undefined'."""
+    stack = tmp_path / "c.mrc"
+    write_stack(str(stack), np.full((7, 32, 32), 5.0, np.float32), pixel_size=10.0)
+    write_angles(str(tmp_path / "c.tlt"), [-9, -6, -3, 0, 3, 6, 9])
+    model = tmp_path / "model"
+    assert subprocess.run(cryotiger_cmd() + ["model", "init", "--config", "small", "--output", str(model)],
+                          capture_output=True, timeout=300).returncode == 0
+    r = run_cli(["--input", str(stack), "--angles", str(tmp_path / "c.tlt"), "--method", "film", "--model",
+                 str(model), "--data-range", "1", "--report", str(tmp_path / "R.json")])
+    assert r.returncode == 0, r.stderr
+
+    film = json.loads((tmp_path / "R.json").read_text())["methods"]["film"]
+    for key in ("confidence_rho_tilt", "confidence_rho_tilt_excess", "median_confidence_rho_pixel"):
+        assert film[key] is None or math.isfinite(film[key]), key
+    assert all(v is None or math.isfinite(v) for v in film["confidence_rho_pixel"])
+    assert film["confidence_rho_tilt"] is None and film["confidence_rho_tilt_excess"] is None
+    assert all(v is None for v in film["confidence_rho_pixel"]) or film["median_confidence_rho_pixel"] is not None
+    assert "undefined" in r.stdout

@@ -221,10 +221,20 @@ def series_inputs(args) -> list:
 
 def record_beside(stack: str) -> tuple:
     """(path, role) of the interpolation record STEM.json beside ``stack``, read
-    when present (engine/formats/record.py); (None, role) when there is none."""
+    when present (engine/formats/record.py); (None, role) when there is none or
+    the file there is not an interpolation record (the reader ignores it then, so
+    it is no input: e.g. a hold-out report R.json written there by an earlier run)."""
+    from .. import InputError
+    from ..formats.record import read_record
     from ..formats.record import record_beside as record_path
     path = record_path(stack) if stack else None
-    return (path if path and os.path.isfile(path) else None, "record beside --input")
+    if not path or not os.path.isfile(path):
+        return None, "record beside --input"
+    try:
+        read_record(path)
+    except InputError:
+        return None, "record beside --input"
+    return path, "record beside --input"
 
 
 def _run(args) -> int:

@@ -13,7 +13,8 @@ Definition (documented in docs/film.md, "Confidence maps"), kind 'spread':
     s(x)   = std over the 4 passes of luma(pass(x))     (normalised units)
     S(x)   = Gaussian mean of s over sigma = ``SMOOTH_SIGMA`` px
     sigma  = the noise std of the input pair (robust, from differences of
-             neighbouring pixels, ``noise_sigma``), same units
+             neighbouring pixels, ``noise_sigma``), same units, at least
+             ``SIGMA_FLOOR`` (0.1 % of the normalised range: constant pairs)
     c(x)   = exp(-S(x) / sigma)     in (0, 1]
 
 c = 1 where the passes agree exactly, 0.37 where they spread by the inputs'
@@ -57,6 +58,8 @@ import numpy as np
 
 #: Gaussian smoothing (pixels) of the disagreement before it is compared with the noise.
 SMOOTH_SIGMA = 3.0
+#: Smallest noise level (normalised units: the pair spans ~0..1) a map is measured against.
+SIGMA_FLOOR = 1e-3
 #: Structure factor (module doc): flow error in pixels that multiplies |grad y| ...
 FLOW_ERROR_PX = 2.0
 #: ... and w^2 / 2 (px^2) of the network's smoothing that multiplies |laplacian y|.
@@ -118,7 +121,10 @@ def confidence_map(uncertainty: np.ndarray, a: np.ndarray, b: np.ndarray, kind: 
     if kind not in ("spread", "warped"):
         raise ValueError(f"confidence kind {kind!r}: use 'spread' or 'warped'")
     uncertainty = np.asarray(uncertainty, np.float32)
-    sigma = np.float32(0.5 * (noise_sigma(a) + noise_sigma(b)))
+    # Floor: 0.1 % of the normalised range, so that a (nearly) constant pair, whose
+    # noise estimate is ~0, does not turn float rounding between the passes into
+    # low confidence.
+    sigma = np.float32(max(0.5 * (noise_sigma(a) + noise_sigma(b)), SIGMA_FLOOR))
     t = 0.0
     if image is not None:
         if np.shape(image) != uncertainty.shape:

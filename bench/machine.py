@@ -115,6 +115,10 @@ def copy_bandwidth(nbytes: int, repeats: int = 5) -> float:
 
 
 if __name__ == "__main__":
+    import argparse
+    argparse.ArgumentParser(description="Print this machine's header and limits (matmul peak, "
+                                        "copy bandwidth) that the benchmark tables quote ratios to."
+                            ).parse_args()
     print(header("Machine limits", tensorflow=True))
     print(f"matmul peak float32 {matmul_peak('float32'):.0f} GFLOP/s, bfloat16 {matmul_peak('bfloat16'):.0f} GFLOP/s")
     for mb in (16, 256):

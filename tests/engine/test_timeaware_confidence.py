@@ -117,6 +117,24 @@ def test_structure_factor_is_flow_error_times_gradient_plus_smoothing_times_lapl
         confidence_map(np.zeros((96, 96), np.float32), a, b, image=ramp[:, :90])
 
 
+def test_noise_free_pairs_are_measured_against_one_percent_of_the_range_and_never_reach_zero():
+    """A noise-free pair has noise ~0: the map is measured against SIGMA_FLOOR
+    (1 % of the normalised range), and a strong edge gives the documented
+    minimum 1e-6, never 0 (the range is (0, 1])."""
+    from cryotiger_scipion.engine.film.confidence import CONFIDENCE_MIN, SIGMA_FLOOR
+    assert (SIGMA_FLOOR, CONFIDENCE_MIN) == (1e-2, 1e-6)
+    xx = np.mgrid[0:96, 0:96][1].astype(np.float32)
+    ramp = 0.5 + 0.002 * xx                          # no noise at all
+    c = confidence_map(np.zeros((96, 96), np.float32), ramp, ramp, image=ramp)
+    assert float(np.mean(c[30:66, 30:66])) == pytest.approx(np.exp(-2 * 0.002 / SIGMA_FLOOR), rel=0.02)
+    step = np.where(xx < 48, 0.0, 1.0).astype(np.float32)
+    c = confidence_map(np.zeros((96, 96), np.float32), step, step, image=step)
+    assert float(c.min()) == pytest.approx(CONFIDENCE_MIN) and float(c.max()) <= 1.0
+    flat = np.full((96, 96), 0.3, np.float32)
+    np.testing.assert_allclose(confidence_map(np.full((96, 96), 1e-7, np.float32), flat, flat, image=flat),
+                               1.0, atol=1e-4)
+
+
 def test_network_spread_is_the_std_of_the_four_symmetric_passes():
     import tensorflow as tf
 

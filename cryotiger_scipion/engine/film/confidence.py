@@ -14,7 +14,8 @@ Definition (documented in docs/film.md, "Confidence maps"), kind 'spread':
     S(x)   = Gaussian mean of s over sigma = ``SMOOTH_SIGMA`` px
     sigma  = the noise std of the input pair (robust, from differences of
              neighbouring pixels, ``noise_sigma``), same units, at least
-             ``SIGMA_FLOOR`` (0.1 % of the normalised range: constant pairs)
+             ``SIGMA_FLOOR`` (1 % of the normalised range: constant or noise-free
+             pairs); maps are at least ``CONFIDENCE_MIN`` (1e-6)
     c(x)   = exp(-S(x) / sigma)     in (0, 1]
 
 c = 1 where the passes agree exactly, 0.37 where they spread by the inputs'
@@ -58,8 +59,12 @@ import numpy as np
 
 #: Gaussian smoothing (pixels) of the disagreement before it is compared with the noise.
 SMOOTH_SIGMA = 3.0
-#: Smallest noise level (normalised units: the pair spans ~0..1) a map is measured against.
-SIGMA_FLOOR = 1e-3
+#: Smallest noise level (normalised units: the pair spans ~0..1) a map is measured
+#: against: 1 % of the range (cryo-ET tilts have 10-20 %), so that noise-free or
+#: denoised pairs do not get zero confidence on every edge.
+SIGMA_FLOOR = 1e-2
+#: Smallest confidence written: the documented range is (0, 1].
+CONFIDENCE_MIN = 1e-6
 #: Structure factor (module doc): flow error in pixels that multiplies |grad y| ...
 FLOW_ERROR_PX = 2.0
 #: ... and w^2 / 2 (px^2) of the network's smoothing that multiplies |laplacian y|.
@@ -121,9 +126,8 @@ def confidence_map(uncertainty: np.ndarray, a: np.ndarray, b: np.ndarray, kind: 
     if kind not in ("spread", "warped"):
         raise ValueError(f"confidence kind {kind!r}: use 'spread' or 'warped'")
     uncertainty = np.asarray(uncertainty, np.float32)
-    # Floor: 0.1 % of the normalised range, so that a (nearly) constant pair, whose
-    # noise estimate is ~0, does not turn float rounding between the passes into
-    # low confidence.
+    # Floor (SIGMA_FLOOR): a (nearly) constant or noise-free pair, whose noise
+    # estimate is ~0, must not turn float rounding or any edge into zero confidence.
     sigma = np.float32(max(0.5 * (noise_sigma(a) + noise_sigma(b)), SIGMA_FLOOR))
     t = 0.0
     if image is not None:
@@ -132,10 +136,12 @@ def confidence_map(uncertainty: np.ndarray, a: np.ndarray, b: np.ndarray, kind: 
         t = structure_error(image) / sigma
     d = gaussian_filter(uncertainty, SMOOTH_SIGMA, mode="reflect")
     if kind == "spread":
-        return np.exp(-(d / sigma + t)).astype(np.float32)
-    expected = 2.0 * sigma / np.sqrt(np.pi)
-    r = d / np.float32(expected)
-    return np.exp(-(np.maximum(r - 1.0, 0.0) + t)).astype(np.float32)
+        c = np.exp(-(d / sigma + t))
+    else:
+        expected = 2.0 * sigma / np.sqrt(np.pi)
+        r = d / np.float32(expected)
+        c = np.exp(-(np.maximum(r - 1.0, 0.0) + t))
+    return np.maximum(c, np.float32(CONFIDENCE_MIN)).astype(np.float32)
 
 
 def summary(conf: np.ndarray) -> float:

@@ -46,12 +46,6 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 STEPS = {"1/4": 4, "1/3": 3, "1/2": 2}
 
 
-def spearman(x, y) -> float:
-    from scipy.stats import spearmanr
-    r = spearmanr(np.ravel(x), np.ravel(y)).correlation
-    return float(r) if np.isfinite(r) else float("nan")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=4.0, help="training budget of the time-aware model")
@@ -70,6 +64,7 @@ def main(argv=None) -> int:
     from scipy.ndimage import gaussian_filter
 
     from cryotiger_scipion.engine.film.confidence import SMOOTH_SIGMA
+    from cryotiger_scipion.engine.metrics import spearman
     from cryotiger_scipion.engine.fit import FIT_CONFIG, STARTER_DIR
     from cryotiger_scipion.engine.interpolate import LinearInterpolator
 

@@ -41,6 +41,7 @@ import json
 import os
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -53,6 +54,10 @@ from .outputs import atomic_path
 from .interpolate import confidence_path, describe_input, get_interpolator, run_interpolation
 
 METRICS = ("psnr", "rmse", "ssim")
+#: Confidence maps beside a restored stack (``interpolate.confidence_path``).
+CONFIDENCE_SUFFIX = "_confidence.mrc"
+#: The files of one kept restored stack NN_<name>: stack, maps (FILM), angles, record.
+KEPT_SUFFIXES = (".mrc", CONFIDENCE_SUFFIX, ".tlt", ".json")
 RANGE_MODES = ("tilt", "robust", "stack")
 
 
@@ -300,9 +305,9 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                         report["defocus_real"] = real_defocus
                 res = {k: [] for k in metric_names}
                 conf_file = confidence_path(out)
-                conf_maps = open_stack(conf_file) if os.path.exists(conf_file) else None
-                conf_tilt, conf_rho, mae, excess = [], [], [], []
-                with open_stack(out) as r:
+                scores = []         # per tilt (confidence, rho per pixel, mean |error|, excess MSE)
+                with open_stack(out) as r, \
+                        (open_stack(conf_file) if os.path.exists(conf_file) else nullcontext()) as conf_maps:
                     for o, rng in zip(synth, ranges):
                         real = real_image(o.replaces)
                         syn = np.asarray(r.data[o.index], dtype=np.float64)
@@ -313,18 +318,8 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                             dz = defocus_of(syn, o.angle)
                             res["defocus_diff"].append(abs(dz - real_defocus[len(res["defocus_diff"])]))
                         if conf_maps is not None:
-                            from .film.confidence import noise_sigma
-                            cmap = np.asarray(conf_maps.data[o.index], dtype=np.float64)
-                            err = np.abs(syn - real)
-                            conf_tilt.append(float(cmap.mean()))
-                            mae.append(float(err.mean()))
-                            conf_rho.append(M.spearman(cmap, err))
-                            # E[(syn - real)^2] = E[(syn - truth)^2] + var(noise of real):
-                            # the excess is an estimate of the error against the
-                            # noise-free tilt (the real tilt's noise is not in syn).
-                            excess.append(float(np.mean(err ** 2)) - noise_sigma(real) ** 2)
-                if conf_maps is not None:
-                    conf_maps.close()
+                            scores.append(confidence_scores(conf_maps.data[o.index], syn, real,
+                                                            res["rmse"][-1]))
                 entry = {"method": spec.method,
                          "model": os.path.abspath(spec.options["model"]) if spec.options.get("model")
                          else None,
@@ -334,21 +329,10 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                     s = M.summarize(res[k])
                     entry[f"median_{k}"] = float(np.median(res[k])) if res[k] else float("nan")
                     entry[f"mean_{k}"] = s["mean"]
-                if conf_maps is not None:
-                    # How well the confidence ranks the real error (issue 13):
-                    # negative rho = low confidence where the error is large.
-                    # Undefined correlations (a constant map or error) are null, not NaN.
-                    def rho(v):
-                        return v if np.isfinite(v) else None
-                    finite = [r for r in conf_rho if np.isfinite(r)]
-                    entry["confidence"] = conf_tilt
-                    entry["confidence_rho_pixel"] = [rho(r) for r in conf_rho]
-                    entry["median_confidence_rho_pixel"] = float(np.median(finite)) if finite else None
-                    entry["confidence_rho_tilt"] = rho(M.spearman(conf_tilt, mae))
-                    entry["excess_mse"] = excess
-                    entry["confidence_rho_tilt_excess"] = rho(M.spearman(conf_tilt, excess))
+                if scores:
+                    entry.update(confidence_summary(scores))
                 report["methods"][spec.name] = entry
-                for suffix in (".mrc", "_confidence.mrc", ".tlt", ".json"):
+                for suffix in KEPT_SUFFIXES:
                     p = os.path.splitext(out)[0] + suffix
                     if keep_dir:
                         if os.path.exists(p):        # no _confidence.mrc for linear
@@ -382,6 +366,38 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
     return report
 
 
+def confidence_scores(cmap, syn: np.ndarray, real: np.ndarray, rmse: float) -> tuple:
+    """How one synthetic tilt's confidence map (y, x) ranks its error against the
+    real tilt (both (y, x), intensity units; ``rmse`` their RMSE): (mean
+    confidence, Spearman of map with |syn - real| over the pixels, mean
+    |error|, excess MSE).  The excess is MSE - var(noise of real): since
+    E[(syn - real)^2] = E[(syn - truth)^2] + var(noise of real) (the real
+    tilt's noise is not in syn), it estimates the error against the noise-free
+    tilt (noise: ``film.confidence.noise_sigma``)."""
+    from .film.confidence import noise_sigma
+    cmap = np.asarray(cmap, dtype=np.float64)
+    err = np.abs(syn - real)
+    return (float(cmap.mean()), M.spearman(cmap, err), float(err.mean()),
+            float(rmse) ** 2 - noise_sigma(real) ** 2)
+
+
+def confidence_summary(scores: Sequence[tuple]) -> dict:
+    """The report fields of a method with confidence maps (issue 13) from the
+    per-tilt :func:`confidence_scores`: ``confidence``, ``confidence_rho_pixel``,
+    ``median_confidence_rho_pixel``, ``confidence_rho_tilt`` (against the mean
+    |error|), ``excess_mse``, ``confidence_rho_tilt_excess``.  Negative rho: low
+    confidence where the error is large.  Undefined correlations (a constant map
+    or error) are None (null in JSON), not NaN."""
+    def rho(v):
+        return v if np.isfinite(v) else None
+    conf, rho_px, mae, excess = (list(c) for c in zip(*scores))
+    finite = [r for r in rho_px if np.isfinite(r)]
+    return {"confidence": conf, "confidence_rho_pixel": [rho(r) for r in rho_px],
+            "median_confidence_rho_pixel": float(np.median(finite)) if finite else None,
+            "confidence_rho_tilt": rho(M.spearman(conf, mae)), "excess_mse": excess,
+            "confidence_rho_tilt_excess": rho(M.spearman(conf, excess))}
+
+
 def kept_stack_name(j: int, name: str) -> str:
     """File name of the restored stack of the ``j``-th method (0-based) named
     ``name``: NN_<name>.mrc (its .tlt and .json beside it)."""
@@ -397,9 +413,8 @@ def kept_files(keep_dir: str, names: Sequence[str], methods: Optional[Sequence[s
     out = []
     for j, name in enumerate(names):
         stem = os.path.splitext(kept_stack_name(j, name))[0]
-        suffixes = [".mrc", ".tlt", ".json"]
-        if methods is not None and methods[j] == "film":
-            suffixes.insert(1, "_confidence.mrc")
+        suffixes = [x for x in KEPT_SUFFIXES if x != CONFIDENCE_SUFFIX
+                    or (methods is not None and methods[j] == "film")]
         out += [os.path.join(keep_dir, stem + s) for s in suffixes]
     return out
 

@@ -225,8 +225,7 @@ def record_beside(stack: str) -> tuple:
     the file there is not an interpolation record (the reader ignores it then, so
     it is no input: e.g. a hold-out report R.json written there by an earlier run)."""
     from .. import InputError
-    from ..formats.record import read_record
-    from ..formats.record import record_beside as record_path
+    from ..formats.record import read_record, record_beside as record_path
     path = record_path(stack) if stack else None
     if not path or not os.path.isfile(path):
         return None, "record beside --input"
@@ -239,8 +238,7 @@ def record_beside(stack: str) -> tuple:
 
 def _run(args) -> int:
     from .. import InputError
-    from ..interpolate import (describe_input, get_interpolator, parse_view_list, read_at_angles,
-                               run_interpolation)
+    from ..interpolate import describe_input, get_interpolator, read_at_angles, run_interpolation
 
     if not os.path.exists(args.input):
         raise InputError(f"{args.input}: input stack not found")
@@ -302,6 +300,7 @@ def fit_first(args, tilts) -> dict:
       InputError: when --model is the folder the fit writes, or the plan is
         refused; what ``engine.fit.fit_series`` raises.
     """
+    from .. import InputError
     from ..fit import FitOptions, fit_series, fitted_model_path
     from ..film.inference import configure_devices
     from ..plan import make_plan

@@ -458,3 +458,23 @@ def updateTsAcquisition(outTs: TiltSeries, angles: List[float],
         acq.setStep(float(np.round(np.mean(np.diff(a)), 4)))
     if accumDose is not None:
         acq.setAccumDose(float(accumDose))
+
+
+#: The training record the engine writes into every model folder it trains
+#: (``cryotiger train``: configurations, database, steps, losses).
+TRAIN_RECORD = "cryotiger_train.json"
+
+
+def readTrainingRecord(folder: str) -> dict:
+    """The training record (cryotiger_train.json, a JSON object) of the model
+    folder ``folder``; {} when there is none (a model the plugin did not train,
+    e.g. a published one).
+
+    Raises:
+        OSError, ValueError: when the file exists but cannot be read as JSON.
+    """
+    path = os.path.join(folder, TRAIN_RECORD)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)

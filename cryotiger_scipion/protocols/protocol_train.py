@@ -21,7 +21,7 @@ from pyworkflow.protocol import STEPS_SERIAL
 from .. import Plugin
 from ..constants import IN_TILTSERIES_LIST, MODELS_INSTALL_HINT, OUT_MODEL
 from ..objects import CryoTigerModel
-from ..convert import EngineInputs, validateTiltSeriesFiles
+from ..convert import EngineInputs, readTrainingRecord, validateTiltSeriesFiles
 from .forms import validateAlignedInput
 from .protocol_base import ProtCryoTigerBase, findSavedModel
 
@@ -218,11 +218,7 @@ class ProtCryoTigerTrain(ProtCryoTigerBase):
             self._defineSourceRelation(tsSet, model)
 
     def _trainInfo(self) -> dict:
-        path = os.path.join(self.getModelFolder(), "cryotiger_train.json")
-        if not os.path.exists(path):
-            return {}
-        with open(path) as f:
-            return json.load(f)
+        return readTrainingRecord(self.getModelFolder())
 
     # -------------------------- INFO functions -------------------------------
     def _validate(self):

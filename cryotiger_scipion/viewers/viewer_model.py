@@ -6,15 +6,14 @@ from the ``cryotiger_train.json`` that the engine writes into the model folder.
 :func:`writeModelFigures` writes the table and a PNG headless; the viewer
 shows the same in a text window and a Scipion plot window.
 """
-import json
 import os
 
 from ..constants import OUT_MODEL
+from ..convert import readTrainingRecord
 from ..objects import CryoTigerModel
 from ..protocols.protocol_train import ProtCryoTigerTrain
 from .viewer_base import CryoTigerTableAndPlotViewer, savePng, writeText
 
-TRAIN_JSON = "cryotiger_train.json"
 
 
 def modelOf(obj):
@@ -31,12 +30,9 @@ def modelOf(obj):
 
 def trainingRecord(model) -> dict:
     """The training record (cryotiger_train.json) of ``model``; {} for a
-    model the plugin did not train (e.g. a published one)."""
-    path = os.path.join(model.getAbsPath(), TRAIN_JSON)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
+    model the plugin did not train (e.g. a published one)
+    (``convert.readTrainingRecord``)."""
+    return readTrainingRecord(model.getAbsPath())
 
 
 def modelTable(model) -> str:

@@ -63,7 +63,6 @@ resolutions are its own.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field

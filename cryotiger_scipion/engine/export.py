@@ -548,10 +548,10 @@ def write_stopgap_file(series: ExportSeries, folder: str, experimental_only: boo
     excluded = [t for t in series.tilts if t.excluded]
     dropped = [t for t in series.tilts if experimental_only and t.synthetic and not t.excluded]
     lines = [f"# STOPGAP wedge list written by cryotiger export from {series.stack}",
-             f"# one row per tilt used; exposure = accumulated dose including the tilt (e/A^2), "
-             f"defocus in um",
+             "# one row per tilt used; exposure = accumulated dose including the tilt (e/A^2), "
+             "defocus in um",
              f"{STOPGAP_SYNTHETIC_TAG} {format_view_list(synthetic_rows)}",
-             f"# cryotiger synthetic tilt angles: "
+             "# cryotiger synthetic tilt angles: "
              + (", ".join(f"{kept[i].angle:g}" for i in synthetic_rows) or "none"),
              "# cryotiger left out (excluded views, numbered from 1 in the stack): "
              + (format_view_list([t.index for t in excluded]) or "none")]

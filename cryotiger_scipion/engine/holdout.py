@@ -219,8 +219,9 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
     # Build every interpolator first: a bad model folder fails before any work.
     interpolators = [get_interpolator(s.method, **s.options) for s in methods]
     metric_names = list(METRICS) + (["defocus_diff"] if ctf is not None else [])
-    defocus_of = None
-    if ctf is not None:
+    if ctf is None:
+        defocus_of = None
+    else:
         from .ctf import FitOptions, Microscope, estimate_image
         from .formats.mrc import resolve_pixel_size
         scope_keys = {"pixel_size", "voltage", "cs", "amp_contrast"}

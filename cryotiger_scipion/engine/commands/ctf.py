@@ -190,7 +190,7 @@ def _run(args) -> int:
             bounds[b] = bounds.get(b, 0) + 1
     if bounds:
         import sys
-        print(f"cryotiger ctf: warning: fits ended on a search bound ("
+        print("cryotiger ctf: warning: fits ended on a search bound ("
               + ", ".join(f"{k}: {v} tilt(s)" for k, v in sorted(bounds.items()))
               + "; flagged 'on_bound' in the CTF.json); the true value may lie beyond it: widen "
               "--astig-max/--defocus-min/--defocus-max or check the images", file=sys.stderr)

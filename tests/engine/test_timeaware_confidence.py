@@ -356,6 +356,23 @@ def test_train_time_aware_records_it(tmp_path, capsys):
     assert man["request"]["params"]["time_aware"] is True
 
 
+def test_train_init_without_config_fine_tunes_the_init_models_configuration(tmp_path, capsys):
+    """--config left out with --init: the model's own configuration (here the fit network of
+    the shipped time-aware model, not the 'small' default), so a fine-tune needs no --config."""
+    from cryotiger_scipion.engine.fit import TIMEAWARE_DIR
+    from cryotiger_scipion.engine.film.savedmodel import read_config
+    rng = np.random.default_rng(1)
+    stack = (rng.normal(0, 1, (7, 64, 64)).cumsum(axis=2) + 100).astype(np.float32)
+    write_stack(str(tmp_path / "TS.mrc"), stack, 2.0)
+    write_angles(str(tmp_path / "TS.tlt"), [-9, -6, -3, 0, 3, 6, 9])
+    rc, out, err = cli(capsys, "train", "--input", tmp_path / "TS.mrc", "--angles", tmp_path / "TS.tlt",
+                       "--output", tmp_path / "m", "--init", TIMEAWARE_DIR, "--time-aware", "--steps", 1,
+                       "--patch-size", 64, "--batch-size", 2, "--val-fraction", 0, "--shards", 1, "--quiet")
+    assert rc == 0, err
+    assert read_config(str(tmp_path / "m")) == read_config(TIMEAWARE_DIR)
+    assert read_config(TIMEAWARE_DIR).filters == 16          # not the small network (4 filters)
+
+
 # -- reconstruct --min-confidence ---------------------------------------------------------------
 def test_reconstruct_min_confidence_leaves_out_low_confidence_tilts(tmp_path, models, capsys):
     from cryotiger_scipion.engine.formats.record import low_confidence_views

@@ -5,7 +5,8 @@ Contract (kept stable, used by checks outside the repository):
       --output MODEL_DIR --config small|published [--steps N] [--minutes M]
       [--init MODEL_DIR] [--spacing S] [--time-aware]
 (--time-aware: a time-conditioned model trained on triplets at any fraction t;
-'cryotiger model info MODEL_DIR' then prints 'time-aware: yes')
+'cryotiger model info MODEL_DIR' then prints 'time-aware: yes'; --config left
+out: the --init model's configuration, else small)
 MODEL_DIR is a SavedModel that ``cryotiger interpolate --method film --model MODEL_DIR``
 accepts.  Running the same command again resumes from the last checkpoint in
 the work folder (default MODEL_DIR.work).
@@ -43,8 +44,9 @@ def register(subparsers):
                    help="IMOD .xf transforms per --input (applied first, for unaligned stacks; "
                         "'' for an aligned one); once per --input or not at all")
     add_output(p, "model folder to write (SavedModel)")
-    p.add_argument("--config", default="small",
-                   help="FILM configuration: small, published, or a FilmConfig .json (default small)")
+    p.add_argument("--config", default=None,
+                   help="FILM configuration: small, published, or a FilmConfig .json (default: the "
+                        "--init model's configuration, else small)")
     p.add_argument("--steps", type=int, default=2000, help="total training steps (default 2000)")
     p.add_argument("--minutes", type=float, default=0.0,
                    help="wall-clock budget of this run in minutes: stops, checkpoints and exports on time")
@@ -179,6 +181,22 @@ def run(args) -> int:
         return _run(args)
 
 
+def training_config_of(args):
+    """What ``--config`` means: as given, else (left out) the configuration of
+    the --init model (read from its cryotiger_film.json, or inferred from the
+    variables of a published model: ``fit.starting_point``), else 'small'.
+
+    Raises:
+      InputError: when --init holds no loadable FILM model.
+    """
+    if args.config is not None:
+        return args.config
+    if args.init:
+        from ..fit import starting_point
+        return starting_point(args.init)[1]
+    return "small"
+
+
 def _run(args) -> int:
     from .. import InputError
     from ..train.data import DatabaseParams, build_database
@@ -197,7 +215,7 @@ def _run(args) -> int:
         spacings = (2, 3, 4)
     series = series_from_args(args)
     from ..train.film_api import resolve_config
-    film_config = resolve_config(args.config)      # a bad --config fails before any work
+    film_config = resolve_config(training_config_of(args))      # a bad --config fails before any work
     if time_aware:
         from dataclasses import replace
         film_config = replace(film_config, time_conditioning=True)

@@ -44,7 +44,10 @@ setup(
     package_data={"cryotiger_scipion": ["templates/*.json.template", "protocols.conf", "*.png",
                                         # the starter model of --fit-minutes (1.6 MB, aligned; bench/make_starter.py)
                                         "models/film_starter/*.pb", "models/film_starter/*.json",
-                                        "models/film_starter/variables/*"]},
+                                        "models/film_starter/variables/*",
+                                        # the time-aware model (--per-gap K, --at; bench/make_starter.py --time-aware)
+                                        "models/film_timeaware/*.pb", "models/film_timeaware/*.json",
+                                        "models/film_timeaware/variables/*"]},
     install_requires=ENGINE_REQUIRES + SCIPION_REQUIRES,
     extras_require={
         # For the managed environment, installed with --no-deps plus these.

@@ -19,6 +19,16 @@ the scales a fit and a restore see), 64-px patches, Adam lr 1e-3 halved every
 ``--install`` copies the model to cryotiger_scipion/models/film_starter/ (the
 default starting point of --fit-minutes).  Compare starting points with
 ``bench/fit_film.py --model DIR`` against the default.
+
+``--time-aware`` (issue 13) trains the time-conditioned model shipped as
+cryotiger_scipion/models/film_timeaware/ instead: the same network and data,
+``cryotiger train --time-aware`` on triplets of tilts 2, 3 and 4 apart (the
+target any tilt between them: t = 1/4 ... 3/4), from random weights.  It is
+what ``--per-gap K`` and ``--at`` use when no ``--model`` is given, and the
+starting point of ``--fit-minutes`` for them.  Score it with
+``bench/timeaware_confidence.py --model DIR``.
+
+    nice .venv-engine/bin/python bench/make_starter.py --time-aware --minutes 60 --workdir /tmp/timeaware --install
 """
 from __future__ import annotations
 
@@ -40,10 +50,16 @@ def main(argv=None) -> int:
     p.add_argument("--series", type=int, default=6)
     p.add_argument("--workdir", default="/tmp/cryotiger_starter")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--install", action="store_true", help="copy into the package (models/film_starter)")
+    p.add_argument("--time-aware", action="store_true",
+                   help="train the time-conditioned model (models/film_timeaware) instead")
+    p.add_argument("--install", action="store_true",
+                   help="copy into the package (models/film_starter, or models/film_timeaware)")
     a = p.parse_args(argv)
     from fit_film import simulate
-    from cryotiger_scipion.engine.fit import FIT_CONFIG, STARTER_DIR
+    from machine import header
+    from cryotiger_scipion.engine.fit import FIT_CONFIG, STARTER_DIR, TIMEAWARE_DIR
+    print(header("make_starter" + (" --time-aware" if a.time_aware else ""), tensorflow=False), flush=True)
+    install_dir = TIMEAWARE_DIR if a.time_aware else STARTER_DIR
     os.makedirs(a.workdir, exist_ok=True)
     doses = (1.0, 1.5, 3.0)
     args = []
@@ -56,22 +72,25 @@ def main(argv=None) -> int:
     # starter's configuration, so the starter must carry the alignment fixes.
     with open(cfg, "w") as f:
         json.dump(FilmConfig.from_json(FIT_CONFIG).aligned().to_json(), f)
-    model = os.path.join(a.workdir, "film_starter")
+    model = os.path.join(a.workdir, os.path.basename(install_dir))
     exe = os.path.join(os.path.dirname(sys.executable), "cryotiger")
     cmd = [exe, "train", *args, "--output", model, "--config", cfg, "--minutes", str(a.minutes),
-           "--steps", "1000000", "--spacing", "1,2", "--patch-size", "64", "--patch-stride", "32",
+           "--steps", "1000000", "--spacing", "2,3,4" if a.time_aware else "1,2", "--patch-size", "64", "--patch-stride", "32",
            "--batch-size", "8", "--lr", "1e-3", "--decay-steps", "1000", "--decay-rate", "0.5",
            "--val-fraction", "0.17", "--val-every", "500", "--checkpoint-every", "500",
            "--log-every", "100", "--threads", str(a.threads), "--seed", "0", "--restart", "--quiet"]
+    if a.time_aware:
+        cmd.append("--time-aware")
     subprocess.run(cmd, check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     with open(os.path.join(model, "cryotiger_train.json")) as f:
         info = json.load(f)
-    print(f"starter model {model}: {info['step']} steps, validation {info.get('validation')}")
+    print(f"{'time-aware' if a.time_aware else 'starter'} model {model}: {info['step']} steps in "
+          f"{info.get('seconds', 0) / 60:.1f} min, validation {info.get('validation')}")
     if a.install:
-        if os.path.exists(STARTER_DIR):
-            shutil.rmtree(STARTER_DIR)
-        shutil.copytree(model, STARTER_DIR)
-        print(f"installed as {STARTER_DIR}")
+        if os.path.exists(install_dir):
+            shutil.rmtree(install_dir)
+        shutil.copytree(model, install_dir, ignore=shutil.ignore_patterns("assets"))
+        print(f"installed as {install_dir}")
     return 0
 
 

@@ -136,7 +136,7 @@ def main(argv=None) -> int:
                         rho = spearman(cmap, err)
                         rho_s = spearman(cmap, gaussian_filter(err, SMOOTH_SIGMA))
                         conf[name].append((tname, float(cmap.mean()), float(err.mean()), rho, rho_s,
-                                           cmap, err))
+                                           cmap, err, float(err.mean()) / float(truth.max() - truth.min())))
         print(f"series {k + 1}/{a.series} done", flush=True)
 
     print(header("Time-aware FILM and confidence (issue 13)", tensorflow=True))
@@ -152,17 +152,20 @@ def main(argv=None) -> int:
             ps = np.mean([v[0] for v in vals])
             ss = np.mean([v[1] for v in vals])
             print(f"{tname:>4} | {name:32} | {len(vals):3d} | {ps:8.2f} | {ss:6.3f} | {ps - base:+13.2f}")
-    print("\nConfidence vs absolute error (Spearman rho; negative = confidence low where error high)")
-    print(f"{'model':22} | {'tilts':>5} | {'per tilt':>8} | {'per px median':>13} | {'per px (smoothed err)':>21}")
+    print("\nConfidence vs absolute error (Spearman rho; negative = confidence low where error high; "
+          "per tilt also against the mean |error| / the truth's range, the scale of PSNR)")
+    print(f"{'model':22} | {'tilts':>5} | {'per tilt':>8} | {'per tilt rel':>12} | {'per px median':>13} | "
+          f"{'per px (smoothed err)':>21}")
     summary = {}
     for name, items in conf.items():
         if not items:
             continue
         pt = spearman([i[1] for i in items], [i[2] for i in items])
+        pr = spearman([i[1] for i in items], [i[7] for i in items])
         px = float(np.nanmedian([i[3] for i in items]))
         pxs = float(np.nanmedian([i[4] for i in items]))
-        summary[name] = (pt, px, pxs)
-        print(f"{name:22} | {len(items):5d} | {pt:8.3f} | {px:13.3f} | {pxs:21.3f}")
+        summary[name] = (pt, px, pxs, pr)
+        print(f"{name:22} | {len(items):5d} | {pt:8.3f} | {pr:12.3f} | {px:13.3f} | {pxs:21.3f}")
     if a.figure:
         import matplotlib
         matplotlib.use("Agg")
@@ -170,10 +173,10 @@ def main(argv=None) -> int:
         fig, ax = plt.subplots(1, 3, figsize=(13, 4))
         for name, items in conf.items():
             if items:
-                ax[0].scatter([i[1] for i in items], [i[2] for i in items], s=12,
-                              label=f"{name} (rho {summary[name][0]:.2f})")
+                ax[0].scatter([i[1] for i in items], [i[7] for i in items], s=12,
+                              label=f"{name} (rho {summary[name][3]:.2f})")
         ax[0].set_xlabel("per-tilt confidence (mean of map)")
-        ax[0].set_ylabel("mean |error| vs noise-free truth")
+        ax[0].set_ylabel("mean |error| / range of the noise-free truth")
         ax[0].legend(fontsize=8)
         ex = min(conf["time-aware FILM"], key=lambda i: i[1])
         im = ax[1].imshow(ex[5], vmin=0, vmax=1, cmap="viridis")

@@ -2,6 +2,8 @@
 
 Nothing here imports Scipion or TensorFlow: the engine reads it too.
 """
+import os
+
 VERSION = "0.1.0"
 
 # --- Plugin variables (set in scipion.conf or the environment) ---------------
@@ -44,6 +46,16 @@ PUBLISHED_MODELS = {
                  "FILM project (google-research/frame-interpolation) as "
                  "pretrained_models/film_net/Style/saved_model",
 }
+
+# --- Models shipped inside the package (cryotiger_scipion/models/) -----------
+SHIPPED_MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+# Midpoint-only, the starting point of fitting (bench/make_starter.py).
+STARTER_MODEL = "film_starter"
+# Time-aware (issue 13; bench/make_starter.py --time-aware): makes a tilt at any
+# fraction of its gap; used for --per-gap K / --at when no model is chosen.
+TIMEAWARE_MODEL = "film_timeaware"
+# Tilts per gap a midpoint-only FILM model makes (recursive midpoints).
+MIDPOINT_PER_GAP = (1, 3, 7)
 
 # Where the published models come from, and the one command that installs them
 # (engine/download.py; every "model missing" message quotes MODELS_INSTALL_HINT).

@@ -13,10 +13,13 @@ between neighbours.  Every 10th triplet is held out for validation
 (train/data.py, single-series split).
 
 Starting point: ``init`` (any FILM SavedModel folder: published, trained,
-fitted earlier; its configuration is kept), else the starter model shipped in
-the package when present (``STARTER_DIR``), else random weights of
-``FIT_CONFIG`` (a small FILM, ~137k parameters, that trains in minutes on a
-CPU).  The fitted model is a SavedModel folder reusable with ``--model``.
+fitted earlier; its configuration is kept), else the model shipped in the
+package when present: the time-aware one (``TIMEAWARE_DIR``) when the plan
+needs tilts away from the midpoints of their gaps (``--per-gap`` other than 1,
+3 or 7, ``--at``, restore over uneven steps), else the midpoint-only starter
+(``STARTER_DIR``); else random weights of ``FIT_CONFIG`` (a small FILM, ~137k
+parameters, that trains in minutes on a CPU; time-conditioned when needed).
+The fitted model is a SavedModel folder reusable with ``--model``.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence
 
+from ..constants import SHIPPED_MODELS_DIR, STARTER_MODEL, TIMEAWARE_MODEL
 from . import InputError
 
 #: The FILM configuration fitted from scratch (about 137k parameters): 4 pyramid
@@ -35,8 +39,11 @@ from . import InputError
 FIT_CONFIG = {"pyramid_levels": 4, "fusion_pyramid_levels": 3, "specialized_levels": 1,
               "sub_levels": 2, "flow_convs": [2, 2], "flow_filters": [16, 32], "filters": 16}
 #: Starter model shipped with the package (used when present and no --model is given).
-STARTER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "models", "film_starter")
+STARTER_DIR = os.path.join(SHIPPED_MODELS_DIR, STARTER_MODEL)
+#: Time-aware model shipped with the package (issue 13; bench/make_starter.py
+#: --time-aware): the starting point of a fit whose plan needs tilts away from
+#: the midpoints, and the model of ``--per-gap K`` / ``--at`` when no --model is given.
+TIMEAWARE_DIR = os.path.join(SHIPPED_MODELS_DIR, TIMEAWARE_MODEL)
 FIT_RECORD = "cryotiger_fit.json"
 
 
@@ -71,10 +78,17 @@ def training_views(plan) -> List[int]:
     return sorted(o.input_index for o in plan if not o.synthetic and not o.excluded)
 
 
-def starting_point(init: Optional[str]):
+def shipped(folder: str) -> bool:
+    """True when ``folder`` (``STARTER_DIR``, ``TIMEAWARE_DIR``) holds a SavedModel."""
+    return os.path.isfile(os.path.join(folder, "saved_model.pb"))
+
+
+def starting_point(init: Optional[str], time_aware: bool = False):
     """(init folder or None, FilmConfig, description) for a fit: ``init`` (a FILM
     SavedModel folder, its configuration read or inferred from its variables),
-    else the shipped starter model, else random weights of ``FIT_CONFIG``.
+    else the shipped time-aware model (``time_aware``: the plan needs tilts away
+    from the midpoints) or starter model, else random weights of ``FIT_CONFIG``
+    (time-conditioned when ``time_aware``).
 
     Raises:
         InputError: when ``init`` holds no loadable FILM model
@@ -92,7 +106,12 @@ def starting_point(init: Optional[str]):
             cfg = info["config"]
             del net
         return folder, cfg, f"model {init}"
-    if os.path.isfile(os.path.join(STARTER_DIR, "saved_model.pb")):
+    if time_aware:
+        if shipped(TIMEAWARE_DIR):
+            return TIMEAWARE_DIR, read_config(TIMEAWARE_DIR), "the time-aware model shipped with the plugin"
+        cfg = FilmConfig.from_json(FIT_CONFIG).aligned().time_aware()
+        return None, cfg, "random weights (small time-aware FILM, no time-aware model shipped)"
+    if shipped(STARTER_DIR):
         return STARTER_DIR, read_config(STARTER_DIR) or FilmConfig.from_json(FIT_CONFIG), \
             "the starter model shipped with the plugin"
     return None, FilmConfig.from_json(FIT_CONFIG), "random weights (small FILM, no starter model shipped)"
@@ -131,7 +150,8 @@ def fit_series(stack: str, angles: Sequence[float], plan, output_model: str, ini
     n = len(angles)
     views = training_views(plan)
     exclude = sorted(set(range(n)) - set(views))
-    init_dir, cfg, init_text = starting_point(init)
+    from .interpolate import needs_time_aware
+    init_dir, cfg, init_text = starting_point(init, time_aware=needs_time_aware(plan))
     # A time-aware starting model (issue 13) keeps learning t: triplets at any
     # fraction from tilts 2 and 3 apart; midpoint-only models: neighbours.
     time_aware = bool(cfg.time_conditioning)

@@ -30,7 +30,11 @@ report also gives ``excess_mse`` per tilt: the mean squared difference minus
 the real tilt's noise variance (robust, from neighbouring pixels), an estimate
 of the squared error against the noise-free tilt, since the real tilt's noise
 is independent of the synthetic one; and ``confidence_rho_tilt_excess``, the
-per-tilt Spearman against it (docs/benchmarks.md).
+per-tilt Spearman against it (docs/benchmarks.md); and
+``confidence_rho_tilt_relative``, against the mean |error| divided by the
+tilt's data range (the scale PSNR uses: a faded tilt's absolute errors are
+small because everything in it is small, and the maps are computed on
+pair-normalised images).
 """
 from __future__ import annotations
 
@@ -320,7 +324,7 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
                             res["defocus_diff"].append(abs(dz - real_defocus[len(res["defocus_diff"])]))
                         if conf_maps is not None:
                             scores.append(confidence_scores(conf_maps.data[o.index], syn, real,
-                                                            res["rmse"][-1]))
+                                                            res["rmse"][-1], rng))
                 entry = {"method": spec.method,
                          "model": os.path.abspath(spec.options["model"]) if spec.options.get("model")
                          else None,
@@ -367,11 +371,12 @@ def run_holdout(input_path: str, methods: Sequence[MethodSpec], angles_path: Opt
     return report
 
 
-def confidence_scores(cmap, syn: np.ndarray, real: np.ndarray, rmse: float) -> tuple:
+def confidence_scores(cmap, syn: np.ndarray, real: np.ndarray, rmse: float, data_range: float) -> tuple:
     """How one synthetic tilt's confidence map (y, x) ranks its error against the
-    real tilt (both (y, x), intensity units; ``rmse`` their RMSE): (mean
-    confidence, Spearman of map with |syn - real| over the pixels, mean
-    |error|, excess MSE).  The excess is MSE - var(noise of real): since
+    real tilt (both (y, x), intensity units; ``rmse`` their RMSE, ``data_range``
+    the range the tilt's PSNR uses): (mean confidence, Spearman of map with
+    |syn - real| over the pixels, mean |error|, excess MSE, mean |error| /
+    data_range).  The excess is MSE - var(noise of real): since
     E[(syn - real)^2] = E[(syn - truth)^2] + var(noise of real) (the real
     tilt's noise is not in syn), it estimates the error against the noise-free
     tilt (noise: ``film.confidence.noise_sigma``)."""
@@ -379,23 +384,26 @@ def confidence_scores(cmap, syn: np.ndarray, real: np.ndarray, rmse: float) -> t
     cmap = np.asarray(cmap, dtype=np.float64)
     err = np.abs(syn - real)
     return (float(cmap.mean()), M.spearman(cmap, err), float(err.mean()),
-            float(rmse) ** 2 - noise_sigma(real) ** 2)
+            float(rmse) ** 2 - noise_sigma(real) ** 2, float(err.mean()) / float(data_range))
 
 
 def confidence_summary(scores: Sequence[tuple]) -> dict:
     """The report fields of a method with confidence maps (issue 13) from the
     per-tilt :func:`confidence_scores`: ``confidence``, ``confidence_rho_pixel``,
     ``median_confidence_rho_pixel``, ``confidence_rho_tilt`` (against the mean
-    |error|), ``excess_mse``, ``confidence_rho_tilt_excess``.  Negative rho: low
+    |error|), ``confidence_rho_tilt_relative`` (against the mean |error| over
+    the tilt's data range: the scale of PSNR, and of the pair-normalised maps),
+    ``excess_mse``, ``confidence_rho_tilt_excess``.  Negative rho: low
     confidence where the error is large.  Undefined correlations (a constant map
     or error) are None (null in JSON), not NaN."""
     def rho(v):
         return v if np.isfinite(v) else None
-    conf, rho_px, mae, excess = (list(c) for c in zip(*scores))
+    conf, rho_px, mae, excess, relative = (list(c) for c in zip(*scores))
     finite = [r for r in rho_px if np.isfinite(r)]
     return {"confidence": conf, "confidence_rho_pixel": [rho(r) for r in rho_px],
             "median_confidence_rho_pixel": float(np.median(finite)) if finite else None,
-            "confidence_rho_tilt": rho(M.spearman(conf, mae)), "excess_mse": excess,
+            "confidence_rho_tilt": rho(M.spearman(conf, mae)),
+            "confidence_rho_tilt_relative": rho(M.spearman(conf, relative)), "excess_mse": excess,
             "confidence_rho_tilt_excess": rho(M.spearman(conf, excess))}
 
 
@@ -450,7 +458,8 @@ def format_table(report: dict) -> str:
             def f(v):
                 return "undefined" if v is None else f"{float(v):+.3f}"
             lines.append(f"{name}: confidence vs |error| (Spearman; negative = low confidence where the "
-                         f"error is large): per tilt {f(e['confidence_rho_tilt'])}, per pixel "
+                         f"error is large): per tilt {f(e['confidence_rho_tilt'])} (relative to the "
+                         f"tilt's range {f(e.get('confidence_rho_tilt_relative'))}), per pixel "
                          f"median {f(e['median_confidence_rho_pixel'])}; per tilt against the excess "
                          f"over the real tilt's noise {f(e['confidence_rho_tilt_excess'])}")
     for t in report.get("paired_tests", []):

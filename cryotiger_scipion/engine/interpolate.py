@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from ..constants import MIDPOINT_PER_GAP
 from . import InputError
 from .formats.mdoc import read_mdoc
 from .formats.mrc import check_finite_views, open_stack, resolve_pixel_size, StackWriter
@@ -23,12 +24,44 @@ from .progress import Progress
 # names live in methods.py (film/inference.py subclasses the interface from
 # there, so the FILM package never imports this driver module).
 from .methods import FILM, LINEAR, Interpolator, LinearInterpolator  # noqa: F401 (re-exported)
+from .methods import recursive_midpoints
 
 #: A synthetic tilt that a midpoint-only method makes at fraction k/(K+1) of its
 #: gap may be recorded at a planned fraction that differs by at most this much
 #: (uneven real tilt steps, rounding of angles); beyond it the record would
 #: claim an angle the image does not show, and the target is refused.
 FRACTION_TOLERANCE = 0.02
+
+
+def fraction_mismatches(plan: Sequence[OutputTilt], fractions_made) -> list:
+    """The synthetic tilts of ``plan`` that a method would not make where the
+    plan puts them.
+
+    Args:
+      plan: the output tilts (:func:`plan.make_plan`).
+      fractions_made: the method's ``fractions_made`` (fractions asked of one
+        gap -> the fractions it makes; :meth:`Interpolator.fractions_made`).
+
+    Returns:
+      [(gap dict of :func:`plan.gaps_of`, output tilt, planned t, t made)] for
+      every tilt whose two fractions differ by more than ``FRACTION_TOLERANCE``.
+    """
+    bad = []
+    for g in gaps_of(plan):
+        for pos, t, m in zip(g["outputs"], g["fractions"], fractions_made(g["fractions"])):
+            if abs(t - m) > FRACTION_TOLERANCE:
+                bad.append((g, plan[pos], t, m))
+    return bad
+
+
+def needs_time_aware(plan: Sequence[OutputTilt]) -> bool:
+    """True when a midpoint-only FILM model cannot make ``plan``: a gap with a
+    number of synthetic tilts other than 1, 3 or 7 (``MIDPOINT_PER_GAP``), or a
+    tilt away from the recursive midpoints k/(K+1) of its gap (``--at``,
+    restore over uneven steps; see :func:`fraction_mismatches`)."""
+    if any(len(g["fractions"]) not in MIDPOINT_PER_GAP for g in gaps_of(plan)):
+        return True
+    return bool(fraction_mismatches(plan, recursive_midpoints))
 
 
 def check_fractions(plan: Sequence[OutputTilt], interpolator: Interpolator,
@@ -49,14 +82,10 @@ def check_fractions(plan: Sequence[OutputTilt], interpolator: Interpolator,
       InputError: naming the first such target, its fraction t and its gap.
     """
     by_index = {t.index: t for t in tilts}
-    bad = []
-    for g in gaps_of(plan):
-        made = interpolator.fractions_made(g["fractions"])
-        for pos, t, m in zip(g["outputs"], g["fractions"], made):
-            if abs(t - m) > FRACTION_TOLERANCE:
-                bad.append((plan[pos], t, m, by_index[g["a"]].angle, by_index[g["b"]].angle))
+    bad = fraction_mismatches(plan, interpolator.fractions_made)
     if bad:
-        o, t, m, a, b = bad[0]
+        g, o, t, m = bad[0]
+        a, b = by_index[g["a"]].angle, by_index[g["b"]].angle
         raise InputError(
             f"method {interpolator.name} synthesises only the midpoints of a gap (t = 0.5; 3 or 7 per gap: "
             f"recursive midpoints) but {len(bad)} target tilt(s) lie elsewhere, e.g. {o.angle:g} deg at "

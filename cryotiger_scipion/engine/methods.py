@@ -19,6 +19,14 @@ LINEAR = METHOD_LINEAR     # "linear"
 FILM = METHOD_FILM         # "film"
 
 
+def recursive_midpoints(fractions: Sequence[float]) -> List[float]:
+    """The fractions a midpoint-only method makes when asked for ``fractions``
+    (one gap, K of them): the recursive midpoints k/(K+1), k = 1..K, wherever
+    they were asked for."""
+    k = len(fractions)
+    return [(j + 1) / (k + 1) for j in range(k)]
+
+
 class Interpolator:
     """Makes the synthetic images of gaps.  Subclasses override ``interpolate_gaps``.
 
@@ -42,8 +50,7 @@ class Interpolator:
         recursive midpoints k/(K+1)."""
         if self.time_aware:
             return [float(t) for t in fractions]
-        k = len(fractions)
-        return [(j + 1) / (k + 1) for j in range(k)]
+        return recursive_midpoints(fractions)
 
     def interpolate_gaps(self, gaps: Sequence[tuple]) -> List[np.ndarray]:
         """Synthesise the images of ``gaps``.

@@ -27,8 +27,9 @@ from pyworkflow.protocol import STEPS_PARALLEL
 from tomo.objects import SetOfTiltSeries
 
 from .. import Plugin
-from ..constants import (ATTR_CONFIDENCE, OUT_FAILED, METHODS, MODES, MODEL_CRYOTIGER, MODEL_VIMEO,
-                         MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS)
+from ..constants import (ATTR_CONFIDENCE, OUT_FAILED, METHODS, MIDPOINT_PER_GAP, MODES, MODEL_CRYOTIGER,
+                         MODEL_VIMEO, MODELS_INSTALL_HINT, OUT_TILTSERIES, PUBLISHED_MODELS,
+                         SHIPPED_MODELS_DIR, TIMEAWARE_MODEL)
 from ..convert import EngineInputs, recordDoses
 from .forms import (addAlignedSizeParam, addInputTiltSeriesParam, alignedSizeArgs, parseAlignedSize,
                     validateAlignedInput)
@@ -44,9 +45,12 @@ MODEL_SOURCE_VIMEO = 1
 MODEL_SOURCE_TRAINED = 2
 MODEL_SOURCE_FOLDER = 3
 MODEL_SOURCE_STARTER = 4          # only with fitting: the engine's starter model (or random weights)
+MODEL_SOURCE_TIMEAWARE = 5        # the time-aware model shipped with the plugin (issue 13)
 MODEL_SOURCE_LABELS = ["cryoTIGER model (published)", "Vimeo-90K model (published)",
-                       "model trained by the plugin", "other model folder", "starter model (fit to each series)"]
-FILM_PER_GAP = (1, 3, 7)
+                       "model trained by the plugin", "other model folder", "starter model (fit to each series)",
+                       "time-aware model (shipped; any angle)"]
+FILM_PER_GAP = MIDPOINT_PER_GAP
+TIMEAWARE_DIR = os.path.join(SHIPPED_MODELS_DIR, TIMEAWARE_MODEL)
 
 
 class ProtCryoTigerInterpolate(ProtCryoTigerBase):
@@ -79,8 +83,13 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
                       default=MODEL_SOURCE_CRYOTIGER, condition="method==1", label="FILM model",
                       help="Published models are looked up in the plugin's models folder "
                            "(variable CRYOTIGER_MODELS, default <EM_ROOT>/cryotiger-models): "
-                           "%s/ and %s/ (each a TensorFlow SavedModel folder)."
-                           % (MODEL_CRYOTIGER, MODEL_VIMEO))
+                           "%s/ and %s/ (each a TensorFlow SavedModel folder). They, and the "
+                           "starter model, make only midpoints (1, 3 or 7 new tilts per gap). The "
+                           "time-aware model shipped with the plugin (trained on simulated tilt "
+                           "series) makes a tilt at any angle: any number per gap, 'Synthesise at "
+                           "these angles', restore over uneven steps; fit it to each series for "
+                           "real data. With the starter model and fitting, such plans start from "
+                           "the time-aware model." % (MODEL_CRYOTIGER, MODEL_VIMEO))
         form.addParam("trainedModel", params.PointerParam, pointerClass="CryoTigerModel",
                       allowsNull=True, condition="method==1 and modelSource==%d" % MODEL_SOURCE_TRAINED,
                       label="Trained model", help="Output of 'cryotiger - train FILM model'.")
@@ -286,7 +295,11 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
             return [] if self.isFitting() else [
                 "The starter model is a starting point for fitting: set 'Fit to each tilt series "
                 "first (minutes)' above 0, or choose another FILM model."]
-        if source in (MODEL_SOURCE_CRYOTIGER, MODEL_SOURCE_VIMEO):
+        if source == MODEL_SOURCE_TIMEAWARE:
+            if findSavedModel(TIMEAWARE_DIR) is None:
+                return ["The time-aware model is not shipped in this installation: no SavedModel in "
+                        "%s. Reinstall the plugin, or choose another FILM model." % TIMEAWARE_DIR]
+        elif source in (MODEL_SOURCE_CRYOTIGER, MODEL_SOURCE_VIMEO):
             name = MODEL_CRYOTIGER if source == MODEL_SOURCE_CRYOTIGER else MODEL_VIMEO
             folder = os.path.join(Plugin.getModelsDir(), name)
             if findSavedModel(folder) is None:
@@ -401,8 +414,10 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
             tiles = ("in tiles of %d px" % self.tileSize.get() if self.tileSize.get() else
                      "in tiles sized for a %s memory budget" % (
                          "%g GiB" % self.maxMemory.get() if self.maxMemory.get() else "default"))
-            how += " (recursive midpoints, %s, %s normalisation, on the %s)" % (
-                tiles, self.getEnumText("normalization"), "GPU" if self.stepNeedsGpu() else "CPU")
+            how += " (%s, %s, %s normalisation, on the %s)" % (
+                "time-aware: each new tilt made at its own angle" if self.isTimeAwareModel()
+                else "recursive midpoints", tiles, self.getEnumText("normalization"),
+                "GPU" if self.stepNeedsGpu() else "CPU")
         else:
             how = "linear interpolation weighted by angular distance"
         mode = ("between every two neighbouring tilts" if self.mode.get() == 0 else
@@ -437,8 +452,15 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
 
     def isTimeAwareModel(self) -> bool:
         """True when the chosen FILM model is time-aware (issue 13): its
-        cryotiger_film.json says time_conditioning (read as JSON, no TensorFlow)."""
-        folder = self.getModelPath() if self.isFilm() and not self.isFitting() else None
+        cryotiger_film.json says time_conditioning (read as JSON, no TensorFlow).
+        A fit keeps its starting model's kind; fitting from the starter model
+        starts from the shipped time-aware model when the plan needs it, so it
+        counts as time-aware when that model is shipped."""
+        if not self.isFilm():
+            return False
+        folder = self.getModelPath()
+        if folder is None and self.isFitting() and self.modelSource.get() == MODEL_SOURCE_STARTER:
+            folder = findSavedModel(TIMEAWARE_DIR)
         path = os.path.join(folder, "cryotiger_film.json") if folder else None
         if not path or not os.path.isfile(path):
             return False
@@ -463,6 +485,8 @@ class ProtCryoTigerInterpolate(ProtCryoTigerBase):
             folder = model.getAbsPath() if model is not None else None
         elif source == MODEL_SOURCE_STARTER:
             folder = None
+        elif source == MODEL_SOURCE_TIMEAWARE:
+            folder = TIMEAWARE_DIR
         else:
             folder = self.modelFolder.get()
         found = findSavedModel(folder) if folder else None

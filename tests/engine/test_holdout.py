@@ -182,13 +182,16 @@ def test_film_confidence_is_scored_against_the_real_error(ts, tmp_path):
     out_rows = [i for i in range(syn.shape[0]) if maps[i].min() < 1.0]   # synthetic slices
     assert len(out_rows) == len(idx) == len(film["confidence"]) == 5
     from cryotiger_scipion.engine.film.confidence import noise_sigma
-    rhos, means, errs, excess = [], [], [], []
+    rhos, means, errs, excess, relative = [], [], [], [], []
     for row, i in zip(out_rows, idx):
         err = np.abs(syn[row].astype(np.float64) - real[i])
         rhos.append(spearmanr(maps[row].ravel(), err.ravel()).correlation)
         means.append(float(maps[row].mean()))
         errs.append(float(err.mean()))
         excess.append(float(np.mean(err ** 2)) - noise_sigma(real[i]) ** 2)
+        relative.append(float(err.mean()) / float(real[i].max() - real[i].min()))   # --data-range tilt
+    assert R["data_range"] == pytest.approx([float(real[i].max() - real[i].min()) for i in idx])
+    assert film["confidence_rho_tilt_relative"] == pytest.approx(spearmanr(means, relative).correlation)
     np.testing.assert_allclose(film["excess_mse"], excess, rtol=1e-6)
     assert film["confidence_rho_tilt_excess"] == pytest.approx(spearmanr(means, excess).correlation)
     np.testing.assert_allclose(film["confidence_rho_pixel"], rhos, atol=1e-9)
@@ -310,7 +313,8 @@ def test_confidence_correlations_of_a_constant_series_are_null_not_nan(tmp_path)
     assert r.returncode == 0, r.stderr
 
     film = json.loads((tmp_path / "R.json").read_text())["methods"]["film"]
-    for key in ("confidence_rho_tilt", "confidence_rho_tilt_excess", "median_confidence_rho_pixel"):
+    for key in ("confidence_rho_tilt", "confidence_rho_tilt_excess", "confidence_rho_tilt_relative",
+                "median_confidence_rho_pixel"):
         assert film[key] is None or math.isfinite(film[key]), key
     assert all(v is None or math.isfinite(v) for v in film["confidence_rho_pixel"])
     assert film["confidence_rho_tilt"] is None and film["confidence_rho_tilt_excess"] is None

@@ -58,11 +58,21 @@ FILM = ["--method", "film", "--tile-size", "128", "--tile-overlap", "64", "--qui
 
 
 # -- the confidence definition ---------------------------------------------------------
-def _noisy_pair(sigma=0.05, shape=(96, 96), seed=3):
+def _noisy_pair(sigma=0.05, shape=(96, 96), seed=3, contrast=0.15):
+    """The same smooth signal (std ``contrast``) in two images, each with its own
+    white noise of std ``sigma``: signal fraction contrast^2 / (contrast^2 + sigma^2)."""
+    from scipy.ndimage import gaussian_filter
     rng = np.random.default_rng(seed)
-    a = 0.5 + rng.normal(0, sigma, shape).astype(np.float32)
-    b = 0.5 + rng.normal(0, sigma, shape).astype(np.float32)
+    signal = gaussian_filter(rng.normal(0, 1, shape), 6)
+    signal *= contrast / signal.std()
+    a = (0.5 + signal + rng.normal(0, sigma, shape)).astype(np.float32)
+    b = (0.5 + signal + rng.normal(0, sigma, shape)).astype(np.float32)
     return a, b
+
+
+def _w(a, b):
+    from cryotiger_scipion.engine.film.confidence import signal_fraction
+    return 0.5 * (signal_fraction(a) + signal_fraction(b))
 
 
 def test_spread_confidence_is_exp_of_minus_spread_over_input_noise():
@@ -74,10 +84,33 @@ def test_spread_confidence_is_exp_of_minus_spread_over_input_noise():
     c = confidence_map(spread, a, b)                # kind='spread' is the default
     assert c.shape == (96, 96) and c.dtype == np.float32
     assert float(c.min()) > 0.0 and float(c.max()) <= 1.0
-    np.testing.assert_allclose(c[:, :30], 1.0, atol=1e-6)
+    w = _w(a, b)                                    # the signal fraction, 0.9 here
+    np.testing.assert_allclose(c[:, :30], w, atol=1e-6)
     # exp(-1) and exp(-2) within the noise estimate's accuracy (~3 %).
-    assert float(np.mean(c[:20, 56:70])) == pytest.approx(np.exp(-1.0), rel=0.04)
-    assert float(np.mean(c[40:56, 86:])) == pytest.approx(np.exp(-2.0), rel=0.08)
+    assert float(np.mean(c[:20, 56:70])) == pytest.approx(w * np.exp(-1.0), rel=0.04)
+    assert float(np.mean(c[40:56, 86:])) == pytest.approx(w * np.exp(-2.0), rel=0.08)
+
+
+def test_signal_fraction_is_the_wiener_gain_and_low_signal_lowers_confidence():
+    """W = s^2 / (s^2 + n^2): 0.9 for contrast 0.15 over noise 0.05, ~0 for pure
+    noise (whatever is made of it is invented: the minimum confidence), 1 for a
+    flat image; with the same noise and the same disagreement, the pair with less
+    signal gets the lower confidence (issue 13: 'low signal')."""
+    from cryotiger_scipion.engine.film.confidence import CONFIDENCE_MIN, signal_fraction
+    for contrast, sigma in ((0.15, 0.05), (0.05, 0.05), (0.1, 0.02)):
+        a, _ = _noisy_pair(sigma, (192, 192), contrast=contrast)
+        assert signal_fraction(a) == pytest.approx(contrast ** 2 / (contrast ** 2 + sigma ** 2), abs=0.03)
+    a, b = _noisy_pair(0.05, contrast=0.0)
+    assert signal_fraction(a) < 0.03
+    zero = np.zeros((96, 96), np.float32)
+    assert float(confidence_map(zero, a, b).max()) < 0.03
+    assert signal_fraction(np.full((96, 96), 0.3, np.float32)) == 1.0
+    rng = np.random.default_rng(0)
+    pure = rng.normal(0.5, 0.05, (96, 96)).astype(np.float32)
+    assert float(confidence_map(zero, pure, pure[::-1]).min()) == pytest.approx(CONFIDENCE_MIN, abs=0.01)
+    strong = confidence_map(zero + 0.02, *_noisy_pair(0.05, contrast=0.2))
+    weak = confidence_map(zero + 0.02, *_noisy_pair(0.05, contrast=0.05))
+    assert float(weak.mean()) < 0.6 * float(strong.mean())
 
 
 def test_warped_confidence_is_one_where_warped_inputs_agree_within_noise_and_low_where_not():
@@ -87,8 +120,9 @@ def test_warped_confidence_is_one_where_warped_inputs_agree_within_noise_and_low
     dis[30:60, 30:60] += 0.3                       # a region where the inputs disagree (6 sigma)
     c = confidence_map(dis, a, b, kind="warped")
     assert float(c.min()) > 0.0 and float(c.max()) <= 1.0
-    assert float(np.mean(c[:20, :20])) > 0.9      # agree within the noise
-    assert float(np.mean(c[38:52, 38:52])) < 0.05  # exp(-(1 + 0.3/(2 sigma/sqrt(pi)) - 1 - 1)) ~ 0.01
+    w = _w(a, b)                                   # the signal fraction, 0.9
+    assert float(np.mean(c[:20, :20])) > 0.9 * w  # agree within the noise
+    assert float(np.mean(c[38:52, 38:52])) < 0.05 * w  # exp(-(1 + 0.3/(2 sigma/sqrt(pi)) - 1 - 1)) ~ 0.01
     with pytest.raises(ValueError):
         confidence_map(dis, a, b, kind="flow")
 
@@ -112,7 +146,7 @@ def test_structure_factor_is_flow_error_times_gradient_plus_smoothing_times_lapl
     sigma = 0.05
     a, b = _noisy_pair(sigma)
     c = confidence_map(np.zeros((96, 96), np.float32), a, b, image=ramp)
-    assert float(np.mean(c[30:66, 30:66])) == pytest.approx(np.exp(-2.0 * slope / sigma), rel=0.04)
+    assert float(np.mean(c[30:66, 30:66])) == pytest.approx(_w(a, b) * np.exp(-2.0 * slope / sigma), rel=0.04)
     with pytest.raises(ValueError):
         confidence_map(np.zeros((96, 96), np.float32), a, b, image=ramp[:, :90])
 
@@ -172,10 +206,10 @@ def test_aligned_model_confidence_comes_from_the_pass_spread():
     spread = out["image_spread"].numpy()[0] @ LUMA
     image = out["image"].numpy()[0] @ LUMA
     sigma = 0.5 * (noise_sigma(ua) + noise_sigma(ub))
-    expected = np.exp(-(gaussian_filter(spread, SMOOTH_SIGMA) + structure_error(image)) / sigma)
+    expected = _w(ua, ub) * np.exp(-(gaussian_filter(spread, SMOOTH_SIGMA) + structure_error(image)) / sigma)
     np.testing.assert_allclose(confs[0][0], expected, atol=2e-4)
     # the structure factor is part of it: without it the map would be higher
-    assert float(np.mean(np.exp(-gaussian_filter(spread, SMOOTH_SIGMA) / sigma) - confs[0][0])) > 1e-3
+    assert float(np.mean(_w(ua, ub) * np.exp(-gaussian_filter(spread, SMOOTH_SIGMA) / sigma) - confs[0][0])) > 1e-3
     assert float(confs[0][0].min()) < 0.999           # a random network's passes never agree exactly
     # A model without the symmetric passes keeps the warped-input disagreement.
     plain = FilmInterpolator(FilmNet(FilmConfig.small(), seed=3), tile_size=64, tile_overlap=0,

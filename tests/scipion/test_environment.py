@@ -24,6 +24,11 @@ class TestManagedEnvironment(unittest.TestCase):
         site = os.path.join(tmp, "site")                   # what pip would unpack
         zipfile.ZipFile(wheel).extractall(site)
         self.assertTrue(os.path.exists(os.path.join(site, "cryotiger_scipion", "protocols.conf")))
+        # both shipped FILM models travel with the wheel (the starter; the time-aware model, issue 13)
+        for model in ("film_starter", "film_timeaware"):
+            for part in ("saved_model.pb", "cryotiger_film.json", "variables/variables.index"):
+                self.assertTrue(os.path.exists(os.path.join(site, "cryotiger_scipion", "models", model, part)),
+                                "%s/%s missing from the wheel" % (model, part))
         env = dict(os.environ, PYTHONPATH=site)
         code = ("from cryotiger_scipion import environment as e; "
                 "print(e.is_source_tree()); print(' && '.join(e.install_commands('/x/env')))")

@@ -265,6 +265,31 @@ class TestCryoTigerInterpolate(BaseTest):
         self.assertAlmostEqual(syn[1].getTiltAngle(), a0 + 2 * (a1 - a0) / 3, places=3)
         self.assertTrue(all(0.0 < ti._cryotigerConfidence.get() <= 1.0 for ti in syn))
 
+    def test_film_shipped_time_aware_model_at_given_angles(self):
+        """The time-aware model shipped with the plugin (issue 13): chosen in the form, it
+        synthesises at the angles asked for (a quarter and three quarters into a gap), is
+        described as time-aware, and fitting from the starter counts as time-aware too
+        (the engine then starts from the shipped time-aware model)."""
+        from cryotiger_scipion.protocols.protocol_interpolate import (MODEL_SOURCE_STARTER,
+                                                                      MODEL_SOURCE_TIMEAWARE)
+        a0, a1, a2 = ANGLES[0], ANGLES[1], ANGLES[2]
+        at = "%g, %g" % (a0 + (a1 - a0) / 4, a1 + 3 * (a2 - a1) / 4)
+        self.assertEqual(self._validateOnly(method=1, modelSource=MODEL_SOURCE_TIMEAWARE, atAngles=at), [])
+        self.assertEqual(self._validateOnly(method=1, modelSource=MODEL_SOURCE_TIMEAWARE, tiltsPerGap=2), [])
+        self.assertEqual(self._validateOnly(method=1, modelSource=MODEL_SOURCE_STARTER, fitMinutes=1,
+                                            atAngles=at), [])
+        self.assertIn("1, 3 or 7", "\n".join(self._validateOnly(method=1, modelSource=MODEL_SOURCE_STARTER,
+                                                                tiltsPerGap=2)))
+        prot, out = self._interpolate(self.protImport, method=1, modelSource=MODEL_SOURCE_TIMEAWARE,
+                                      atAngles=at, useGpu=False)
+        tis = tiltImages(out.getFirstItem())
+        self.assertEqual(len(tis), len(ANGLES) + 2)
+        syn = [ti for ti in tis if _synthetic(ti)]
+        self.assertEqual([round(ti.getTiltAngle(), 3) for ti in syn],
+                         [round(a0 + (a1 - a0) / 4, 3), round(a1 + 3 * (a2 - a1) / 4, 3)])
+        self.assertTrue(all(0.0 < ti._cryotigerConfidence.get() <= 1.0 for ti in syn))
+        self.assertIn("time-aware: each new tilt made at its own angle", "\n".join(prot.methods()))
+
     def test_film_fitted_to_each_series_registers_the_fitted_model(self):
         """'Fit to each tilt series first (minutes)' (issue 12): the engine fits FILM on the
         series' usable tilts (the excluded view never), interpolates with it, and the fitted

@@ -10,7 +10,8 @@ Contract (kept stable, used by checks outside the repository):
       model; the fitted model is kept as OUT_fitted_film/)
   cryotiger interpolate ... --method film --model DIR [--per-gap K | --at ANGLES]
       (K >= 1 and --at need a time-aware model, cryotiger train --time-aware;
-      midpoint-only models make K = 1, 3 or 7)
+      midpoint-only models make K = 1, 3 or 7; without --model such plans use
+      the time-aware model shipped with the plugin, models/film_timeaware)
 writes OUT.mrc, OUT.tlt and OUT.json (one entry per output slice); --method film
 also writes OUT_confidence.mrc (one confidence map in [0, 1] per output slice,
 real tilts 1.0) and a numeric 'confidence' for every synthetic entry of OUT.json.
@@ -57,11 +58,14 @@ def register(subparsers):
     add_xf(p)
     add_pixel_size(p)
     film = p.add_argument_group("FILM options")
-    film.add_argument("--model", help="FILM SavedModel folder (published, trained, or 'cryotiger model init')")
+    film.add_argument("--model", help="FILM SavedModel folder (published, trained, or 'cryotiger model init'); "
+                                      "left out, new tilts away from the midpoints (--per-gap other than "
+                                      "1, 3, 7, --at) use the time-aware model shipped with the plugin")
     film.add_argument("--fit-minutes", type=float, default=None,
                       help="first fit FILM to this series for M minutes (self-supervised: tilts two "
                            "apart predict the one between; restore mode: kept tilts only), starting "
-                           "from --model or the starter model; the fitted model is kept beside the "
+                           "from --model or the shipped starter model (time-aware one for --at / "
+                           "--per-gap other than 1, 3, 7); the fitted model is kept beside the "
                            "output as OUT_fitted_film/ (reuse it with --model)")
     film.add_argument("--tile-size", type=int, default=None, help="tile size in pixels (default: from --max-memory)")
     film.add_argument("--tile-overlap", type=int, default=None, help="tile overlap in pixels")
@@ -177,7 +181,8 @@ def run(args) -> int:
     Raises:
       InputError: for a missing stack, bad --at, --at with --mode restore, no
         angles, bad metadata or exclusions, --fit-minutes without --method film
-        or not > 0, --method film without --model or --fit-minutes, or what
+        or not > 0, --method film without --model or --fit-minutes for
+        midpoints (``default_model``), or what
         ``engine.interpolate.run_interpolation`` refuses.
       CryoTigerError: an unusable FILM model or TensorFlow problem.
       OutputError: when an output cannot be written (read-only folder, full
@@ -258,9 +263,7 @@ def _run(args) -> int:
     fitted = None
     if args.method == "film":
         if not args.model and fit_minutes is None:
-            from ..download import install_hint
-            raise InputError("--method film needs --model DIR (a FILM SavedModel folder) or "
-                             "--fit-minutes M (fit to this series first); " + install_hint())
+            args.model = default_model(args, tilts)
         if fit_minutes is not None:
             fitted = fit_first(args, tilts)
             args.model = fitted["model"]
@@ -284,6 +287,45 @@ def _run(args) -> int:
     return 0
 
 
+def default_model(args, tilts) -> str:
+    """The FILM model of ``--method film`` without --model or --fit-minutes: the
+    time-aware model shipped with the plugin (``fit.TIMEAWARE_DIR``) when the
+    plan needs tilts away from the midpoints of their gaps (--per-gap other
+    than 1, 3 or 7, --at, restore over uneven steps: what no published model
+    makes).  Midpoints need a model chosen by the user (published, trained).
+
+    Args:
+      args: the parsed ``interpolate`` options (per_gap, mode, at_angles, quiet).
+      tilts: the input tilts (engine/plan.py ``InputTilt``).
+
+    Returns:
+      The model folder (a line saying so is printed unless --quiet).
+
+    Raises:
+      InputError: for a midpoint plan (naming --model, --fit-minutes and the
+        download command), when no time-aware model is shipped, or when the
+        plan is refused (``plan.make_plan``).
+    """
+    from .. import InputError
+    from ..download import install_hint
+    from ..fit import TIMEAWARE_DIR, shipped
+    from ..interpolate import needs_time_aware
+    from ..plan import make_plan
+    plan = make_plan(tilts, per_gap=args.per_gap, mode=args.mode, at=getattr(args, "at_angles", None))
+    if not needs_time_aware(plan):
+        raise InputError("--method film needs --model DIR (a FILM SavedModel folder) or "
+                         "--fit-minutes M (fit to this series first); " + install_hint())
+    if not shipped(TIMEAWARE_DIR):
+        raise InputError(f"no time-aware FILM model is shipped in {TIMEAWARE_DIR} (a partial install?); "
+                         "give --model DIR of a time-aware model (cryotiger train --time-aware) or "
+                         "--fit-minutes M")
+    if not args.quiet:
+        print(f"FILM model: the time-aware model shipped with the plugin ({TIMEAWARE_DIR}; trained on "
+              "simulated tilt series, bench/make_starter.py --time-aware); for your data add "
+              "--fit-minutes M or train one (cryotiger train --time-aware)", flush=True)
+    return TIMEAWARE_DIR
+
+
 def fit_first(args, tilts) -> dict:
     """--fit-minutes: fit FILM to the series (engine/fit.py) before interpolating.
 
@@ -297,8 +339,9 @@ def fit_first(args, tilts) -> dict:
       OUT_fitted_film/).
 
     Raises:
-      InputError: when --model is the folder the fit writes, or the plan is
-        refused; what ``engine.fit.fit_series`` raises.
+      InputError: when --model is the folder the fit writes or is midpoint-only
+        while the plan needs a time-aware model, or the plan is refused; what
+        ``engine.fit.fit_series`` raises.
     """
     from .. import InputError
     from ..fit import FitOptions, fit_series, fitted_model_path
@@ -312,6 +355,16 @@ def fit_first(args, tilts) -> dict:
     if os.path.abspath(args.model or "") == out_model:
         raise InputError(f"--model {args.model} is the folder the fit writes; copy it elsewhere "
                          "to start from it")
+    if args.model:      # a fit keeps its starting model's kind: refuse before fitting
+        from ..film.savedmodel import find_saved_model_dir, read_config
+        from ..interpolate import needs_time_aware
+        cfg = read_config(find_saved_model_dir(args.model))
+        if cfg is not None and not cfg.time_conditioning and needs_time_aware(plan):
+            raise InputError(f"--model {args.model} is midpoint-only ('time-aware: no' in cryotiger "
+                             "model info) and a fit keeps that, but these new tilts are not all "
+                             "midpoints of their gaps (--per-gap other than 1, 3 or 7, --at, or uneven "
+                             "steps); start the fit from a time-aware model, or leave --model out (the "
+                             "fit then starts from the time-aware model shipped with the plugin)")
     log = (lambda msg: print(msg, flush=True)) if not args.quiet else (lambda msg: None)
     return fit_series(args.input, [t.angle for t in tilts], plan, out_model, init=args.model,
                       options=FitOptions(minutes=args.fit_minutes), xf=args.xf or "",

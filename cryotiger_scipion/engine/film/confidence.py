@@ -48,6 +48,21 @@ them the per-pixel ranking of the real error goes from rho = -0.11 (spread
 alone) to -0.30 for the shipped starter model; c_s is 1 on flat ice and
 lowest on the edges of dense structures.
 
+Both kinds are finally multiplied by the signal fraction of the input pair, the
+Wiener gain at the pair's overall signal-to-noise ratio (Wiener 1949):
+    W(u)   = s^2 / (s^2 + n^2) = max(0, 1 - n^2 / var(u)) of one input u, with
+             n = ``noise_sigma(u)`` (no floor) and s^2 = var(u) - n^2 its signal
+             variance; W = 1 for a flat input (var <= ``SIGMA_FLOOR``^2: nothing
+             to get wrong)
+    W      = (W(a) + W(b)) / 2,   c = W exp(-(...))
+a constant per tilt, so the per-pixel ranking is unchanged.  The maps above
+measure disagreement against the inputs' noise, which makes a noisy pair look
+reliable; W makes low signal, one of the issue's reasons to distrust a tilt,
+lower it: on dose-symmetric simulated series at 1.5 e/A^2 (the late, faded
+high tilts have least signal) the per-tilt confidence then ranks the error
+relative to the tilt's contrast at rho -0.93..-0.98 instead of +0.99
+(docs/benchmarks.md).  A pure-noise pair gets ``CONFIDENCE_MIN``: whatever FILM
+makes of it is invented.
 Recursive midpoints (a midpoint-only model asked for 3 or 7 tilts per gap)
 multiply a frame's map by the smaller map of the two frames it was made from
 (real tilts: 1).  The per-tilt ``confidence`` recorded in OUT.json is the mean
@@ -87,6 +102,18 @@ def noise_sigma(img: np.ndarray) -> float:
     return max(1.4826 * mad / np.sqrt(2.0), 1e-6)
 
 
+def signal_fraction(img: np.ndarray) -> float:
+    """Fraction of the variance of a (y, x) image that is signal, the Wiener gain
+    s^2 / (s^2 + n^2) = max(0, 1 - n^2 / var) with n = :func:`noise_sigma`
+    (Wiener 1949; module doc); 1.0 for a flat image (variance at most
+    ``SIGMA_FLOOR`` squared).  Returns a float in [0, 1]."""
+    img = np.asarray(img, np.float32)
+    var = float(np.var(img, dtype=np.float64))
+    if var <= SIGMA_FLOOR ** 2:
+        return 1.0
+    return float(max(0.0, 1.0 - noise_sigma(img) ** 2 / var))
+
+
 def structure_error(image: np.ndarray) -> np.ndarray:
     """Expected interpolation error T (y, x) float32 of a synthetic image from its
     own structure (module doc): hypot(FLOW_ERROR_PX G, BLUR_PX2 L), G and L the
@@ -115,8 +142,9 @@ def confidence_map(uncertainty: np.ndarray, a: np.ndarray, b: np.ndarray, kind: 
     image: the synthetic image (y, x) in the same units; when given, the map is
         multiplied by the structure factor exp(-T / sigma), T =
         :func:`structure_error` (what FilmInterpolator writes); None leaves it out.
-    Returns exp(-(S + T) / sigma) ('spread') or exp(-max(0, D / n - 1) - T / sigma)
-    ('warped'), T = 0 without ``image``; see the module doc.
+    Returns W exp(-(S + T) / sigma) ('spread') or W exp(-max(0, D / n - 1) - T / sigma)
+    ('warped'), T = 0 without ``image``, W the mean :func:`signal_fraction` of
+    ``a`` and ``b``, at least ``CONFIDENCE_MIN``; see the module doc.
 
     Raises:
         ValueError: for a kind other than 'spread' or 'warped', or an ``image``
@@ -141,6 +169,7 @@ def confidence_map(uncertainty: np.ndarray, a: np.ndarray, b: np.ndarray, kind: 
         expected = 2.0 * sigma / np.sqrt(np.pi)
         r = d / np.float32(expected)
         c = np.exp(-(np.maximum(r - 1.0, 0.0) + t))
+    c *= np.float32(0.5 * (signal_fraction(a) + signal_fraction(b)))
     return np.maximum(c, np.float32(CONFIDENCE_MIN)).astype(np.float32)
 
 

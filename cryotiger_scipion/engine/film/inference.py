@@ -38,6 +38,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ...constants import MIDPOINT_PER_GAP
 from .. import InputError
 from ..methods import FILM, Interpolator
 from .normalization import normalize_pair
@@ -46,7 +47,7 @@ from .tiling import (TileBlender, TileGrid, check_tiling, default_overlap, netwo
                      pad_amounts, tile_size_for_memory)
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-PER_GAP_ALLOWED = (1, 3, 7)
+PER_GAP_ALLOWED = MIDPOINT_PER_GAP      # recursive midpoints (constants.py)
 NORMALIZATIONS = ("robust", "notebook")
 PRECISIONS = ("auto", "float32", "mixed", "bfloat16")
 

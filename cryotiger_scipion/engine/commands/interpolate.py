@@ -358,8 +358,8 @@ def fit_first(args, tilts) -> dict:
     if args.model:      # a fit keeps its starting model's kind: refuse before fitting
         from ..film.savedmodel import find_saved_model_dir, read_config
         from ..interpolate import needs_time_aware
-        cfg = read_config(find_saved_model_dir(args.model))
-        if cfg is not None and not cfg.time_conditioning and needs_time_aware(plan):
+        cfg = read_config(find_saved_model_dir(args.model))     # None: a published model, midpoint-only
+        if (cfg is None or not cfg.time_conditioning) and needs_time_aware(plan):
             raise InputError(f"--model {args.model} is midpoint-only ('time-aware: no' in cryotiger "
                              "model info) and a fit keeps that, but these new tilts are not all "
                              "midpoints of their gaps (--per-gap other than 1, 3 or 7, --at, or uneven "
